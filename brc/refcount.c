@@ -1,0 +1,166 @@
+/* The slow paths of biased reference counting.
+ *
+ * ob_ref_shared holds (count << 2) | flags. The states, as in CPython's
+ * free-threaded build (Objects/object.c), with the invariant that makes
+ * each transition safe:
+ *   owned     tid = owner, flags 0: the owner counts on ob_ref_local alone;
+ *             others add to the shared count, which may go negative.
+ *   queued    tid = owner, QUEUED: a non-owner found the shared count at 0
+ *             and, instead of making it -1, handed its reference to the
+ *             owner's merge queue. Only the CAS that sets QUEUED queues, so
+ *             an object is on at most one queue once.
+ *   merged    tid = 0, MERGED: no owner; the shared count is the count and
+ *             the decref that brings it to 0 frees the object.
+ * owned -> merged happens when the owner's local count reaches 0 while the
+ * shared count is not 0 (merge_zero_local), when the owner merges its queue,
+ * when the owner gives its bias up (frt_make_shared), or when someone merges
+ * for an owner that has gone or is blocked and helped (merge_queue.c). */
+#include "brc.h"
+#include "../runtime/debug.h"
+#include "../runtime/object_internal.h"
+
+intptr_t frt__brc_merge(frt_object *o, intptr_t extra)
+{
+    uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
+    if (local == FRT_REF_IMMORTAL)
+        return 1;
+    intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
+    intptr_t count;
+    do {
+        count = (shared >> FRT_REF_SHARED_SHIFT) + (intptr_t)local + extra;
+    } while (!atomic_compare_exchange_weak_explicit(&o->ob_ref_shared, &shared,
+                                                    count * FRT_REF_SHARED_ONE | FRT_REF_MERGED,
+                                                    memory_order_acq_rel, memory_order_relaxed));
+    atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
+    if (count < 0)
+        frt__misuse(o, "decref below zero (found when merging counts)");
+    return count;
+}
+
+void frt__decref_shared(frt_object *o)
+{
+    intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
+    intptr_t next;
+    int queue;
+    do {
+        queue = shared == 0;
+        next = queue ? FRT_REF_QUEUED : shared - FRT_REF_SHARED_ONE;
+    } while (!atomic_compare_exchange_weak_explicit(&o->ob_ref_shared, &shared, next,
+                                                    memory_order_acq_rel, memory_order_relaxed));
+    if (queue)
+        frt__brc_queue(o);
+    else if (next == FRT_REF_MERGED)
+        frt__dealloc(o);
+    else if ((next & FRT_REF_MERGED) && next < 0)
+        frt__misuse(o, "decref below zero");
+}
+
+void frt__merge_zero_local(frt_object *o)
+{
+    intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_acquire);
+    if (shared == 0) {
+        frt__dealloc(o); /* nobody else ever counted it */
+        return;
+    }
+    /* tid first: a thread that queues the object and then finds tid == 0
+     * knows the counts are merged and decrefs instead (gh-119999). */
+    atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
+    intptr_t next;
+    do {
+        next = (shared & ~FRT_REF_FLAG_MASK) | FRT_REF_MERGED;
+    } while (!atomic_compare_exchange_weak_explicit(&o->ob_ref_shared, &shared, next,
+                                                    memory_order_acq_rel, memory_order_acquire));
+    if (next == FRT_REF_MERGED)
+        frt__dealloc(o);
+}
+
+size_t frt_refcount(const frt_object *o)
+{
+    if (!o)
+        return 0;
+    frt_object *m = (frt_object *)o;
+    uint32_t local = atomic_load_explicit(&m->ob_ref_local, memory_order_relaxed);
+    if (local == FRT_REF_IMMORTAL)
+        return FRT_REF_IMMORTAL;
+    intptr_t shared = atomic_load_explicit(&m->ob_ref_shared, memory_order_relaxed);
+    intptr_t count = (intptr_t)local + (shared >> FRT_REF_SHARED_SHIFT);
+    return count < 0 ? 0 : (size_t)count;
+}
+
+int frt_is_immortal(const frt_object *o)
+{
+    return o && atomic_load_explicit(&((frt_object *)o)->ob_ref_local, memory_order_relaxed) ==
+                    FRT_REF_IMMORTAL;
+}
+
+static void make_immortal(frt_object *o)
+{
+    atomic_store_explicit(&o->ob_ref_local, FRT_REF_IMMORTAL, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
+}
+
+void frt_set_immortal(frt_object *o)
+{
+    if (!o || frt_is_immortal(o))
+        return;
+    uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
+    if (tid == frt__tls_tid || tid == 0) {
+        /* Nobody else writes the local count of an object we own or that
+         * has no owner; in-flight shared decrefs check immortality before
+         * they can free it (frt__dealloc, frt__brc_merge). */
+        make_immortal(o);
+        return;
+    }
+    /* Another thread owns it and writes its local count without atomics:
+     * change it only while that thread is stopped. Rare by design. */
+    if (frt_stop_the_world() != 0)
+        return;
+    make_immortal(o);
+    frt_start_the_world();
+}
+
+int frt_make_shared(frt_object *o)
+{
+    if (!o)
+        return FRT_EINVAL;
+    uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
+    if (frt_is_immortal(o) || tid == 0)
+        return FRT_EALREADY;
+    if (tid != frt__tls_tid)
+        return FRT_ESTATE;
+    frt__brc_merge(o, 0);
+    return 0;
+}
+
+/* Debug builds: the checks in front of every inc/decref. */
+static void check(frt_object *o, const char *op)
+{
+    if (!o)
+        frt__fatal(NULL, op);
+    if (frt__tls_tid == FRT_TID_DETACHED)
+        frt__misuse(o, "reference counted from a thread that is not attached");
+    if (!o->ob_type)
+        frt__misuse(o, "use of a freed object");
+}
+
+void frt__incref_checked(frt_object *o)
+{
+    check(o, "frt_incref(NULL)");
+    frt__incref_fast(o);
+}
+
+void frt__decref_checked(frt_object *o)
+{
+    check(o, "frt_decref(NULL)");
+    uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
+    uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
+    intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
+    if (local != FRT_REF_IMMORTAL) {
+        if (tid == frt__tls_tid && local == 0)
+            frt__misuse(o, "decref below zero");
+        if (tid == 0 && (shared & FRT_REF_MERGED) && (shared >> FRT_REF_SHARED_SHIFT) <= 0)
+            frt__misuse(o, "decref below zero");
+    }
+    frt__decref_fast(o);
+}

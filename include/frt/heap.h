@@ -1,0 +1,38 @@
+/* The per-thread arena pools that hold every object. */
+#ifndef FRT_HEAP_H
+#define FRT_HEAP_H
+
+#include <frt/config.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Objects up to this size (header included) come from size-class pages;
+ * larger ones are mapped from the OS one by one. */
+#define FRT_SMALL_MAX 16384
+
+typedef struct frt_heap_stats {
+    size_t arenas, arenas_peak;        /* arenas mapped now, and at most */
+    size_t bytes_mapped, bytes_in_use; /* from the OS, and in live blocks */
+    size_t blocks_in_use;
+    uint64_t arenas_returned;          /* arenas given back to the OS so far */
+    /* additions */
+    size_t bytes_mapped_peak;
+    size_t large_objects;              /* objects above FRT_SMALL_MAX, mapped alone */
+} frt_heap_stats;
+
+/* Exact for blocks freed by their owner or collected from remote frees;
+ * blocks freed by another thread count as in use until their owner next
+ * reaches an allocation slow path, a safepoint or frt_heap_trim. */
+FRT_API void frt_heap_get_stats(frt_heap_stats *out);
+
+/* Collect the caller's remote frees, return empty arenas to the OS. */
+FRT_API size_t frt_heap_trim(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

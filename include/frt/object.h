@@ -1,0 +1,181 @@
+/* Objects, types and biased reference counting.
+ *
+ * The fast paths are inline: the owner thread of an object counts on
+ * ob_ref_local with plain loads and stores (relaxed atomics compile to plain
+ * moves, and keep ThreadSanitizer informed); every other thread counts on
+ * ob_ref_shared with atomic read-modify-writes. The slow paths live in brc/.
+ * docs/design.md describes the header and every state transition. */
+#ifndef FRT_OBJECT_H
+#define FRT_OBJECT_H
+
+#include <frt/config.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define FRT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FRT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define FRT_LIKELY(x) (x)
+#define FRT_UNLIKELY(x) (x)
+#endif
+
+typedef struct frt_object frt_object;
+typedef struct frt_type frt_type;
+
+/* The object header: 32 bytes, the size of CPython's free-threaded header.
+ * User structs embed it first. Fields are documented for debuggers and for
+ * the inline fast paths below; programs must not write them directly. */
+struct frt_object {
+    _Atomic uintptr_t ob_tid;       /* owner thread id; 0 once merged (no owner) */
+    _Atomic uint32_t ob_ref_local;  /* owner's count; UINT32_MAX marks immortal */
+    _Atomic uint16_t ob_flags;      /* FRT_OF_* below */
+    uint8_t ob_gc_bits;             /* collector-private */
+    uint8_t ob_gen;                 /* collector generation */
+    _Atomic intptr_t ob_ref_shared; /* (count << 2) | FRT_REF_QUEUED | FRT_REF_MERGED */
+    const frt_type *ob_type;        /* NULL in a free block */
+};
+
+/* ob_ref_shared: the low two bits are the BRC state, the rest a signed count
+ * that may go negative while the owner still holds local references. */
+#define FRT_REF_SHARED_SHIFT 2
+#define FRT_REF_SHARED_ONE ((intptr_t)1 << FRT_REF_SHARED_SHIFT)
+#define FRT_REF_QUEUED ((intptr_t)1)  /* on the owner's merge queue */
+#define FRT_REF_MERGED ((intptr_t)2)  /* no owner: the shared count is the count */
+#define FRT_REF_FLAG_MASK ((intptr_t)3)
+#define FRT_REF_IMMORTAL UINT32_MAX
+
+/* ob_flags */
+enum {
+    FRT_OF_FINALIZED = 1u << 0,     /* type->finalize has run (PEP 442: at most once) */
+    FRT_OF_MAYBE_WEAKREF = 1u << 1, /* a weak reference may exist */
+    FRT_OF_LARGE = 1u << 2,         /* block mapped from the OS on its own */
+    FRT_OF_HAS_FINALIZER = 1u << 3  /* an frt_finalizer is registered */
+};
+
+typedef int (*frt_visit_fn)(frt_object *ref, void *arg); /* nonzero stops traversal */
+
+struct frt_type {
+    const char *name;
+    size_t size; /* whole object, header included; at least sizeof(frt_object) */
+    int (*traverse)(frt_object *self, frt_visit_fn visit, void *arg);
+    void (*clear)(frt_object *self);
+    void (*finalize)(frt_object *self);
+    void (*destroy)(frt_object *self);
+};
+
+/* The calling thread's id as objects record it. Threads that are not
+ * attached hold FRT_TID_DETACHED, which no object carries, so they always
+ * take the shared path. Initial-exec TLS: one load on the fast path. */
+#define FRT_TID_DETACHED (~(uintptr_t)0)
+#if defined(__GNUC__)
+FRT_API extern __thread uintptr_t frt__tls_tid __attribute__((tls_model("initial-exec")));
+#else
+FRT_API extern _Thread_local uintptr_t frt__tls_tid;
+#endif
+
+/* Allocation. Both return a zeroed object with refcount 1 owned by the
+ * caller, or NULL (bad type, unattached thread, or out of memory). */
+FRT_API frt_object *frt_new(const frt_type *type);
+FRT_API frt_object *frt_new_var(const frt_type *type, size_t extra);
+FRT_API const frt_type *frt_typeof(const frt_object *o);
+
+/* Slow paths of the inline functions below (brc/). */
+FRT_API void frt__decref_shared(frt_object *o);
+FRT_API void frt__merge_zero_local(frt_object *o);
+FRT_API void frt__incref_checked(frt_object *o);
+FRT_API void frt__decref_checked(frt_object *o);
+
+/* The fast paths proper; frt_incref/frt_decref add the misuse checks of a
+ * debug build in front of them. */
+static inline void frt__incref_fast(frt_object *o)
+{
+    uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
+    uint32_t next = local + 1;
+    if (FRT_UNLIKELY(next == 0))
+        return; /* immortal */
+    if (FRT_LIKELY(atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == frt__tls_tid))
+        atomic_store_explicit(&o->ob_ref_local, next, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE, memory_order_relaxed);
+}
+
+static inline void frt__decref_fast(frt_object *o)
+{
+    uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
+    if (FRT_UNLIKELY(local == FRT_REF_IMMORTAL))
+        return;
+    if (FRT_LIKELY(atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == frt__tls_tid)) {
+        local--;
+        atomic_store_explicit(&o->ob_ref_local, local, memory_order_relaxed);
+        if (FRT_UNLIKELY(local == 0))
+            frt__merge_zero_local(o);
+    } else {
+        frt__decref_shared(o);
+    }
+}
+
+static inline void frt_incref(frt_object *o)
+{
+#if FRT_DEBUG
+    frt__incref_checked(o);
+#else
+    frt__incref_fast(o);
+#endif
+}
+
+static inline void frt_decref(frt_object *o)
+{
+#if FRT_DEBUG
+    frt__decref_checked(o);
+#else
+    frt__decref_fast(o);
+#endif
+}
+
+static inline void frt_xincref(frt_object *o)
+{
+    if (o)
+        frt_incref(o);
+}
+
+static inline void frt_xdecref(frt_object *o)
+{
+    if (o)
+        frt_decref(o);
+}
+
+static inline frt_object *frt_newref(frt_object *o)
+{
+    frt_incref(o);
+    return o;
+}
+
+/* Local + shared, like Py_REFCNT: exact when no other thread is counting. */
+FRT_API size_t frt_refcount(const frt_object *o);
+
+/* Immortal objects are never freed and ignore inc/decref on every thread. */
+FRT_API void frt_set_immortal(frt_object *o);
+FRT_API int frt_is_immortal(const frt_object *o);
+
+/* Give up the owner's bias on o: its counts merge into the shared count and
+ * every later inc/decref, on any thread, is atomic. Useful before handing an
+ * object to another thread for good. FRT_ESTATE unless the caller owns o
+ * (an object already shared returns FRT_EALREADY). */
+FRT_API int frt_make_shared(frt_object *o);
+
+/* 1 when the calling thread owns o (counts it without atomics). */
+static inline int frt_is_owned(const frt_object *o)
+{
+    return atomic_load_explicit(&((frt_object *)o)->ob_tid, memory_order_relaxed) == frt__tls_tid;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

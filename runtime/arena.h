@@ -1,0 +1,99 @@
+/* Arenas, pages and size classes: the layout of object memory.
+ *
+ * An arena is 1 MiB mapped from the OS, aligned to its size, owned by one
+ * heap. It is cut into 16 pages of 64 KiB; a page holds blocks of one size
+ * class. The arena header (with the 16 page descriptors) sits at the start
+ * of page 0, so any block finds its page with a mask and a shift, and the
+ * collector can walk every block of a page: block i starts at
+ * start + i * block_size, and a free block has ob_type == NULL. */
+#ifndef FRT_RUNTIME_ARENA_H
+#define FRT_RUNTIME_ARENA_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <frt/heap.h>
+
+#include "mpsc.h"
+
+#define FRT_ARENA_SHIFT 20
+#define FRT_ARENA_SIZE ((size_t)1 << FRT_ARENA_SHIFT)
+#define FRT_PAGE_SHIFT 16
+#define FRT_PAGE_SIZE ((size_t)1 << FRT_PAGE_SHIFT)
+#define FRT_PAGES_PER_ARENA (FRT_ARENA_SIZE / FRT_PAGE_SIZE)
+
+/* Class 0 (16 bytes) holds the runtime's own small records (BRC queue
+ * nodes); objects are at least 32 bytes and use classes 1 and up. */
+#define FRT_NCLASSES 36
+#define FRT_CLASS_RAW 0
+#define FRT_CLASS_NONE 0xff
+
+extern const uint32_t frt__class_size[FRT_NCLASSES];
+extern const uint8_t frt__class_of16[FRT_SMALL_MAX / 16 + 1];
+
+static inline unsigned frt_size_class(size_t size)
+{
+    return frt__class_of16[(size + 15) >> 4];
+}
+
+struct frt_heap;
+struct frt_arena;
+
+typedef struct frt_block {
+    struct frt_block *next;
+} frt_block;
+
+typedef struct frt_page {
+    /* Touched by the owning heap only. */
+    frt_block *free;       /* blocks ready to hand out */
+    frt_block *local_free; /* blocks the owner freed since the last refill */
+    uint32_t used;         /* blocks handed out and not yet seen freed */
+    uint32_t reserved;     /* blocks carved from the page so far */
+    uint32_t capacity;     /* blocks that fit */
+    uint32_t block_size;
+    uint8_t cls;           /* FRT_CLASS_NONE while the page is unused */
+    uint8_t in_full;       /* out of its class list: nothing free */
+    uint8_t index;         /* in its arena */
+    uint8_t young;         /* reserved for the collector */
+    uint8_t *start;        /* first block */
+    struct frt_page *next, *prev; /* class list, or the heap's free-page list */
+    /* Written by other threads. */
+    frt_mpsc xthread_free;     /* blocks freed by other threads */
+    frt_mpsc_node remote_link; /* on the heap's remote_pages while xthread_free is non-empty */
+} frt_page;
+
+typedef struct frt_arena {
+    struct frt_heap *heap; /* owner; changes only while the arena is empty */
+    struct frt_arena *next, *prev;
+    uint32_t pages_used;
+    uint32_t numa_node;    /* where it was bound, or UINT32_MAX */
+    frt_page pages[FRT_PAGES_PER_ARENA];
+} frt_arena;
+
+static inline frt_arena *frt_arena_of(const void *p)
+{
+    return (frt_arena *)((uintptr_t)p & ~(uintptr_t)(FRT_ARENA_SIZE - 1));
+}
+
+static inline frt_page *frt_page_of(const void *p)
+{
+    frt_arena *a = frt_arena_of(p);
+    return &a->pages[((uintptr_t)p - (uintptr_t)a) >> FRT_PAGE_SHIFT];
+}
+
+/* Arena supply: the global cache of empty arenas, then the OS. */
+frt_arena *frt__arena_acquire(struct frt_heap *owner);
+void frt__arena_release(frt_arena *a);
+size_t frt__arena_cache_trim(size_t keep); /* bytes returned to the OS */
+void frt__arena_unmap_all_cached(void);
+void frt__arena_destroy(frt_arena *a);     /* shutdown: straight back to the OS */
+
+/* Process-wide arena counters (frt_heap_get_stats). */
+typedef struct frt_arena_counters {
+    _Atomic size_t mapped, peak;
+    _Atomic uint64_t returned;
+} frt_arena_counters;
+extern frt_arena_counters frt__arena_counters;
+
+#endif

@@ -1,0 +1,32 @@
+/* frt_heap_get_stats and frt_heap_trim. */
+#include "runtime.h"
+
+void frt_heap_get_stats(frt_heap_stats *out)
+{
+    if (!out)
+        return;
+    size_t blocks, bytes, large, large_bytes;
+    frt__heaps_stats(&blocks, &bytes);
+    frt__large_stats(&large, &large_bytes);
+    size_t arenas = atomic_load(&frt__arena_counters.mapped);
+    size_t peak = atomic_load(&frt__arena_counters.peak);
+    out->arenas = arenas;
+    out->arenas_peak = peak;
+    out->bytes_mapped = arenas * FRT_ARENA_SIZE + large_bytes;
+    out->bytes_mapped_peak = peak * FRT_ARENA_SIZE;
+    out->bytes_in_use = bytes + large_bytes;
+    out->blocks_in_use = blocks + large;
+    out->arenas_returned = atomic_load(&frt__arena_counters.returned);
+    out->large_objects = large;
+}
+
+size_t frt_heap_trim(void)
+{
+    size_t bytes = 0;
+    frt_tstate *ts = frt__tstate();
+    if (ts)
+        bytes += frt__heap_trim(ts->heap);
+    bytes += frt__heap_trim_orphans();
+    bytes += frt__arena_cache_trim(0);
+    return bytes;
+}

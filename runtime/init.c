@@ -1,0 +1,116 @@
+/* frt_init and frt_shutdown. This is also the composition root: the one
+ * file that knows the layers above the runtime and plugs their hooks in. */
+#include <string.h>
+
+#include "../brc/brc.h"
+#include "debug.h"
+#include "os.h"
+#include "runtime.h"
+
+frt_runtime frt__rt = {
+    .stw_mutex = PTHREAD_MUTEX_INITIALIZER,
+    .stw_stats_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+void frt_config_default(frt_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->gc_threshold[0] = 700;
+    cfg->gc_threshold[1] = 10;
+    cfg->gc_threshold[2] = 10;
+    cfg->gc_enabled = 1;
+    cfg->gc_debug = 0;
+    cfg->arena_cache = 4;
+}
+
+int frt_is_initialized(void)
+{
+    return atomic_load(&frt__rt.initialized);
+}
+
+int frt_init(const frt_config *cfg)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&frt__rt.initialized, &expected, 2))
+        return FRT_EALREADY;
+    frt_config c;
+    frt_config_default(&c);
+    if (cfg)
+        c = *cfg;
+    frt__rt.config = c;
+    frt__rt.threads = NULL;
+    frt__rt.nthreads = 0;
+    atomic_store(&frt__rt.stw_active, 0);
+    atomic_store(&frt__rt.shutting_down, 0);
+    memset(&frt__rt.stw, 0, sizeof frt__rt.stw);
+    frt__fault_reset();
+
+    memset(&frt__rt.hooks, 0, sizeof frt__rt.hooks);
+    frt__brc_install(&frt__rt.hooks);
+
+    int rc = frt__tstate_init();
+    if (rc == 0) {
+        atomic_store(&frt__rt.initialized, 1);
+        rc = frt__tstate_attach();
+        if (rc != 0) {
+            atomic_store(&frt__rt.initialized, 2);
+            frt__tstate_fini();
+        }
+    }
+    if (rc != 0) {
+        frt__heaps_release_all();
+        atomic_store(&frt__rt.initialized, 0);
+        return rc;
+    }
+    frt__rt.init_thread = pthread_self();
+    return 0;
+}
+
+static void count_alive(void *block, size_t size, void *arg)
+{
+    (void)size;
+    frt_object *o = block;
+    if (atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) != FRT_REF_IMMORTAL)
+        ++*(size_t *)arg;
+}
+
+int frt_shutdown(void)
+{
+    if (atomic_load(&frt__rt.initialized) != 1)
+        return FRT_ESTATE;
+    frt_tstate *ts = frt__tstate();
+    if (!ts || !pthread_equal(pthread_self(), frt__rt.init_thread)) {
+        FRT_MISUSE(NULL, "frt_shutdown from a thread other than the one that called frt_init");
+        return FRT_ESTATE;
+    }
+    if (ts->blocking_depth || ts->stw_depth || ts->in_dealloc) {
+        FRT_MISUSE(NULL, "frt_shutdown from a blocking section, a stop or a finalizer");
+        return FRT_ESTATE;
+    }
+    frt_ticket_lock_acquire(&frt__rt.threads_lock);
+    size_t others = frt__rt.nthreads - 1;
+    frt_ticket_lock_release(&frt__rt.threads_lock);
+    if (others)
+        return FRT_EBUSY;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&frt__rt.shutting_down, &expected, 1)) {
+        FRT_MISUSE(NULL, "frt_shutdown called again while shutting down");
+        return FRT_ESTATE;
+    }
+    if (frt__rt.hooks.shutdown)
+        frt__rt.hooks.shutdown();
+
+    /* Leave as any thread leaves (merging what is queued to us), then count
+     * what is still alive, then give every arena back. Objects still alive
+     * are not destroyed: their memory goes with the arenas. */
+    frt__tstate_detach();
+    size_t alive = 0;
+    frt__heaps_walk_objects(count_alive, &alive);
+    atomic_store(&frt__rt.initialized, 2);
+    frt__heaps_release_all();
+    frt__tstate_fini();
+    atomic_store(&frt__rt.initialized, 0);
+    return alive > (size_t)INT32_MAX ? INT32_MAX : (int)alive;
+}

@@ -1,0 +1,156 @@
+/* Creating objects and freeing them when their last reference goes. */
+#include <errno.h>
+#include <string.h>
+
+#include "debug.h"
+#include "object_internal.h"
+#include "runtime.h"
+
+frt_object *frt_new_var(const frt_type *type, size_t extra)
+{
+    frt_tstate *ts = frt__tstate();
+    if (FRT_UNLIKELY(!ts)) {
+        FRT_MISUSE(NULL, "frt_new from a thread that is not attached");
+        errno = EPERM;
+        return NULL;
+    }
+    size_t size = type ? type->size + extra : 0;
+    if (FRT_UNLIKELY(!type || type->size < sizeof(frt_object) || size < type->size)) {
+        FRT_MISUSE(NULL, "frt_new with a NULL type, a size below the header, or a size that overflows");
+        errno = EINVAL;
+        return NULL;
+    }
+    frt__safepoint_poll(ts);
+
+    frt_object *o;
+    uint16_t flags = 0;
+    if (FRT_LIKELY(size <= FRT_SMALL_MAX)) {
+        o = frt__heap_alloc(ts->heap, frt_size_class(size));
+    } else {
+        o = frt__large_alloc(size);
+        flags = FRT_OF_LARGE;
+    }
+    if (FRT_UNLIKELY(!o)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset((char *)o + sizeof(frt_object), 0, size - sizeof(frt_object));
+#if FRT_RC_ATOMIC_ONLY
+    /* The baseline build: no owner, every count atomic (like Arc). */
+    atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE | FRT_REF_MERGED,
+                          memory_order_relaxed);
+#else
+    atomic_store_explicit(&o->ob_tid, frt__tls_tid, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_local, 1, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_shared, 0, memory_order_relaxed);
+#endif
+    atomic_store_explicit(&o->ob_flags, flags, memory_order_relaxed);
+    o->ob_gc_bits = 0;
+    o->ob_gen = 0;
+    o->ob_type = type;
+    if (frt__rt.hooks.object_new)
+        frt__rt.hooks.object_new(o);
+    return o;
+}
+
+frt_object *frt_new(const frt_type *type)
+{
+    return frt_new_var(type, 0);
+}
+
+const frt_type *frt_typeof(const frt_object *o)
+{
+    if (!o)
+        return NULL;
+#if FRT_DEBUG
+    if (!o->ob_type)
+        frt__misuse(o, "frt_typeof of a freed object");
+#endif
+    return o->ob_type;
+}
+
+static void release_block(frt_tstate *ts, frt_object *o)
+{
+    uint16_t flags = atomic_load_explicit(&o->ob_flags, memory_order_relaxed);
+    size_t size = o->ob_type->size;
+    o->ob_type = NULL; /* marks the block free for heap walks and misuse checks */
+#if FRT_DEBUG
+    /* Poison the body so a use after free reads garbage that stands out. */
+    if (!(flags & FRT_OF_LARGE) && size > sizeof(frt_object))
+        memset((char *)o + sizeof(frt_object), 0xdd,
+               frt_page_of(o)->block_size - sizeof(frt_object));
+#else
+    (void)size;
+#endif
+    if (flags & FRT_OF_LARGE)
+        frt__large_free(o);
+    else
+        frt__block_free(ts ? ts->heap : NULL, o);
+}
+
+/* PEP 442 on a plain last decref: finalize runs once, with the object
+ * alive again (one reference, owned by us); if the finalizer stored a
+ * reference somewhere the object lives on, else the decref below brings it
+ * back here, marked finalized, to be destroyed. */
+static int finalize_once(frt_tstate *ts, frt_object *o)
+{
+    const frt_type *t = o->ob_type;
+    if (!t->finalize || (atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_FINALIZED))
+        return 0;
+    atomic_fetch_or_explicit(&o->ob_flags, FRT_OF_FINALIZED, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_tid, frt__tls_tid, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_shared, 0, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_local, 1, memory_order_relaxed);
+    (void)ts;
+    t->finalize(o);
+    frt_decref(o);
+    return 1;
+}
+
+static void dealloc_one(frt_tstate *ts, frt_object *o)
+{
+    if (finalize_once(ts, o))
+        return;
+    if (frt__rt.hooks.object_free)
+        frt__rt.hooks.object_free(o);
+    if (o->ob_type->destroy)
+        o->ob_type->destroy(o);
+    release_block(ts, o);
+}
+
+/* Called when the count reaches zero. destroy() drops references, which can
+ * bring more counts to zero: those wait on a per-thread list and the
+ * outermost call frees them in a loop, so freeing a chain of 10^7 objects
+ * needs no stack (CPython needs its trashcan for the same thing). A dead
+ * object's ob_tid is free to serve as the list link. */
+void frt__dealloc(frt_object *o)
+{
+    if (FRT_UNLIKELY(atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) == FRT_REF_IMMORTAL))
+        return; /* made immortal while a decref was in flight */
+    if (FRT_UNLIKELY(!o->ob_type)) {
+        frt__misuse(o, "last reference dropped on a freed object");
+        return;
+    }
+    frt_tstate *ts = frt__tstate();
+    if (!ts) {
+        FRT_MISUSE(o, "last reference dropped by a thread that is not attached");
+        dealloc_one(NULL, o);
+        return;
+    }
+    if (ts->in_dealloc) {
+        atomic_store_explicit(&o->ob_tid, (uintptr_t)ts->dealloc_pending, memory_order_relaxed);
+        ts->dealloc_pending = o;
+        return;
+    }
+    ts->in_dealloc = 1;
+    for (;;) {
+        dealloc_one(ts, o);
+        o = ts->dealloc_pending;
+        if (!o)
+            break;
+        ts->dealloc_pending = (frt_object *)atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
+    }
+    ts->in_dealloc = 0;
+}

@@ -1,0 +1,14 @@
+/* What the layers above need to know about objects' lifetimes. */
+#ifndef FRT_RUNTIME_OBJECT_INTERNAL_H
+#define FRT_RUNTIME_OBJECT_INTERNAL_H
+
+#include <frt/object.h>
+
+#ifndef FRT_RC_ATOMIC_ONLY
+#define FRT_RC_ATOMIC_ONLY 0
+#endif
+
+/* The count reached zero: finalize (once), destroy, free the block. */
+void frt__dealloc(frt_object *o);
+
+#endif

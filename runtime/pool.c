@@ -1,0 +1,348 @@
+/* Per-thread pools: the slow paths behind frt__heap_alloc / frt__block_free.
+ * See pool.h for the scheme; every function here runs on the heap's owner
+ * (or, for orphans, under heaps_lock), so none of the page lists need locks. */
+#include <pthread.h>
+#include <string.h>
+
+#include "os.h"
+#include "pool.h"
+
+/* A page with nothing free: the current page of every class of a new heap,
+ * so the fast path needs no NULL test. */
+frt_page frt__empty_page = {.cls = FRT_CLASS_NONE};
+
+static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static frt_heap *heaps_all;
+static frt_heap *orphans;
+
+/* Doubly linked page lists (class lists and the free-page list). */
+static void list_push(frt_page **head, frt_page *p)
+{
+    p->prev = NULL;
+    p->next = *head;
+    if (*head)
+        (*head)->prev = p;
+    *head = p;
+}
+
+static void list_remove(frt_page **head, frt_page *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        *head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->next = p->prev = NULL;
+}
+
+static void blocks_add(frt_heap *h, unsigned cls, long delta)
+{
+    atomic_store_explicit(&h->blocks[cls],
+                          atomic_load_explicit(&h->blocks[cls], memory_order_relaxed) + (size_t)delta,
+                          memory_order_relaxed);
+}
+
+/* Carve the next stretch of never-used blocks into page->free. Carving a
+ * few KiB at a time keeps a fresh page from touching (and so committing)
+ * memory it may never use. Free blocks of object classes carry
+ * ob_type == NULL: that is how a heap walk tells them from live objects. */
+static void page_extend(frt_page *p)
+{
+    size_t bs = p->block_size;
+    uint32_t n = (uint32_t)(8192 / bs);
+    if (n == 0)
+        n = 1;
+    if (n > p->capacity - p->reserved)
+        n = p->capacity - p->reserved;
+    uint8_t *base = p->start + (size_t)p->reserved * bs;
+    for (uint32_t i = 0; i < n; i++) {
+        frt_block *b = (frt_block *)(base + i * bs);
+        b->next = i + 1 < n ? (frt_block *)(base + (i + 1) * bs) : NULL;
+        if (p->cls != FRT_CLASS_RAW)
+            ((frt_object *)b)->ob_type = NULL;
+    }
+    p->free = (frt_block *)base;
+    p->reserved += n;
+}
+
+static void page_format(frt_page *p, unsigned cls)
+{
+    frt_arena *a = frt_arena_of(p);
+    uint8_t *end = (uint8_t *)a + (p->index + 1) * FRT_PAGE_SIZE;
+    p->cls = (uint8_t)cls;
+    p->block_size = frt__class_size[cls];
+    p->capacity = (uint32_t)((size_t)(end - p->start) / p->block_size);
+    p->reserved = 0;
+    p->used = 0;
+    p->free = p->local_free = NULL;
+    p->in_full = 0;
+    p->young = 0;
+}
+
+static void heap_arena_release(frt_heap *h, frt_arena *a)
+{
+    for (unsigned i = 0; i < FRT_PAGES_PER_ARENA; i++)
+        list_remove(&h->free_pages, &a->pages[i]);
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        h->arenas = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    atomic_fetch_sub_explicit(&h->arenas_owned, 1, memory_order_relaxed);
+    frt__arena_release(a);
+}
+
+/* A page with no block in use goes back to its arena's free pages; an arena
+ * with no page in use goes back to the cache (and so, maybe, the OS). */
+static void page_retire(frt_heap *h, frt_page *p)
+{
+    frt_arena *a = frt_arena_of(p);
+    if (!p->in_full)
+        list_remove(&h->avail[p->cls], p);
+    if (h->current[p->cls] == p)
+        h->current[p->cls] = &frt__empty_page;
+    p->cls = FRT_CLASS_NONE;
+    p->free = p->local_free = NULL;
+    list_push(&h->free_pages, p);
+    if (--a->pages_used == 0)
+        heap_arena_release(h, a);
+}
+
+void frt__page_unfull(frt_heap *h, frt_page *p)
+{
+    p->in_full = 0;
+    list_push(&h->avail[p->cls], p);
+}
+
+void frt__page_empty(frt_heap *h, frt_page *p)
+{
+    /* Keep the current page: a thread that allocates and frees one object
+     * in a loop must not map and unmap a page each time. */
+    if (h->current[p->cls] != p)
+        page_retire(h, p);
+}
+
+static frt_page *heap_new_page(frt_heap *h, unsigned cls)
+{
+    frt_page *p = h->free_pages;
+    if (!p) {
+        frt_arena *a = frt__arena_acquire(h);
+        if (!a)
+            return NULL;
+        a->prev = NULL;
+        a->next = h->arenas;
+        if (h->arenas)
+            h->arenas->prev = a;
+        h->arenas = a;
+        atomic_fetch_add_explicit(&h->arenas_owned, 1, memory_order_relaxed);
+        for (unsigned i = FRT_PAGES_PER_ARENA; i-- > 0;)
+            list_push(&h->free_pages, &a->pages[i]);
+        p = h->free_pages;
+    }
+    list_remove(&h->free_pages, p);
+    frt_arena_of(p)->pages_used++;
+    page_format(p, cls);
+    list_push(&h->avail[cls], p);
+    return p;
+}
+
+void *frt__heap_alloc_slow(frt_heap *h, unsigned cls)
+{
+    frt__heap_collect_remote(h);
+    frt_page *p = h->current[cls];
+    for (;;) {
+        if (p != &frt__empty_page) {
+            if (p->free)
+                break;
+            if (p->local_free) {
+                p->free = p->local_free;
+                p->local_free = NULL;
+                break;
+            }
+            if (p->reserved < p->capacity) {
+                page_extend(p);
+                break;
+            }
+            /* Every block is out: leave the class list until one comes back. */
+            list_remove(&h->avail[cls], p);
+            p->in_full = 1;
+        }
+        p = h->avail[cls];
+        if (!p) {
+            p = heap_new_page(h, cls);
+            if (!p) {
+                h->current[cls] = &frt__empty_page;
+                return NULL;
+            }
+        }
+        h->current[cls] = p;
+    }
+    frt_block *b = p->free;
+    p->free = b->next;
+    p->used++;
+    blocks_add(h, cls, 1);
+    return b;
+}
+
+void frt__block_free_remote(frt_arena *a, frt_page *p, frt_block *b)
+{
+    /* Read the owner before the push: once the block is on the list the
+     * owner may take it, empty the page and recycle the arena. It cannot
+     * before the page itself is pushed below, because the owner only takes
+     * xthread_free from pages it found on remote_pages. */
+    frt_heap *owner = a->heap;
+    if (frt_mpsc_push_first(&p->xthread_free, (frt_mpsc_node *)b))
+        frt_mpsc_push_first(&owner->remote_pages, &p->remote_link);
+}
+
+void frt__heap_collect_remote(frt_heap *h)
+{
+    frt_mpsc_node *n = frt_mpsc_take(&h->remote_pages);
+    while (n) {
+        frt_page *p = (frt_page *)((char *)n - offsetof(frt_page, remote_link));
+        n = n->next; /* before the page can be pushed again */
+        frt_block *first = (frt_block *)frt_mpsc_take(&p->xthread_free);
+        if (!first)
+            continue;
+        frt_block *last = first;
+        uint32_t k = 1;
+        while (last->next) {
+            last = last->next;
+            k++;
+        }
+        last->next = p->local_free;
+        p->local_free = first;
+        blocks_add(h, p->cls, -(long)k);
+        if (p->in_full)
+            frt__page_unfull(h, p);
+        p->used -= k;
+        if (p->used == 0)
+            frt__page_empty(h, p);
+    }
+}
+
+size_t frt__heap_trim(frt_heap *h)
+{
+    size_t before = atomic_load(&frt__arena_counters.returned);
+    frt__heap_collect_remote(h);
+    for (unsigned c = 0; c < FRT_NCLASSES; c++) {
+        frt_page *p = h->current[c];
+        if (p != &frt__empty_page && p->used == 0)
+            page_retire(h, p);
+    }
+    return (size_t)(atomic_load(&frt__arena_counters.returned) - before) * FRT_ARENA_SIZE;
+}
+
+static frt_heap *heap_new(void)
+{
+    frt_heap *h = frt__sys_calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    for (unsigned c = 0; c < FRT_NCLASSES; c++)
+        h->current[c] = &frt__empty_page;
+    frt_mpsc_init(&h->remote_pages);
+    h->numa_node = UINT32_MAX;
+    h->next_all = heaps_all;
+    heaps_all = h;
+    return h;
+}
+
+frt_heap *frt__heap_adopt(void)
+{
+    pthread_mutex_lock(&heaps_lock);
+    frt_heap *h = orphans;
+    if (h) {
+        orphans = h->next_orphan;
+        h->orphan = 0;
+    } else {
+        h = heap_new();
+    }
+    pthread_mutex_unlock(&heaps_lock);
+    if (h)
+        frt__heap_collect_remote(h);
+    return h;
+}
+
+void frt__heap_abandon(frt_heap *h)
+{
+    frt__heap_collect_remote(h);
+    pthread_mutex_lock(&heaps_lock);
+    h->orphan = 1;
+    h->next_orphan = orphans;
+    orphans = h;
+    pthread_mutex_unlock(&heaps_lock);
+}
+
+size_t frt__heap_trim_orphans(void)
+{
+    size_t bytes = 0;
+    pthread_mutex_lock(&heaps_lock);
+    for (frt_heap *h = orphans; h; h = h->next_orphan)
+        bytes += frt__heap_trim(h);
+    pthread_mutex_unlock(&heaps_lock);
+    return bytes;
+}
+
+void frt__heap_walk_objects(frt_heap *h, frt_block_visit fn, void *arg)
+{
+    for (frt_arena *a = h->arenas; a; a = a->next) {
+        for (unsigned i = 0; i < FRT_PAGES_PER_ARENA; i++) {
+            frt_page *p = &a->pages[i];
+            if (p->cls == FRT_CLASS_NONE || p->cls == FRT_CLASS_RAW || p->used == 0)
+                continue;
+            for (uint32_t k = 0; k < p->reserved; k++) {
+                frt_object *o = (frt_object *)(p->start + (size_t)k * p->block_size);
+                if (o->ob_type)
+                    fn(o, p->block_size, arg);
+            }
+        }
+    }
+}
+
+void frt__heaps_walk_objects(frt_block_visit fn, void *arg)
+{
+    pthread_mutex_lock(&heaps_lock);
+    for (frt_heap *h = heaps_all; h; h = h->next_all)
+        frt__heap_walk_objects(h, fn, arg);
+    pthread_mutex_unlock(&heaps_lock);
+    frt__large_walk(fn, arg);
+}
+
+void frt__heaps_stats(size_t *blocks, size_t *bytes)
+{
+    size_t nb = 0, nbytes = 0;
+    pthread_mutex_lock(&heaps_lock);
+    for (frt_heap *h = heaps_all; h; h = h->next_all) {
+        for (unsigned c = 1; c < FRT_NCLASSES; c++) {
+            size_t k = atomic_load_explicit(&h->blocks[c], memory_order_relaxed);
+            nb += k;
+            nbytes += k * frt__class_size[c];
+        }
+    }
+    pthread_mutex_unlock(&heaps_lock);
+    *blocks = nb;
+    *bytes = nbytes;
+}
+
+void frt__heaps_release_all(void)
+{
+    pthread_mutex_lock(&heaps_lock);
+    frt_heap *h = heaps_all;
+    heaps_all = orphans = NULL;
+    pthread_mutex_unlock(&heaps_lock);
+    while (h) {
+        frt_heap *next = h->next_all;
+        frt_arena *a = h->arenas;
+        while (a) {
+            frt_arena *an = a->next;
+            frt__arena_destroy(a);
+            a = an;
+        }
+        frt__sys_free(h);
+        h = next;
+    }
+    frt__arena_unmap_all_cached();
+    frt__large_release_all();
+}

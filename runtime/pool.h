@@ -1,0 +1,102 @@
+/* Per-thread pools: the heap a thread allocates from without locks.
+ *
+ * A heap owns arenas; each size class has a current page and a list of pages
+ * with free blocks. The owner allocates from page->free and frees to
+ * page->local_free with plain stores; another thread frees by pushing the
+ * block on page->xthread_free (lock-free), and the first such push onto an
+ * empty list also pushes the page on heap->remote_pages so the owner finds
+ * it without scanning. Heaps are pooled, never freed before shutdown: a
+ * thread that detaches leaves its heap as an orphan that the next attaching
+ * thread (or frt_heap_trim) adopts whole, so a block's heap never changes
+ * while the block is live. */
+#ifndef FRT_RUNTIME_POOL_H
+#define FRT_RUNTIME_POOL_H
+
+#include <frt/object.h>
+
+#include "arena.h"
+
+typedef struct frt_heap {
+    frt_page *current[FRT_NCLASSES]; /* never NULL: &frt__empty_page when none */
+    frt_page *avail[FRT_NCLASSES];   /* pages with a free block, current first */
+    frt_page *free_pages;            /* unused pages of our arenas */
+    frt_arena *arenas;
+    frt_mpsc remote_pages;           /* pages whose xthread_free became non-empty */
+    _Atomic size_t blocks[FRT_NCLASSES]; /* in use, written by the owner only */
+    _Atomic size_t arenas_owned;
+    struct frt_heap *next_all;       /* every heap, for stats and shutdown */
+    struct frt_heap *next_orphan;
+    int orphan;
+    unsigned numa_node;              /* preferred node for new arenas */
+} frt_heap;
+
+extern frt_page frt__empty_page;
+
+void *frt__heap_alloc_slow(frt_heap *h, unsigned cls);
+void frt__page_unfull(frt_heap *h, frt_page *p);
+void frt__page_empty(frt_heap *h, frt_page *p);
+
+static inline void *frt__heap_alloc(frt_heap *h, unsigned cls)
+{
+    frt_page *p = h->current[cls];
+    frt_block *b = p->free;
+    if (FRT_LIKELY(b != NULL)) {
+        p->free = b->next;
+        p->used++;
+        atomic_store_explicit(&h->blocks[cls],
+                              atomic_load_explicit(&h->blocks[cls], memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        return b;
+    }
+    return frt__heap_alloc_slow(h, cls);
+}
+
+/* Free a small block; h is the calling thread's heap (NULL if none). */
+void frt__block_free_remote(frt_arena *a, frt_page *p, frt_block *b);
+static inline void frt__block_free(frt_heap *h, void *ptr)
+{
+    frt_arena *a = frt_arena_of(ptr);
+    frt_page *p = frt_page_of(ptr);
+    frt_block *b = (frt_block *)ptr;
+    if (FRT_LIKELY(a->heap == h)) {
+        b->next = p->local_free;
+        p->local_free = b;
+        atomic_store_explicit(&h->blocks[p->cls],
+                              atomic_load_explicit(&h->blocks[p->cls], memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+        if (FRT_UNLIKELY(p->in_full))
+            frt__page_unfull(h, p);
+        if (FRT_UNLIKELY(--p->used == 0))
+            frt__page_empty(h, p);
+    } else {
+        frt__block_free_remote(a, p, b);
+    }
+}
+
+/* Take back blocks other threads freed into h's pages. */
+void frt__heap_collect_remote(frt_heap *h);
+/* Collect, then give empty pages and arenas back; bytes unmapped. */
+size_t frt__heap_trim(frt_heap *h);
+
+/* A heap for an attaching thread: an orphan if there is one, else new. */
+frt_heap *frt__heap_adopt(void);
+void frt__heap_abandon(frt_heap *h);
+size_t frt__heap_trim_orphans(void);
+
+/* Every live block of every heap (shutdown, stats, the collector's walks).
+ * Only with the world stopped or a single thread left. */
+typedef void (*frt_block_visit)(void *block, size_t block_size, void *arg);
+void frt__heap_walk_objects(frt_heap *h, frt_block_visit fn, void *arg);
+void frt__heaps_walk_objects(frt_block_visit fn, void *arg);
+
+/* Large objects, mapped one by one. */
+void *frt__large_alloc(size_t size);
+void frt__large_free(void *obj);
+void frt__large_walk(frt_block_visit fn, void *arg);
+void frt__large_stats(size_t *count, size_t *bytes);
+void frt__large_release_all(void);
+
+void frt__heaps_stats(size_t *blocks, size_t *bytes);
+void frt__heaps_release_all(void);
+
+#endif

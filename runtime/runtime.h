@@ -1,0 +1,53 @@
+/* Process-wide runtime state, and the hooks through which the layers above
+ * (brc/, collector/) plug into the runtime's events without the runtime
+ * depending on them: runtime/init.c is the one place that wires them. */
+#ifndef FRT_RUNTIME_RUNTIME_H
+#define FRT_RUNTIME_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <frt/frt.h>
+
+#include "ticket_lock.h"
+#include "tstate.h"
+
+typedef struct frt_hooks {
+    /* brc: merge ts's queued objects (ts is the caller, or BLOCKED and
+     * helped); close it for good at detach. */
+    void (*merge_queue)(frt_tstate *ts);
+    void (*close_queue)(frt_tstate *ts);
+    /* collector: a pending automatic collection; tracked-object accounting;
+     * runtime shutdown (finalizers, last collection). NULL until it lands. */
+    void (*collect_pending)(frt_tstate *ts);
+    void (*object_new)(frt_object *o);
+    void (*object_free)(frt_object *o);
+    void (*shutdown)(void);
+} frt_hooks;
+
+typedef struct frt_runtime {
+    _Atomic int initialized;
+    _Atomic int shutting_down;
+    frt_config config;
+    pthread_t init_thread;
+    frt_hooks hooks;
+
+    frt_ticket_lock threads_lock; /* registry list, attach/detach, stops */
+    pthread_mutex_t stw_mutex;    /* serialises stop requests */
+    frt_tstate *threads;          /* attached or blocked threads */
+    size_t nthreads;
+    frt_tstate *free_states;      /* pool: states are never freed before shutdown */
+    uint32_t nslots;
+    _Atomic(frt_tstate *) slots[FRT_MAX_THREADS];
+
+    _Atomic int stw_active;
+    frt_tstate *stw_owner;
+    uint64_t stw_t0;
+    frt_stw_stats stw;            /* written by the stopper under stw_mutex */
+    pthread_mutex_t stw_stats_lock;
+    pthread_key_t exit_key;
+} frt_runtime;
+
+extern frt_runtime frt__rt;
+
+#endif

@@ -1,0 +1,332 @@
+/* Safepoints, blocking sections and stop-the-world: the one protocol the
+ * collector and the stress harness share.
+ *
+ * A stopper takes stw_mutex (stops are serialised), then the FIFO threads
+ * lock (no thread attaches or leaves the registry during the stop), then
+ * walks the registry: an ATTACHED thread gets the STOP bit and parks itself
+ * at its next safepoint (ATTACHED -> SUSPENDED); a BLOCKED thread is
+ * suspended by the stopper (BLOCKED -> SUSPENDED), so it cannot re-attach
+ * until the restart. Both are compare-and-swaps on the thread's one word,
+ * which is what keeps a thread from parking after the stop ended or slipping
+ * back in while it is being suspended. At restart a thread that parked at a
+ * safepoint, or that was waiting to re-attach, is handed ATTACHED directly:
+ * the next stop cannot starve it before it runs. */
+#define _GNU_SOURCE
+#include <sched.h>
+
+#include "debug.h"
+#include "futex.h"
+#include "os.h"
+#include "runtime.h"
+
+#define SPIN_BEFORE_SLEEP 2000
+
+void frt__tstate_wake(frt_tstate *ts)
+{
+    if (atomic_load_explicit(&ts->word, memory_order_seq_cst) & FRT_TS_SLEEPING) {
+        atomic_fetch_and(&ts->word, ~(uint32_t)FRT_TS_SLEEPING);
+        frt_futex_wake_all(&ts->word);
+    }
+}
+
+/* Wait, on our own word, until done(word) holds. */
+static uint32_t wait_word(frt_tstate *ts, int (*done)(uint32_t))
+{
+    for (unsigned spin = 0;; spin++) {
+        uint32_t w = atomic_load_explicit(&ts->word, memory_order_acquire);
+        if (done(w))
+            return w;
+        if (spin < SPIN_BEFORE_SLEEP) {
+            frt_cpu_relax();
+            continue;
+        }
+        uint32_t sw = w | FRT_TS_SLEEPING;
+        if (w == sw || atomic_compare_exchange_strong(&ts->word, &w, sw))
+            frt_futex_wait(&ts->word, sw);
+    }
+}
+
+static int not_suspended(uint32_t w)
+{
+    return frt_ts_state(w) != FRT_TS_SUSPENDED;
+}
+
+static int no_helpers(uint32_t w)
+{
+    return (w & FRT_TS_HELPERS) == 0 || frt_ts_state(w) != FRT_TS_BLOCKED;
+}
+
+/* Park here while a stop is requested. */
+static void park(frt_tstate *ts)
+{
+    uint32_t w = atomic_load(&ts->word);
+    for (;;) {
+        if (!(w & FRT_TS_STOP) || frt_ts_state(w) != FRT_TS_ATTACHED)
+            return;
+        uint32_t nw = (w & ~FRT_TS_STATE) | FRT_TS_SUSPENDED | FRT_TS_RESUME_ATTACHED;
+        if (atomic_compare_exchange_weak(&ts->word, &w, nw))
+            break;
+    }
+    wait_word(ts, not_suspended); /* the stopper hands us ATTACHED */
+}
+
+void frt__safepoint_slow(frt_tstate *ts)
+{
+    ts->safepoint_polls++;
+    for (;;) {
+        uint32_t w = atomic_load(&ts->word);
+        if (w & FRT_TS_STOP) {
+            park(ts);
+        } else if (w & FRT_TS_MERGE) {
+            /* Clear first: a push after this sets it again. */
+            atomic_fetch_and(&ts->word, ~(uint32_t)FRT_TS_MERGE);
+            if (frt__rt.hooks.merge_queue)
+                frt__rt.hooks.merge_queue(ts);
+        } else if (w & FRT_TS_TRIM) {
+            atomic_fetch_and(&ts->word, ~(uint32_t)FRT_TS_TRIM);
+            frt__heap_trim(ts->heap);
+        } else if (w & FRT_TS_GC) {
+            atomic_fetch_and(&ts->word, ~(uint32_t)FRT_TS_GC);
+            if (frt__rt.hooks.collect_pending)
+                frt__rt.hooks.collect_pending(ts);
+        } else {
+            return;
+        }
+    }
+}
+
+void frt_safepoint(void)
+{
+    frt_tstate *ts = frt__tstate();
+    if (!ts) {
+        FRT_MISUSE(NULL, "frt_safepoint from a thread that is not attached");
+        return;
+    }
+    frt__heap_collect_remote(ts->heap);
+    frt__safepoint_poll(ts);
+}
+
+/* ATTACHED -> BLOCKED, after merging our queue. A thread that pushed while
+ * we went blocked either sees BLOCKED and merges for us, or we see its push
+ * here and go round again (both operations are sequentially consistent). */
+static void enter_blocked(frt_tstate *ts)
+{
+    for (;;) {
+        frt__safepoint_poll(ts);
+        if (frt__rt.hooks.merge_queue)
+            frt__rt.hooks.merge_queue(ts);
+        uint32_t w = atomic_load(&ts->word);
+        while (!atomic_compare_exchange_weak(&ts->word, &w,
+                                             (w & ~FRT_TS_STATE) | FRT_TS_BLOCKED)) {
+        }
+        if (frt_mpsc_empty(&ts->brc_queue))
+            return;
+        frt__leave_blocked(ts);
+    }
+}
+
+/* BLOCKED -> ATTACHED, waiting out a stop and any helpers. */
+void frt__leave_blocked(frt_tstate *ts)
+{
+    for (;;) {
+        uint32_t w = atomic_load(&ts->word);
+        switch (frt_ts_state(w)) {
+        case FRT_TS_BLOCKED:
+            if (w & FRT_TS_HELPERS) {
+                wait_word(ts, no_helpers);
+                continue;
+            }
+            if (atomic_compare_exchange_weak(&ts->word, &w,
+                                             (w & ~FRT_TS_STATE) | FRT_TS_ATTACHED)) {
+                frt__safepoint_poll(ts); /* a stop may have been requested meanwhile */
+                return;
+            }
+            continue;
+        case FRT_TS_SUSPENDED:
+            if (!(w & FRT_TS_ATTACH_WAITING) &&
+                !atomic_compare_exchange_weak(&ts->word, &w, w | FRT_TS_ATTACH_WAITING))
+                continue;
+            w = wait_word(ts, not_suspended);
+            if (frt_ts_state(w) == FRT_TS_ATTACHED) {
+                frt__safepoint_poll(ts);
+                return; /* handed over at restart */
+            }
+            continue;
+        default:
+            FRT_MISUSE(NULL, "frt_blocking_end without frt_blocking_begin");
+            return;
+        }
+    }
+}
+
+void frt_blocking_begin(void)
+{
+    frt_tstate *ts = frt__tstate();
+    if (!ts) {
+        FRT_MISUSE(NULL, "frt_blocking_begin from a thread that is not attached");
+        return;
+    }
+    if (ts->blocking_depth++ == 0)
+        enter_blocked(ts);
+}
+
+void frt_blocking_end(void)
+{
+    frt_tstate *ts = frt__tstate();
+    if (!ts || ts->blocking_depth == 0) {
+        FRT_MISUSE(NULL, "frt_blocking_end without frt_blocking_begin");
+        return;
+    }
+    if (--ts->blocking_depth == 0)
+        frt__leave_blocked(ts);
+}
+
+int frt__tstate_help_begin(frt_tstate *owner)
+{
+    uint32_t w = atomic_load(&owner->word);
+    for (;;) {
+        if (frt_ts_state(w) != FRT_TS_BLOCKED || (w & FRT_TS_HELPERS) == FRT_TS_HELPERS)
+            return 0;
+        if (atomic_compare_exchange_weak(&owner->word, &w, w + FRT_TS_HELPER))
+            return 1;
+    }
+}
+
+void frt__tstate_help_end(frt_tstate *owner)
+{
+    atomic_fetch_sub_explicit(&owner->word, FRT_TS_HELPER, memory_order_release);
+    frt__tstate_wake(owner);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stop and restart.                                                  */
+
+/* Ask ts to stop; 1 if it is stopped already. */
+static int request_stop(frt_tstate *ts)
+{
+    uint32_t w = atomic_load(&ts->word);
+    for (;;) {
+        uint32_t nw;
+        switch (frt_ts_state(w)) {
+        case FRT_TS_ATTACHED:
+            nw = w | FRT_TS_STOP;
+            break;
+        case FRT_TS_BLOCKED:
+            nw = (w & ~(FRT_TS_STATE | FRT_TS_RESUME_ATTACHED)) | FRT_TS_SUSPENDED | FRT_TS_STOP;
+            break;
+        default:
+            return 1; /* suspended or detached */
+        }
+        if (atomic_compare_exchange_weak(&ts->word, &w, nw))
+            return frt_ts_state(nw) == FRT_TS_SUSPENDED;
+    }
+}
+
+static void wait_stopped(frt_tstate *ts)
+{
+    for (unsigned spin = 0;; spin++) {
+        uint32_t w = atomic_load(&ts->word);
+        if (frt_ts_state(w) == FRT_TS_BLOCKED) { /* went blocking instead of parking */
+            if (request_stop(ts))
+                return;
+            continue;
+        }
+        if (frt_ts_state(w) != FRT_TS_ATTACHED)
+            return;
+        if (spin < SPIN_BEFORE_SLEEP)
+            frt_cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+static void restart(frt_tstate *ts)
+{
+    uint32_t w = atomic_load(&ts->word);
+    for (;;) {
+        uint32_t nw = w & ~FRT_TS_STOP;
+        if (frt_ts_state(w) == FRT_TS_SUSPENDED) {
+            int attach = (w & FRT_TS_RESUME_ATTACHED) ||
+                         ((w & FRT_TS_ATTACH_WAITING) && !(w & FRT_TS_HELPERS));
+            nw &= ~(FRT_TS_STATE | FRT_TS_RESUME_ATTACHED | (attach ? FRT_TS_ATTACH_WAITING : 0));
+            nw |= attach ? FRT_TS_ATTACHED : FRT_TS_BLOCKED;
+        }
+        if (atomic_compare_exchange_weak(&ts->word, &w, nw))
+            break;
+    }
+    frt__tstate_wake(ts);
+}
+
+int frt_stop_the_world(void)
+{
+    frt_tstate *me = frt__tstate();
+    if (!me) {
+        FRT_MISUSE(NULL, "frt_stop_the_world from a thread that is not attached");
+        return FRT_ESTATE;
+    }
+    if (me->stw_depth) {
+        me->stw_depth++;
+        return 0;
+    }
+    if (me->blocking_depth) {
+        FRT_MISUSE(NULL, "frt_stop_the_world inside a blocking section");
+        return FRT_ESTATE;
+    }
+    uint64_t t0 = frt__now_ns();
+    /* Wait for other stoppers as a blocked thread, so they need not wait
+     * for us: two simultaneous requests never deadlock. */
+    enter_blocked(me);
+    pthread_mutex_lock(&frt__rt.stw_mutex);
+    frt_ticket_lock_acquire(&frt__rt.threads_lock);
+    frt__leave_blocked(me); /* nobody else can stop us now */
+    t0 = frt__now_ns();
+    atomic_store(&frt__rt.stw_active, 1);
+    frt__rt.stw_owner = me;
+    frt__rt.stw_t0 = t0;
+    for (frt_tstate *ts = frt__rt.threads; ts; ts = ts->next)
+        if (ts != me)
+            request_stop(ts);
+    for (frt_tstate *ts = frt__rt.threads; ts; ts = ts->next)
+        if (ts != me)
+            wait_stopped(ts);
+    pthread_mutex_lock(&frt__rt.stw_stats_lock);
+    frt__rt.stw.last_time_to_stop_ns = frt__now_ns() - t0;
+    pthread_mutex_unlock(&frt__rt.stw_stats_lock);
+    me->stw_depth = 1;
+    return 0;
+}
+
+void frt_start_the_world(void)
+{
+    frt_tstate *me = frt__tstate();
+    if (!me || me->stw_depth == 0) {
+        FRT_MISUSE(NULL, "frt_start_the_world without frt_stop_the_world");
+        return;
+    }
+    if (--me->stw_depth)
+        return;
+    for (frt_tstate *ts = frt__rt.threads; ts; ts = ts->next)
+        if (ts != me)
+            restart(ts);
+    uint64_t pause = frt__now_ns() - frt__rt.stw_t0;
+    frt__rt.stw_owner = NULL;
+    atomic_store(&frt__rt.stw_active, 0);
+    pthread_mutex_lock(&frt__rt.stw_stats_lock);
+    frt__rt.stw.stops++;
+    frt__rt.stw.pause_ns_total += pause;
+    if (pause > frt__rt.stw.pause_ns_max)
+        frt__rt.stw.pause_ns_max = pause;
+    frt__rt.stw.last_pause_ns = pause;
+    pthread_mutex_unlock(&frt__rt.stw_stats_lock);
+    frt_ticket_lock_release(&frt__rt.threads_lock);
+    pthread_mutex_unlock(&frt__rt.stw_mutex);
+}
+
+void frt_stw_get_stats(frt_stw_stats *out)
+{
+    if (!out)
+        return;
+    pthread_mutex_lock(&frt__rt.stw_stats_lock);
+    *out = frt__rt.stw;
+    pthread_mutex_unlock(&frt__rt.stw_stats_lock);
+}

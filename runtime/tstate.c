@@ -1,0 +1,194 @@
+/* Attaching and detaching threads, and finding a thread by id.
+ *
+ * Thread states live in a slot table that only grows and are pooled, never
+ * freed before shutdown, so a thread that looked a state up without a lock
+ * can always dereference it; the generation inside the id tells it whether
+ * the thread it wanted is still the one there. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "debug.h"
+#include "os.h"
+#include "runtime.h"
+
+__thread uintptr_t frt__tls_tid __attribute__((tls_model("initial-exec"))) = FRT_TID_DETACHED;
+__thread frt_tstate *frt__tls_state __attribute__((tls_model("initial-exec")));
+
+frt_tstate *frt__tstate_of_tid(uintptr_t tid)
+{
+    frt_tstate *ts =
+        atomic_load_explicit(&frt__rt.slots[tid & (FRT_MAX_THREADS - 1)], memory_order_acquire);
+    if (ts && atomic_load_explicit(&ts->tid, memory_order_acquire) == tid)
+        return ts;
+    return NULL;
+}
+
+frt_tstate *frt__tstate_first(void)
+{
+    return frt__rt.threads;
+}
+
+static void registry_insert(frt_tstate *ts)
+{
+    ts->prev = NULL;
+    ts->next = frt__rt.threads;
+    if (frt__rt.threads)
+        frt__rt.threads->prev = ts;
+    frt__rt.threads = ts;
+    frt__rt.nthreads++;
+}
+
+static void registry_remove(frt_tstate *ts)
+{
+    if (ts->prev)
+        ts->prev->next = ts->next;
+    else
+        frt__rt.threads = ts->next;
+    if (ts->next)
+        ts->next->prev = ts->prev;
+    ts->next = ts->prev = NULL;
+    frt__rt.nthreads--;
+}
+
+/* A pooled state, or a new slot. Under threads_lock. */
+static frt_tstate *state_get(void)
+{
+    frt_tstate *ts = frt__rt.free_states;
+    if (ts) {
+        frt__rt.free_states = ts->next_free;
+        return ts;
+    }
+    if (frt__rt.nslots >= FRT_MAX_THREADS)
+        return NULL;
+    ts = frt__sys_calloc(1, sizeof *ts);
+    if (!ts)
+        return NULL;
+    ts->slot = frt__rt.nslots++;
+    atomic_store_explicit(&frt__rt.slots[ts->slot], ts, memory_order_release);
+    return ts;
+}
+
+static void thread_exit_hook(void *arg)
+{
+    (void)arg;
+    /* A thread that ends attached is detached for it: its objects stay
+     * alive and a stop-the-world never waits for a thread that is gone. */
+    frt_tstate *ts = frt__tstate();
+    if (!ts)
+        return;
+    while (ts->blocking_depth)
+        frt_blocking_end();
+    frt_thread_detach();
+}
+
+int frt__tstate_attach(void)
+{
+    if (frt__tstate())
+        return FRT_EALREADY;
+    frt_ticket_lock_acquire(&frt__rt.threads_lock); /* waits out a stop */
+    frt_tstate *ts = state_get();
+    if (!ts) {
+        frt_ticket_lock_release(&frt__rt.threads_lock);
+        return frt__rt.nslots >= FRT_MAX_THREADS ? FRT_ESTATE : FRT_ENOMEM;
+    }
+    frt_heap *heap = frt__heap_adopt();
+    if (!heap) {
+        ts->next_free = frt__rt.free_states;
+        frt__rt.free_states = ts;
+        frt_ticket_lock_release(&frt__rt.threads_lock);
+        return FRT_ENOMEM;
+    }
+    ts->generation++;
+    uintptr_t tid = (uintptr_t)(ts->generation << FRT_SLOT_BITS) | ts->slot;
+    ts->heap = heap;
+    ts->blocking_depth = ts->stw_depth = ts->in_dealloc = 0;
+    ts->dealloc_pending = NULL;
+    frt_mpsc_init(&ts->brc_queue); /* reopen: the last owner closed it */
+    atomic_store_explicit(&ts->word, FRT_TS_ATTACHED, memory_order_relaxed);
+    atomic_store_explicit(&ts->tid, tid, memory_order_release);
+    registry_insert(ts);
+    frt_ticket_lock_release(&frt__rt.threads_lock);
+
+    frt__tls_state = ts;
+    frt__tls_tid = tid;
+    pthread_setspecific(frt__rt.exit_key, ts);
+    return 0;
+}
+
+void frt__tstate_detach(void)
+{
+    frt_tstate *ts = frt__tstate();
+    if (!ts) {
+        FRT_MISUSE(NULL, "frt_thread_detach from a thread that is not attached");
+        return;
+    }
+    if (ts->blocking_depth) {
+        FRT_MISUSE(NULL, "frt_thread_detach inside a blocking section");
+        return;
+    }
+    if (ts->stw_depth) {
+        FRT_MISUSE(NULL, "frt_thread_detach while holding a stop-the-world");
+        return;
+    }
+    /* Merge what others queued for us, then close the queue: from now on a
+     * thread that would queue to us merges on the spot, and nobody counts on
+     * our local counts again (our id is never reused). */
+    frt__safepoint_poll(ts);
+    if (frt__rt.hooks.close_queue)
+        frt__rt.hooks.close_queue(ts);
+    frt__heap_abandon(ts->heap);
+
+    /* DETACHED satisfies a stop in progress; the word keeps no pending bits. */
+    uint32_t w = atomic_load(&ts->word);
+    while (!atomic_compare_exchange_weak(&ts->word, &w, FRT_TS_DETACHED)) {
+    }
+    frt__tls_state = NULL;
+    frt__tls_tid = FRT_TID_DETACHED;
+    pthread_setspecific(frt__rt.exit_key, NULL);
+
+    frt_ticket_lock_acquire(&frt__rt.threads_lock);
+    registry_remove(ts);
+    atomic_store_explicit(&ts->tid, 0, memory_order_release);
+    ts->heap = NULL;
+    ts->next_free = frt__rt.free_states;
+    frt__rt.free_states = ts;
+    frt_ticket_lock_release(&frt__rt.threads_lock);
+}
+
+int frt__tstate_init(void)
+{
+    if (pthread_key_create(&frt__rt.exit_key, thread_exit_hook) != 0)
+        return FRT_ENOMEM;
+    return 0;
+}
+
+void frt__tstate_fini(void)
+{
+    frt_tstate *ts = frt__rt.free_states;
+    while (ts) {
+        frt_tstate *next = ts->next_free;
+        atomic_store(&frt__rt.slots[ts->slot], NULL);
+        frt__sys_free(ts);
+        ts = next;
+    }
+    frt__rt.free_states = NULL;
+    frt__rt.nslots = 0;
+    pthread_key_delete(frt__rt.exit_key);
+}
+
+int frt_thread_attach(void)
+{
+    if (!atomic_load(&frt__rt.initialized))
+        return FRT_ESTATE;
+    return frt__tstate_attach();
+}
+
+void frt_thread_detach(void)
+{
+    frt__tstate_detach();
+}
+
+int frt_thread_is_attached(void)
+{
+    return frt__tstate() != NULL;
+}

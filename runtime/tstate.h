@@ -1,0 +1,116 @@
+/* Thread states: who is attached, what each thread owes (pending work), and
+ * the one word that stop-the-world, blocking sections and BRC helpers all
+ * change with compare-and-swap.
+ *
+ * ts->word layout (32 bits):
+ *   bits 0-1   state: DETACHED, ATTACHED, BLOCKED, SUSPENDED
+ *   bits 4-7   pending work: STOP, MERGE, TRIM, GC (the safepoint's business)
+ *   bit  8     ATTACH_WAITING: a SUSPENDED thread waits in blocking_end
+ *   bit  9     RESUME_ATTACHED: a SUSPENDED thread parked at a safepoint
+ *   bit  10    SLEEPING: the thread sleeps on the futex; wake it
+ *   bits 16-31 helpers: threads merging this BLOCKED thread's queue for it
+ * One word, so "park only while a stop is requested" and "re-attach only
+ * when nobody is suspending or helping us" are single atomic decisions. */
+#ifndef FRT_RUNTIME_TSTATE_H
+#define FRT_RUNTIME_TSTATE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <frt/object.h>
+
+#include "mpsc.h"
+#include "pool.h"
+
+enum {
+    FRT_TS_DETACHED = 0,
+    FRT_TS_ATTACHED = 1,
+    FRT_TS_BLOCKED = 2,
+    FRT_TS_SUSPENDED = 3,
+    FRT_TS_STATE = 3u,
+    FRT_TS_STOP = 1u << 4,
+    FRT_TS_MERGE = 1u << 5,
+    FRT_TS_TRIM = 1u << 6,
+    FRT_TS_GC = 1u << 7,
+    FRT_TS_PENDING = FRT_TS_STOP | FRT_TS_MERGE | FRT_TS_TRIM | FRT_TS_GC,
+    FRT_TS_ATTACH_WAITING = 1u << 8,
+    FRT_TS_RESUME_ATTACHED = 1u << 9,
+    FRT_TS_SLEEPING = 1u << 10,
+    FRT_TS_HELPER = 1u << 16,
+    FRT_TS_HELPERS = 0xffffu << 16
+};
+
+/* A thread id is (generation << FRT_SLOT_BITS) | slot: the slot finds the
+ * thread state in one load, the generation makes an id unique for the life
+ * of the process (a slot's next thread gets the next generation). */
+#define FRT_SLOT_BITS 16
+#define FRT_MAX_THREADS (1u << FRT_SLOT_BITS)
+
+typedef struct frt_tstate {
+    _Atomic uint32_t word;
+    _Atomic uintptr_t tid;  /* current id; 0 while the state is unused */
+    frt_mpsc brc_queue;     /* objects other threads queued for us to merge */
+    frt_heap *heap;
+    uint32_t slot;
+    uint64_t generation;
+    unsigned blocking_depth;
+    unsigned stw_depth;      /* stops this thread holds */
+    unsigned in_dealloc;     /* dealloc loop running on this thread */
+    frt_object *dealloc_pending; /* objects waiting for that loop */
+    struct frt_tstate *next, *prev; /* registry list (attached and blocked) */
+    struct frt_tstate *next_free;
+    uint64_t safepoint_polls; /* slow-path safepoints taken */
+    void *layer[4];           /* per-thread data of the layers above */
+} frt_tstate;
+
+#if defined(__GNUC__)
+extern __thread frt_tstate *frt__tls_state __attribute__((tls_model("initial-exec")));
+#else
+extern _Thread_local frt_tstate *frt__tls_state;
+#endif
+
+static inline frt_tstate *frt__tstate(void)
+{
+    return frt__tls_state;
+}
+
+static inline uint32_t frt_ts_state(uint32_t w)
+{
+    return w & FRT_TS_STATE;
+}
+
+/* The thread state that owns tid, or NULL if that thread has gone. */
+frt_tstate *frt__tstate_of_tid(uintptr_t tid);
+
+/* Set pending work bits on another thread (MERGE, TRIM, GC). */
+static inline void frt__tstate_request(frt_tstate *ts, uint32_t bits)
+{
+    atomic_fetch_or_explicit(&ts->word, bits, memory_order_seq_cst);
+}
+
+void frt__safepoint_slow(frt_tstate *ts);
+void frt__leave_blocked(frt_tstate *ts);
+static inline void frt__safepoint_poll(frt_tstate *ts)
+{
+    if (FRT_UNLIKELY(atomic_load_explicit(&ts->word, memory_order_relaxed) & FRT_TS_PENDING))
+        frt__safepoint_slow(ts);
+}
+
+/* Helpers (brc/merge_queue.c): become one for a BLOCKED owner, or fail. */
+int frt__tstate_help_begin(frt_tstate *owner);
+void frt__tstate_help_end(frt_tstate *owner);
+
+/* Registry lifecycle (runtime/tstate.c). */
+int frt__tstate_init(void);
+void frt__tstate_fini(void);
+int frt__tstate_attach(void);
+void frt__tstate_detach(void);
+
+/* Wake a thread that may sleep on its word. */
+void frt__tstate_wake(frt_tstate *ts);
+
+/* Iterate registered thread states; only while holding the threads lock
+ * (frt_stop_the_world holds it for the whole stop). */
+frt_tstate *frt__tstate_first(void);
+
+#endif
