@@ -46,6 +46,8 @@ int frt_init(const frt_config *cfg)
     atomic_store(&frt__rt.shutting_down, 0);
     memset(&frt__rt.stw, 0, sizeof frt__rt.stw);
     frt__fault_reset();
+    atomic_store(&frt__arena_counters.peak, atomic_load(&frt__arena_counters.mapped));
+    atomic_store(&frt__arena_counters.returned, 0);
 
     memset(&frt__rt.hooks, 0, sizeof frt__rt.hooks);
     frt__brc_install(&frt__rt.hooks);

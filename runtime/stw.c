@@ -116,8 +116,8 @@ static void enter_blocked(frt_tstate *ts)
         if (frt__rt.hooks.merge_queue)
             frt__rt.hooks.merge_queue(ts);
         uint32_t w = atomic_load(&ts->word);
-        while (!atomic_compare_exchange_weak(&ts->word, &w,
-                                             (w & ~FRT_TS_STATE) | FRT_TS_BLOCKED)) {
+        while (!atomic_compare_exchange_weak(
+            &ts->word, &w, (w & ~(FRT_TS_STATE | FRT_TS_ATTACH_WAITING)) | FRT_TS_BLOCKED)) {
         }
         if (frt_mpsc_empty(&ts->brc_queue))
             return;
@@ -136,8 +136,11 @@ void frt__leave_blocked(frt_tstate *ts)
                 wait_word(ts, no_helpers);
                 continue;
             }
-            if (atomic_compare_exchange_weak(&ts->word, &w,
-                                             (w & ~FRT_TS_STATE) | FRT_TS_ATTACHED)) {
+            /* Clear ATTACH_WAITING too: left set, a later restart would
+             * hand ATTACHED to a thread sitting in a blocking call. */
+            if (atomic_compare_exchange_weak(
+                    &ts->word, &w,
+                    (w & ~(FRT_TS_STATE | FRT_TS_ATTACH_WAITING)) | FRT_TS_ATTACHED)) {
                 frt__safepoint_poll(ts); /* a stop may have been requested meanwhile */
                 return;
             }
