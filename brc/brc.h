@@ -21,6 +21,11 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra);
 void frt__brc_queue(frt_object *o);
 
 void frt__brc_merge_queue(frt_tstate *ts);
+/* For the collector, world stopped: merge ts's queue but do not free; the
+ * objects whose count reached zero are chained onto *dead (through their
+ * ob_tid) for frt__brc_free_dead once the world runs again. */
+void frt__brc_take_queue(frt_tstate *ts, frt_object **dead);
+void frt__brc_free_dead(frt_object *dead);
 void frt__brc_close_queue(frt_tstate *ts);
 
 #endif

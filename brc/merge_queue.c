@@ -55,6 +55,16 @@ static void free_dead(frt_object *dead)
     }
 }
 
+void frt__brc_take_queue(frt_tstate *ts, frt_object **dead)
+{
+    merge_nodes(frt_mpsc_take(&ts->brc_queue), dead);
+}
+
+void frt__brc_free_dead(frt_object *dead)
+{
+    free_dead(dead);
+}
+
 void frt__brc_merge_queue(frt_tstate *ts)
 {
     frt_object *dead = NULL;
@@ -122,8 +132,8 @@ void frt__brc_queue(frt_object *o)
         return;
     }
     uint32_t w = atomic_fetch_or_explicit(&owner->word, FRT_TS_MERGE, memory_order_seq_cst);
-    if (frt_ts_state(w) == FRT_TS_BLOCKED)
-        help(owner);
+    if (frt_ts_state(w) == FRT_TS_BLOCKED || frt_ts_state(w) == FRT_TS_SUSPENDED)
+        help(owner); /* help_begin refuses a thread parked at a safepoint */
 }
 
 void frt__brc_install(frt_hooks *hooks)

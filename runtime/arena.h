@@ -55,13 +55,21 @@ typedef struct frt_page {
     uint8_t cls;           /* FRT_CLASS_NONE while the page is unused */
     uint8_t in_full;       /* out of its class list: nothing free */
     uint8_t index;         /* in its arena */
-    uint8_t young;         /* reserved for the collector */
+    uint8_t in_young;      /* on its heap's young_pages list */
     uint8_t *start;        /* first block */
     struct frt_page *next, *prev; /* class list, or the heap's free-page list */
+    struct frt_page *ynext, *yprev; /* heap's young_pages: pages with genmap bits */
     /* Written by other threads. */
     frt_mpsc xthread_free;     /* blocks freed by other threads */
     frt_mpsc_node remote_link; /* on the heap's remote_pages while xthread_free is non-empty */
 } frt_page;
+
+/* Generation maps: one bit per 16-byte granule of the arena, per young
+ * generation (0 and 1). A set bit says "a tracked object of that generation
+ * may start here"; the collector checks the object itself, so stale bits
+ * (freed or untracked objects) are harmless and get cleared as found. */
+#define FRT_GRANULE_SHIFT 4
+#define FRT_GENMAP_WORDS ((FRT_ARENA_SIZE >> FRT_GRANULE_SHIFT) / 64)
 
 typedef struct frt_arena {
     struct frt_heap *heap; /* owner; changes only while the arena is empty */
@@ -69,6 +77,7 @@ typedef struct frt_arena {
     uint32_t pages_used;
     uint32_t numa_node;    /* where it was bound, or UINT32_MAX */
     frt_page pages[FRT_PAGES_PER_ARENA];
+    uint64_t genmap[2][FRT_GENMAP_WORDS];
 } frt_arena;
 
 static inline frt_arena *frt_arena_of(const void *p)
@@ -93,7 +102,11 @@ void frt__arena_destroy(frt_arena *a);     /* shutdown: straight back to the OS 
 typedef struct frt_arena_counters {
     _Atomic size_t mapped, peak;
     _Atomic uint64_t returned;
+    /* Bytes mapped for objects, arenas and large objects together, and the
+     * most ever: one counter, so the peak is a peak of the sum. */
+    _Atomic size_t bytes, bytes_peak;
 } frt_arena_counters;
 extern frt_arena_counters frt__arena_counters;
+void frt__mapped_bytes_add(size_t bytes, int sign);
 
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../brc/brc.h"
+#include "../collector/gc_internal.h"
 #include "debug.h"
 #include "os.h"
 #include "runtime.h"
@@ -47,10 +48,12 @@ int frt_init(const frt_config *cfg)
     memset(&frt__rt.stw, 0, sizeof frt__rt.stw);
     frt__fault_reset();
     atomic_store(&frt__arena_counters.peak, atomic_load(&frt__arena_counters.mapped));
+    atomic_store(&frt__arena_counters.bytes_peak, atomic_load(&frt__arena_counters.bytes));
     atomic_store(&frt__arena_counters.returned, 0);
 
     memset(&frt__rt.hooks, 0, sizeof frt__rt.hooks);
     frt__brc_install(&frt__rt.hooks);
+    frt__gc_install(&frt__rt.hooks, &c);
 
     int rc = frt__tstate_init();
     if (rc == 0) {
@@ -87,7 +90,7 @@ int frt_shutdown(void)
         FRT_MISUSE(NULL, "frt_shutdown from a thread other than the one that called frt_init");
         return FRT_ESTATE;
     }
-    if (ts->blocking_depth || ts->stw_depth || ts->in_dealloc) {
+    if (ts->blocking_depth || ts->stw_depth || ts->in_dealloc || ts->in_gc_callback) {
         FRT_MISUSE(NULL, "frt_shutdown from a blocking section, a stop or a finalizer");
         return FRT_ESTATE;
     }

@@ -50,7 +50,7 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
     o->ob_gc_bits = 0;
     o->ob_gen = 0;
     o->ob_type = type;
-    if (frt__rt.hooks.object_new)
+    if (type->traverse && frt__rt.hooks.object_new)
         frt__rt.hooks.object_new(o);
     return o;
 }
@@ -113,7 +113,7 @@ static void dealloc_one(frt_tstate *ts, frt_object *o)
 {
     if (finalize_once(ts, o))
         return;
-    if (frt__rt.hooks.object_free)
+    if (o->ob_gc_bits && frt__rt.hooks.object_free)
         frt__rt.hooks.object_free(o);
     if (o->ob_type->destroy)
         o->ob_type->destroy(o);

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "genmap.h"
 #include "os.h"
 #include "pool.h"
 
@@ -77,7 +78,6 @@ static void page_format(frt_page *p, unsigned cls)
     p->used = 0;
     p->free = p->local_free = NULL;
     p->in_full = 0;
-    p->young = 0;
 }
 
 static void heap_arena_release(frt_heap *h, frt_arena *a)
@@ -103,6 +103,8 @@ static void page_retire(frt_heap *h, frt_page *p)
         list_remove(&h->avail[p->cls], p);
     if (h->current[p->cls] == p)
         h->current[p->cls] = &frt__empty_page;
+    if (p->in_young)
+        frt__genmap_page_forget(h, p); /* the next class cuts the page differently */
     p->cls = FRT_CLASS_NONE;
     p->free = p->local_free = NULL;
     list_push(&h->free_pages, p);
@@ -324,6 +326,14 @@ void frt__heaps_stats(size_t *blocks, size_t *bytes)
     pthread_mutex_unlock(&heaps_lock);
     *blocks = nb;
     *bytes = nbytes;
+}
+
+void frt__heaps_foreach(void (*fn)(frt_heap *h, void *arg), void *arg)
+{
+    pthread_mutex_lock(&heaps_lock);
+    for (frt_heap *h = heaps_all; h; h = h->next_all)
+        fn(h, arg);
+    pthread_mutex_unlock(&heaps_lock);
 }
 
 void frt__heaps_release_all(void)

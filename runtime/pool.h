@@ -22,6 +22,7 @@ typedef struct frt_heap {
     frt_page *free_pages;            /* unused pages of our arenas */
     frt_arena *arenas;
     frt_mpsc remote_pages;           /* pages whose xthread_free became non-empty */
+    frt_page *young_pages;           /* pages with generation-map bits set */
     _Atomic size_t blocks[FRT_NCLASSES]; /* in use, written by the owner only */
     _Atomic size_t arenas_owned;
     struct frt_heap *next_all;       /* every heap, for stats and shutdown */
@@ -97,6 +98,8 @@ void frt__large_stats(size_t *count, size_t *bytes);
 void frt__large_release_all(void);
 
 void frt__heaps_stats(size_t *blocks, size_t *bytes);
+/* Every heap, orphans included (world stopped, or single-threaded). */
+void frt__heaps_foreach(void (*fn)(frt_heap *h, void *arg), void *arg);
 void frt__heaps_release_all(void);
 
 #endif

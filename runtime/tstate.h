@@ -60,7 +60,8 @@ typedef struct frt_tstate {
     struct frt_tstate *next, *prev; /* registry list (attached and blocked) */
     struct frt_tstate *next_free;
     uint64_t safepoint_polls; /* slow-path safepoints taken */
-    void *layer[4];           /* per-thread data of the layers above */
+    long gc_delta;            /* tracked allocations minus frees, not yet added to the collector's count */
+    unsigned in_gc_callback;  /* running a finalizer or callback for the collector */
 } frt_tstate;
 
 #if defined(__GNUC__)

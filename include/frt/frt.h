@@ -10,5 +10,6 @@
 #include <frt/object.h>
 #include <frt/lifecycle.h>
 #include <frt/heap.h>
+#include <frt/gc.h>
 
 #endif

@@ -1,0 +1,240 @@
+/* One collection, in CPython's order (main branch, gh-136189):
+ *
+ *   world stopped:  merge queued counts; find the unreachable set; promote
+ *                   survivors; hold a reference to each unreachable object
+ *   world running:  free what the merge released; (weak references with
+ *                   callbacks are cleared and called here, issue 5); run
+ *                   finalize once per object not yet finalized
+ *   world stopped:  if a finalizer ran, find what it resurrected: anything
+ *                   with references from outside the set, and all it reaches
+ *   world running:  (remaining weak references cleared, issue 5); clear()
+ *                   the rest, or keep it in the garbage list with SAVEALL;
+ *                   drop the held references, which frees the garbage
+ *
+ * Finalizers, clear() and callbacks run with the world running: they may
+ * allocate, take locks and touch other threads' objects. The thread that
+ * runs them is marked, and frt_gc_collect from it returns 0. */
+#include <stdio.h>
+#include <string.h>
+
+#include "gc_internal.h"
+#include "../runtime/os.h"
+
+frt_gc_state frt__gc = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void frt__gc_run_callbacks(int phase, const frt_gc_info *info)
+{
+    pthread_mutex_lock(&frt__gc.lock);
+    size_t n = frt__gc.ncallbacks;
+    gc_callback local[16];
+    gc_callback *cbs = n <= 16 ? local : frt__sys_calloc(n, sizeof *cbs);
+    if (!cbs)
+        n = 0;
+    else if (n)
+        memcpy(cbs, frt__gc.callbacks, n * sizeof *cbs);
+    pthread_mutex_unlock(&frt__gc.lock);
+    for (size_t i = 0; i < n; i++)
+        cbs[i].cb(phase, info, cbs[i].ctx);
+    if (cbs != local)
+        frt__sys_free(cbs);
+}
+
+/* Resurrection check over the held set u[0..n), world stopped. Marks
+ * resurrected[i]; returns how many. */
+static size_t find_resurrected(frt_object **u, size_t n, uint8_t *resurrected, int *failed)
+{
+    gc_work w = {0};
+    w.extra = -1; /* the collector's own hold */
+    for (size_t i = 0; i < n; i++)
+        frt__gc_work_add(&w, u[i]);
+    size_t count = 0;
+    if (!w.failed && frt__gc_find_reachable(&w) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            resurrected[i] = w.state[i];
+            count += w.state[i];
+        }
+    } else {
+        /* No memory to check: keep all of them alive, which is safe. */
+        memset(resurrected, 1, n);
+        count = n;
+        *failed = 1;
+    }
+    frt__gc_work_restore(&w);
+    frt__gc_work_free(&w);
+    return count;
+}
+
+static void print_object(const char *what, frt_object *o)
+{
+    fprintf(stderr, "gc: %s <%s %p>\n", what, o->ob_type->name ? o->ob_type->name : "?", (void *)o);
+}
+
+long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
+{
+    (void)automatic;
+    if (me->in_gc_callback)
+        return 0;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&frt__gc.collecting, &expected, 1))
+        return 0;
+    unsigned debug = atomic_load(&frt__gc.debug);
+    frt_gc_info info = {gen, 0, 0, 0};
+    me->in_gc_callback++;
+    frt__gc_run_callbacks(FRT_GC_START, &info);
+    me->in_gc_callback--;
+
+    uint64_t t0 = frt__now_ns();
+    frt_stop_the_world();
+    frt_object *dead = NULL;
+    frt__gc_merge_all_queues(&dead);
+    gc_work w = {0};
+    frt__gc_gather(&w, gen);
+    if (!w.failed)
+        frt__gc_find_reachable(&w);
+    if (w.failed) {
+        /* No memory for the work set: undo and try another time. The heap
+         * is untouched; the stats say it happened. */
+        frt__gc_work_restore(&w);
+        frt_start_the_world();
+        frt__gc_work_free(&w);
+        frt__brc_free_dead(dead);
+        pthread_mutex_lock(&frt__gc.lock);
+        frt__gc.stats[gen].postponed++;
+        pthread_mutex_unlock(&frt__gc.lock);
+        atomic_store(&frt__gc.collecting, 0);
+        return 0;
+    }
+    frt__gc_work_restore(&w);
+    /* Survivors move up; the unreachable are packed at the front of obj[]
+     * and held by one reference each until we are done with them. */
+    size_t nu = 0, survivors = 0;
+    for (size_t i = 0; i < w.n; i++) {
+        frt_object *o = w.obj[i];
+        if (w.state[i]) {
+            frt__gc_promote(o, gen);
+            survivors++;
+        } else {
+            w.obj[nu++] = o;
+        }
+    }
+    if (gen == 2)
+        frt__gc_forget_young();
+    for (size_t i = 0; i < nu; i++)
+        frt_incref(w.obj[i]);
+    pthread_mutex_lock(&frt__gc.lock);
+    me->gc_delta = 0;
+    atomic_store(&frt__gc.young_count, 0);
+    if (gen < 2)
+        frt__gc.gen_count[gen + 1]++;
+    for (int i = 1; i <= gen; i++)
+        frt__gc.gen_count[i] = 0;
+    if (gen == 2) {
+        frt__gc.long_lived_total = survivors;
+        frt__gc.long_lived_pending = 0;
+        frt__gc.gen_size[1] = 0;
+        frt__gc.gen_size[2] = survivors;
+    } else {
+        frt__gc.gen_size[gen + 1] += survivors;
+        if (gen == 1) {
+            frt__gc.long_lived_pending += survivors;
+            frt__gc.gen_size[1] = 0;
+        }
+    }
+    pthread_mutex_unlock(&frt__gc.lock);
+    frt_start_the_world();
+    uint64_t pause = frt__now_ns() - t0;
+    frt__brc_free_dead(dead);
+
+    frt_object **u = w.obj;
+    uint8_t *resurrected = w.state; /* reused: one flag per held object */
+    memset(resurrected, 0, nu);
+    me->in_gc_callback++;
+    size_t finalized = 0;
+    for (size_t i = 0; i < nu; i++) {
+        frt_object *o = u[i];
+        if (o->ob_type->finalize &&
+            !(atomic_fetch_or(&o->ob_flags, FRT_OF_FINALIZED) & FRT_OF_FINALIZED)) {
+            o->ob_type->finalize(o);
+            finalized++;
+        }
+    }
+    size_t nres = 0;
+    int check_failed = 0;
+    if (finalized) {
+        uint64_t t1 = frt__now_ns();
+        frt_stop_the_world();
+        frt_object *dead2 = NULL;
+        frt__gc_merge_all_queues(&dead2);
+        nres = find_resurrected(u, nu, resurrected, &check_failed);
+        for (size_t i = 0; i < nu; i++)
+            if (resurrected[i])
+                frt__gc_promote(u[i], gen);
+        frt_start_the_world();
+        pause += frt__now_ns() - t1;
+        frt__brc_free_dead(dead2);
+    }
+
+    size_t collected = 0, uncollectable = 0;
+    int saveall = (debug & FRT_GC_DEBUG_SAVEALL) != 0;
+    for (size_t i = 0; i < nu; i++) {
+        if (resurrected[i])
+            continue;
+        frt_object *o = u[i];
+        if (debug & FRT_GC_DEBUG_COLLECTABLE && !saveall)
+            print_object("collectable", o);
+        if (saveall) {
+            if (debug & FRT_GC_DEBUG_UNCOLLECTABLE)
+                print_object("uncollectable", o);
+            frt_incref(o); /* the list's own reference */
+            frt__gc_garbage_append(o);
+            uncollectable++;
+        } else {
+            if (o->ob_type->clear)
+                o->ob_type->clear(o);
+            collected++;
+        }
+    }
+    /* Dropping the holds frees the cleared garbage through ordinary decrefs. */
+    for (size_t i = 0; i < nu; i++)
+        frt_decref(u[i]);
+    me->in_gc_callback--;
+
+    pthread_mutex_lock(&frt__gc.lock);
+    frt_gc_stats *st = &frt__gc.stats[gen];
+    st->collections++;
+    st->collected += collected;
+    st->uncollectable += uncollectable;
+    st->pause_ns_total += pause;
+    if (pause > st->pause_ns_max)
+        st->pause_ns_max = pause;
+    size_t sizes[3] = {0, frt__gc.gen_size[1], frt__gc.gen_size[2]};
+    pthread_mutex_unlock(&frt__gc.lock);
+    if (debug & FRT_GC_DEBUG_STATS)
+        fprintf(stderr,
+                "gc: generation %d: %zu examined, %zu unreachable (%zu finalized, %zu resurrected), "
+                "%zu collected, %zu uncollectable, pause %.1f us; survivors in gen 1/2 ~%zu/%zu%s\n",
+                gen, w.n, nu, finalized, nres, collected, uncollectable, pause / 1e3, sizes[1],
+                sizes[2], check_failed ? " (no memory for the resurrection check: all kept)" : "");
+    frt__gc_work_free(&w);
+
+    info.collected = collected;
+    info.uncollectable = uncollectable;
+    info.pause_ns = pause;
+    me->in_gc_callback++;
+    frt__gc_run_callbacks(FRT_GC_STOP, &info);
+    me->in_gc_callback--;
+    atomic_store(&frt__gc.collecting, 0);
+    return (long)nu;
+}
+
+long frt_gc_collect(int generation)
+{
+    frt_tstate *me = frt__tstate();
+    if (!me || me->blocking_depth || me->stw_depth)
+        return FRT_ESTATE;
+    if (generation == -1)
+        generation = 2;
+    if (generation < 0 || generation > 2)
+        return FRT_EINVAL;
+    return frt__gc_collect_gen(me, generation, 0);
+}

@@ -1,0 +1,106 @@
+/* Finding the objects a run examines, world stopped.
+ *
+ * A young run (generation 0 or 1) visits only the pages on each heap's
+ * young list and, in them, only granules whose generation-map bit is set:
+ * its cost follows the young objects, not the heap. A full run walks every
+ * page of every heap. Large objects are few and sit on one list: every run
+ * checks them. */
+#include "gc_internal.h"
+#include "../runtime/genmap.h"
+
+typedef struct {
+    gc_work *w;
+    int gen;        /* examine generations 0..gen */
+    int map_gen;    /* which generation map is being scanned */
+} gather_ctx;
+
+static int candidate(frt_object *o, int max_gen)
+{
+    return o->ob_type && (o->ob_gc_bits & FRT_GC_TRACKED) && o->ob_gen <= max_gen &&
+           !(o->ob_gc_bits & FRT_GC_COLLECTING) && frt__gc_refcount(o) > 0;
+}
+
+/* Keep the bit if the object is still a tracked member of that generation
+ * (including one dying right now, count 0, whose bit its free will leave
+ * stale anyway). */
+static int scan_one(void *obj, void *arg)
+{
+    gather_ctx *c = arg;
+    frt_object *o = obj;
+    if (!o->ob_type || !(o->ob_gc_bits & FRT_GC_TRACKED) || o->ob_gen != c->map_gen)
+        return 0;
+    if (candidate(o, c->gen))
+        frt__gc_work_add(c->w, o);
+    return 1;
+}
+
+static void gather_young_heap(frt_heap *h, void *arg)
+{
+    gather_ctx *c = arg;
+    frt_page *p = h->young_pages;
+    while (p) {
+        frt_page *next = p->ynext;
+        int left = 0;
+        for (int g = 0; g <= c->gen && g < 2; g++) {
+            c->map_gen = g;
+            left = frt__genmap_scan(p, g, scan_one, c);
+        }
+        if (!left)
+            frt__genmap_page_forget(h, p);
+        p = next;
+    }
+}
+
+static void gather_any(void *block, size_t size, void *arg)
+{
+    (void)size;
+    gather_ctx *c = arg;
+    if (candidate(block, c->gen))
+        frt__gc_work_add(c->w, block);
+}
+
+void frt__gc_gather(gc_work *w, int gen)
+{
+    gather_ctx c = {w, gen, 0};
+    if (gen >= 2) {
+        frt__heaps_walk_objects(gather_any, &c); /* large objects included */
+        return;
+    }
+    frt__heaps_foreach(gather_young_heap, &c);
+    frt__large_walk(gather_any, &c);
+}
+
+void frt__gc_promote(frt_object *o, int gen)
+{
+    int old = o->ob_gen;
+    int next = gen < 2 ? gen + 1 : 2;
+    if (old == FRT_GEN_PERMANENT || old == next)
+        return;
+    o->ob_gen = (uint8_t)next;
+    if (atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_LARGE)
+        return;
+    /* Young objects' pages are on their heap's young list already (their
+     * gen-0 bit put them there), so moving bits needs no list change. */
+    if (old < 2)
+        frt__genmap_clear(o, old);
+    if (next < 2)
+        frt__genmap_set(o, next);
+}
+
+static void forget_heap(frt_heap *h, void *arg)
+{
+    (void)arg;
+    while (h->young_pages)
+        frt__genmap_page_forget(h, h->young_pages);
+}
+
+void frt__gc_forget_young(void)
+{
+    frt__heaps_foreach(forget_heap, NULL);
+}
+
+void frt__gc_merge_all_queues(frt_object **dead)
+{
+    for (frt_tstate *ts = frt__tstate_first(); ts; ts = ts->next)
+        frt__brc_take_queue(ts, dead);
+}
