@@ -113,7 +113,13 @@ void frt__brc_queue(frt_object *o)
         return;
     }
     frt_heap *heap = my_heap();
-    brc_node *bn = heap ? frt__heap_alloc(heap, FRT_CLASS_RAW) : NULL;
+    if (!heap) {
+        /* Misuse: a thread that is not attached cannot queue, nor stop the
+         * world. Keeping the reference (a leak) is the safe failure. */
+        frt__misuse(o, "last shared reference dropped by a thread that is not attached");
+        return;
+    }
+    brc_node *bn = frt__heap_alloc(heap, FRT_CLASS_RAW);
     if (!bn) {
         if (frt_stop_the_world() == 0) {
             intptr_t count = frt__brc_merge(o, -1);

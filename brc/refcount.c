@@ -24,6 +24,13 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra)
     uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
     if (local == FRT_REF_IMMORTAL)
         return 1;
+    /* Give the owner up before the CAS publishes the merged count, never
+     * after: from that CAS on, another thread's decref may take the count
+     * to zero and free the block, and a later store would land in freed
+     * (or reused) memory. In between, a queuer that sees tid 0 decrefs the
+     * shared count itself, which the CAS below then includes. */
+    atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
     intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
     intptr_t count;
     do {
@@ -31,8 +38,6 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra)
     } while (!atomic_compare_exchange_weak_explicit(&o->ob_ref_shared, &shared,
                                                     count * FRT_REF_SHARED_ONE | FRT_REF_MERGED,
                                                     memory_order_acq_rel, memory_order_relaxed));
-    atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
     if (count < 0)
         frt__misuse(o, "decref below zero (found when merging counts)");
     return count;
@@ -44,6 +49,12 @@ void frt__decref_shared(frt_object *o)
     intptr_t next;
     int queue;
     do {
+        /* A shared count of exactly 0 (no flags) means every reference is
+         * counted on the owner's side: ours goes to the owner's queue rather
+         * than making the count negative. Only the owner (or someone acting
+         * for it) may decide that the total is zero, because only it sees
+         * the local count without a race: a non-owner that read local == 1
+         * and freed would race the owner's plain stores. */
         queue = shared == 0;
         next = queue ? FRT_REF_QUEUED : shared - FRT_REF_SHARED_ONE;
     } while (!atomic_compare_exchange_weak_explicit(&o->ob_ref_shared, &shared, next,

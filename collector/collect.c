@@ -147,7 +147,8 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
 
     frt_object **u = w.obj;
     uint8_t *resurrected = w.state; /* reused: one flag per held object */
-    memset(resurrected, 0, nu);
+    if (nu) /* with nothing unreachable there is no buffer: memset(NULL) is UB */
+        memset(resurrected, 0, nu);
     me->in_gc_callback++;
     size_t finalized = 0;
     for (size_t i = 0; i < nu; i++) {

@@ -31,12 +31,27 @@ static void arena_format(frt_arena *a, struct frt_heap *owner)
     }
 }
 
+static void raise_peak(_Atomic size_t *peak_at, size_t now)
+{
+    size_t peak = atomic_load(peak_at);
+    while (now > peak && !atomic_compare_exchange_weak(peak_at, &peak, now)) {
+    }
+}
+
+void frt__mapped_bytes_add(size_t bytes, int sign)
+{
+    if (sign > 0)
+        raise_peak(&frt__arena_counters.bytes_peak,
+                   atomic_fetch_add(&frt__arena_counters.bytes, bytes) + bytes);
+    else
+        atomic_fetch_sub(&frt__arena_counters.bytes, bytes);
+}
+
 static void counters_mapped(long delta)
 {
     size_t now = atomic_fetch_add(&frt__arena_counters.mapped, (size_t)delta) + (size_t)delta;
-    size_t peak = atomic_load(&frt__arena_counters.peak);
-    while (now > peak && !atomic_compare_exchange_weak(&frt__arena_counters.peak, &peak, now)) {
-    }
+    raise_peak(&frt__arena_counters.peak, now);
+    frt__mapped_bytes_add(FRT_ARENA_SIZE, delta > 0 ? 1 : -1);
 }
 
 frt_arena *frt__arena_acquire(struct frt_heap *owner)

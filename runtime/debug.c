@@ -15,9 +15,10 @@ static void report(const frt_object *o, const char *what)
         /* Read what a freed block still says: the type slot is NULL there. */
         const frt_type *t = o->ob_type;
         uintptr_t owner = atomic_load_explicit(&((frt_object *)o)->ob_tid, memory_order_relaxed);
-        fprintf(stderr, "frt: misuse: %s: object %p type '%s' owner %lu (thread %lu)\n", what,
+        fprintf(stderr, "frt: misuse: %s: object %p type '%s' owner %lu (thread %s%lu)\n", what,
                 (const void *)o, t ? (t->name ? t->name : "?") : "<freed>", (unsigned long)owner,
-                (unsigned long)self);
+                self == FRT_TID_DETACHED ? "unattached:" : "",
+                self == FRT_TID_DETACHED ? 0ul : (unsigned long)self);
     }
     fflush(stderr);
 }

@@ -12,8 +12,10 @@ void frt_heap_get_stats(frt_heap_stats *out)
     size_t peak = atomic_load(&frt__arena_counters.peak);
     out->arenas = arenas;
     out->arenas_peak = peak;
-    out->bytes_mapped = arenas * FRT_ARENA_SIZE + large_bytes;
-    out->bytes_mapped_peak = peak * FRT_ARENA_SIZE;
+    /* What the OS mapped (a large object's header and page rounding
+     * included), not what was asked for. */
+    out->bytes_mapped = atomic_load(&frt__arena_counters.bytes);
+    out->bytes_mapped_peak = atomic_load(&frt__arena_counters.bytes_peak);
     out->bytes_in_use = bytes + large_bytes;
     out->blocks_in_use = blocks + large;
     out->arenas_returned = atomic_load(&frt__arena_counters.returned);

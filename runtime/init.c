@@ -28,7 +28,7 @@ void frt_config_default(frt_config *cfg)
 
 int frt_is_initialized(void)
 {
-    return atomic_load(&frt__rt.initialized);
+    return atomic_load(&frt__rt.initialized) == 1;
 }
 
 int frt_init(const frt_config *cfg)
@@ -94,15 +94,19 @@ int frt_shutdown(void)
         FRT_MISUSE(NULL, "frt_shutdown from a blocking section, a stop or a finalizer");
         return FRT_ESTATE;
     }
-    frt_ticket_lock_acquire(&frt__rt.threads_lock);
-    size_t others = frt__rt.nthreads - 1;
-    frt_ticket_lock_release(&frt__rt.threads_lock);
-    if (others)
-        return FRT_EBUSY;
     int expected = 0;
     if (!atomic_compare_exchange_strong(&frt__rt.shutting_down, &expected, 1)) {
         FRT_MISUSE(NULL, "frt_shutdown called again while shutting down");
         return FRT_ESTATE;
+    }
+    frt_ticket_lock_acquire(&frt__rt.threads_lock);
+    size_t others = frt__rt.nthreads - 1;
+    if (!others)
+        atomic_store(&frt__rt.initialized, 2); /* no thread may attach from here on */
+    frt_ticket_lock_release(&frt__rt.threads_lock);
+    if (others) {
+        atomic_store(&frt__rt.shutting_down, 0);
+        return FRT_EBUSY;
     }
     if (frt__rt.hooks.shutdown)
         frt__rt.hooks.shutdown();
@@ -113,7 +117,6 @@ int frt_shutdown(void)
     frt__tstate_detach();
     size_t alive = 0;
     frt__heaps_walk_objects(count_alive, &alive);
-    atomic_store(&frt__rt.initialized, 2);
     frt__heaps_release_all();
     frt__tstate_fini();
     atomic_store(&frt__rt.initialized, 0);

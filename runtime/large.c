@@ -22,6 +22,8 @@ static size_t large_count, large_bytes;
 
 void *frt__large_alloc(size_t size)
 {
+    if (size > SIZE_MAX - sizeof(large_hdr) - 4096)
+        return NULL; /* rounding up would wrap */
     size_t map = (size + sizeof(large_hdr) + 4095) & ~(size_t)4095;
     large_hdr *h = frt__os_map(map, 4096);
     if (!h)
@@ -37,6 +39,7 @@ void *frt__large_alloc(size_t size)
     large_count++;
     large_bytes += size;
     pthread_mutex_unlock(&large_lock);
+    frt__mapped_bytes_add(map, 1);
     return h + 1;
 }
 
@@ -53,6 +56,7 @@ void frt__large_free(void *obj)
     large_count--;
     large_bytes -= h->obj_size;
     pthread_mutex_unlock(&large_lock);
+    frt__mapped_bytes_add(h->map_size, -1);
     frt__os_unmap(h, h->map_size);
 }
 
@@ -81,6 +85,7 @@ void frt__large_release_all(void)
     pthread_mutex_unlock(&large_lock);
     while (h) {
         large_hdr *next = h->next;
+        frt__mapped_bytes_add(h->map_size, -1);
         frt__os_unmap(h, h->map_size);
         h = next;
     }

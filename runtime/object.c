@@ -100,9 +100,12 @@ static int finalize_once(frt_tstate *ts, frt_object *o)
     if (!t->finalize || (atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_FINALIZED))
         return 0;
     atomic_fetch_or_explicit(&o->ob_flags, FRT_OF_FINALIZED, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_tid, frt__tls_tid, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_shared, 0, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_local, 1, memory_order_relaxed);
+    /* Alive again with one reference, as a merged (ownerless) object, so
+     * any thread may drop it, including this one if it has detached. */
+    atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE | FRT_REF_MERGED,
+                          memory_order_relaxed);
     (void)ts;
     t->finalize(o);
     frt_decref(o);

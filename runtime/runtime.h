@@ -36,6 +36,7 @@ typedef struct frt_runtime {
     pthread_mutex_t stw_mutex;    /* serialises stop requests */
     frt_tstate *threads;          /* attached or blocked threads */
     size_t nthreads;
+    _Atomic size_t nthreads_hint; /* nthreads, for readers without the lock */
     frt_tstate *free_states;      /* pool: states are never freed before shutdown */
     uint32_t nslots;
     _Atomic(frt_tstate *) slots[FRT_MAX_THREADS];

@@ -13,6 +13,7 @@
  * the next stop cannot starve it before it runs. */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <unistd.h>
 
 #include "debug.h"
 #include "futex.h"
@@ -20,6 +21,23 @@
 #include "runtime.h"
 
 #define SPIN_BEFORE_SLEEP 2000
+
+/* Spinning only pays while every registered thread can have a CPU: with more
+ * threads than CPUs a spinning waiter takes the time slice that a thread
+ * still on its way to a safepoint (or the stopper) needs, and a stop then
+ * costs whole scheduler slices (milliseconds) instead of microseconds. */
+static unsigned spin_limit(void)
+{
+    static _Atomic long ncpu;
+    long n = atomic_load_explicit(&ncpu, memory_order_relaxed);
+    if (n == 0) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        if (n < 1)
+            n = 1;
+        atomic_store_explicit(&ncpu, n, memory_order_relaxed);
+    }
+    return atomic_load_explicit(&frt__rt.nthreads_hint, memory_order_relaxed) > (size_t)n ? 0 : SPIN_BEFORE_SLEEP;
+}
 
 void frt__tstate_wake(frt_tstate *ts)
 {
@@ -32,11 +50,12 @@ void frt__tstate_wake(frt_tstate *ts)
 /* Wait, on our own word, until done(word) holds. */
 static uint32_t wait_word(frt_tstate *ts, int (*done)(uint32_t))
 {
+    unsigned limit = spin_limit();
     for (unsigned spin = 0;; spin++) {
         uint32_t w = atomic_load_explicit(&ts->word, memory_order_acquire);
         if (done(w))
             return w;
-        if (spin < SPIN_BEFORE_SLEEP) {
+        if (spin < limit) {
             frt_cpu_relax();
             continue;
         }
@@ -188,7 +207,15 @@ int frt__tstate_help_begin(frt_tstate *owner)
 {
     uint32_t w = atomic_load(&owner->word);
     for (;;) {
-        if (frt_ts_state(w) != FRT_TS_BLOCKED || (w & FRT_TS_HELPERS) == FRT_TS_HELPERS)
+        /* Suspended by a stop while blocked (no RESUME_ATTACHED) counts as
+         * blocked: it cannot re-attach while we help (restart and
+         * leave_blocked wait for helpers). Refusing it would strand what is
+         * queued to the owner during a stop until its blocking call returns
+         * (gh-157838). A thread parked at a safepoint is not helped. */
+        uint32_t st = frt_ts_state(w);
+        int blocked = st == FRT_TS_BLOCKED ||
+                      (st == FRT_TS_SUSPENDED && !(w & FRT_TS_RESUME_ATTACHED));
+        if (!blocked || (w & FRT_TS_HELPERS) == FRT_TS_HELPERS)
             return 0;
         if (atomic_compare_exchange_weak(&owner->word, &w, w + FRT_TS_HELPER))
             return 1;
@@ -227,6 +254,7 @@ static int request_stop(frt_tstate *ts)
 
 static void wait_stopped(frt_tstate *ts)
 {
+    unsigned limit = spin_limit();
     for (unsigned spin = 0;; spin++) {
         uint32_t w = atomic_load(&ts->word);
         if (frt_ts_state(w) == FRT_TS_BLOCKED) { /* went blocking instead of parking */
@@ -236,7 +264,7 @@ static void wait_stopped(frt_tstate *ts)
         }
         if (frt_ts_state(w) != FRT_TS_ATTACHED)
             return;
-        if (spin < SPIN_BEFORE_SLEEP)
+        if (spin < limit)
             frt_cpu_relax();
         else
             sched_yield();
@@ -257,7 +285,6 @@ static void restart(frt_tstate *ts)
         if (atomic_compare_exchange_weak(&ts->word, &w, nw))
             break;
     }
-    frt__tstate_wake(ts);
 }
 
 int frt_stop_the_world(void)
@@ -308,9 +335,15 @@ void frt_start_the_world(void)
     }
     if (--me->stw_depth)
         return;
+    /* Release every thread first, then wake the sleepers: a thread still
+     * spinning runs at once, and one woken early cannot preempt us before
+     * the others are released. */
     for (frt_tstate *ts = frt__rt.threads; ts; ts = ts->next)
         if (ts != me)
             restart(ts);
+    for (frt_tstate *ts = frt__rt.threads; ts; ts = ts->next)
+        if (ts != me)
+            frt__tstate_wake(ts);
     uint64_t pause = frt__now_ns() - frt__rt.stw_t0;
     frt__rt.stw_owner = NULL;
     atomic_store(&frt__rt.stw_active, 0);

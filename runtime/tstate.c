@@ -36,6 +36,7 @@ static void registry_insert(frt_tstate *ts)
         frt__rt.threads->prev = ts;
     frt__rt.threads = ts;
     frt__rt.nthreads++;
+    atomic_store_explicit(&frt__rt.nthreads_hint, frt__rt.nthreads, memory_order_relaxed);
 }
 
 static void registry_remove(frt_tstate *ts)
@@ -48,6 +49,7 @@ static void registry_remove(frt_tstate *ts)
         ts->next->prev = ts->prev;
     ts->next = ts->prev = NULL;
     frt__rt.nthreads--;
+    atomic_store_explicit(&frt__rt.nthreads_hint, frt__rt.nthreads, memory_order_relaxed);
 }
 
 /* A pooled state, or a new slot. Under threads_lock. */
@@ -76,6 +78,8 @@ static void thread_exit_hook(void *arg)
     frt_tstate *ts = frt__tstate();
     if (!ts)
         return;
+    while (ts->stw_depth)
+        frt_start_the_world();
     while (ts->blocking_depth)
         frt_blocking_end();
     frt_thread_detach();
@@ -86,6 +90,10 @@ int frt__tstate_attach(void)
     if (frt__tstate())
         return FRT_EALREADY;
     frt_ticket_lock_acquire(&frt__rt.threads_lock); /* waits out a stop */
+    if (atomic_load(&frt__rt.initialized) != 1) { /* init or shutdown under way */
+        frt_ticket_lock_release(&frt__rt.threads_lock);
+        return FRT_ESTATE;
+    }
     frt_tstate *ts = state_get();
     if (!ts) {
         frt_ticket_lock_release(&frt__rt.threads_lock);
@@ -98,7 +106,8 @@ int frt__tstate_attach(void)
         frt_ticket_lock_release(&frt__rt.threads_lock);
         return FRT_ENOMEM;
     }
-    ts->generation++;
+    static uint64_t generations; /* under threads_lock; survives init cycles */
+    ts->generation = ++generations;
     uintptr_t tid = (uintptr_t)(ts->generation << FRT_SLOT_BITS) | ts->slot;
     ts->heap = heap;
     ts->blocking_depth = ts->stw_depth = ts->in_dealloc = 0;
@@ -134,6 +143,13 @@ void frt__tstate_detach(void)
      * thread that would queue to us merges on the spot, and nobody counts on
      * our local counts again (our id is never reused). */
     frt__safepoint_poll(ts);
+    if (frt__rt.hooks.merge_queue)
+        frt__rt.hooks.merge_queue(ts);
+    /* Stop counting as the owner before closing: once the queue is closed
+     * other threads merge our objects on the spot, writing their local
+     * counts, so destroy() calls run by the close below must count like any
+     * non-owner. */
+    frt__tls_tid = FRT_TID_DETACHED;
     if (frt__rt.hooks.close_queue)
         frt__rt.hooks.close_queue(ts);
     frt__heap_abandon(ts->heap);
@@ -143,7 +159,6 @@ void frt__tstate_detach(void)
     while (!atomic_compare_exchange_weak(&ts->word, &w, FRT_TS_DETACHED)) {
     }
     frt__tls_state = NULL;
-    frt__tls_tid = FRT_TID_DETACHED;
     pthread_setspecific(frt__rt.exit_key, NULL);
 
     frt_ticket_lock_acquire(&frt__rt.threads_lock);

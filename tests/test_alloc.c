@@ -1,0 +1,556 @@
+/* The allocator on one thread: the size-class table, every class and some
+ * large sizes through frt_new_var, zeroing and alignment, reuse of freed
+ * blocks, exact heap statistics along a scripted sequence, and trimming
+ * back to the OS after a 64 MiB peak. */
+#include <stdint.h>
+#include <string.h>
+
+#include <frt/frt.h>
+
+#include "check.h"
+#include "runtime/arena.h"
+#include "runtime/os.h"
+
+/* The bare header: frt_new_var(&blob_type, extra) asks for exactly
+ * sizeof(frt_object) + extra bytes, so a test can aim at any total size. */
+typedef struct blob {
+    frt_object ob;
+} blob;
+
+static long destroyed;
+
+static void blob_destroy(frt_object *self)
+{
+    (void)self;
+    destroyed++;
+}
+
+static const frt_type blob_type = {"blob", sizeof(blob), NULL, NULL, NULL, blob_destroy};
+
+#define HDR sizeof(frt_object)
+#define LARGE_HDR 64 /* large.c keeps each large object behind a 64-byte header */
+
+static unsigned char *body(frt_object *o)
+{
+    return (unsigned char *)o + HDR;
+}
+
+/* A total size of `size` bytes (header included). */
+static frt_object *new_total(size_t size)
+{
+    CHECK(size >= HDR);
+    return frt_new_var(&blob_type, size - HDR);
+}
+
+static size_t page_round(size_t n)
+{
+    return (n + 4095) & ~(size_t)4095;
+}
+
+static frt_heap_stats stats(void)
+{
+    frt_heap_stats st;
+    memset(&st, 0xa5, sizeof st); /* so a field the library forgets to fill shows up */
+    frt_heap_get_stats(&st);
+    return st;
+}
+
+/* The expected heap, kept by the test as it allocates and frees. */
+typedef struct model {
+    size_t blocks, bytes;      /* small blocks: count and class bytes */
+    size_t large, large_bytes; /* large objects: count and requested bytes */
+    size_t large_map;          /* large objects: what the OS mapped for them */
+} model;
+
+static void model_add(model *m, size_t size, int sign)
+{
+    if (size <= FRT_SMALL_MAX) {
+        m->blocks += (size_t)sign;
+        m->bytes += (size_t)sign * frt__class_size[frt_size_class(size)];
+    } else {
+        m->large += (size_t)sign;
+        m->large_bytes += (size_t)sign * size;
+        m->large_map += (size_t)sign * page_round(size + LARGE_HDR);
+    }
+}
+
+/* The stats of the previous check_model, since this runtime started. */
+static frt_heap_stats last;
+
+/* frt_init: the peaks and the returned count start again from here. */
+static void start(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    memset(&last, 0, sizeof last);
+    frt_heap_stats st = stats();
+    CHECK_EQ(st.arenas_peak, st.arenas);
+    CHECK_EQ(st.bytes_mapped_peak, st.bytes_mapped);
+    CHECK_EQ(st.arenas_returned, 0);
+}
+
+/* Every field the model predicts, exactly, and the invariants between
+ * the fields. */
+static void check_model(const model *m, int line)
+{
+    frt_heap_stats st = stats();
+    size_t arena_bytes = st.arenas * FRT_ARENA_SIZE;
+    if (st.blocks_in_use != m->blocks + m->large || st.bytes_in_use != m->bytes + m->large_bytes ||
+        st.large_objects != m->large || st.bytes_mapped != arena_bytes + m->large_map ||
+        st.bytes_mapped_peak < st.bytes_mapped) {
+        fprintf(stderr,
+                "line %d: blocks %zu (want %zu), bytes %zu (want %zu), large %zu (want %zu), "
+                "arenas %zu (peak %zu), mapped %zu (peak %zu), large objects map %zu\n",
+                line, st.blocks_in_use, m->blocks + m->large, st.bytes_in_use,
+                m->bytes + m->large_bytes, st.large_objects, m->large, st.arenas, st.arenas_peak,
+                st.bytes_mapped, st.bytes_mapped_peak, m->large_map);
+    }
+    CHECK_EQ(st.blocks_in_use, m->blocks + m->large);
+    CHECK_EQ(st.bytes_in_use, m->bytes + m->large_bytes);
+    CHECK_EQ(st.large_objects, m->large);
+    /* Mapped means what the OS gave: whole arenas, and for a large object
+     * its header and the rounding to pages as well. */
+    CHECK_EQ(st.bytes_mapped, arena_bytes + m->large_map);
+    CHECK(st.arenas <= st.arenas_peak);
+    /* A peak is never below the present, and never comes down; nor does a
+     * count of things returned. */
+    CHECK(st.bytes_mapped_peak >= st.bytes_mapped);
+    CHECK(st.bytes_mapped_peak >= st.arenas_peak * FRT_ARENA_SIZE);
+    CHECK(st.arenas_peak >= last.arenas_peak);
+    CHECK(st.bytes_mapped_peak >= last.bytes_mapped_peak);
+    CHECK(st.arenas_returned >= last.arenas_returned);
+    last = st;
+    /* Live blocks fit in what is mapped. */
+    CHECK(st.bytes_in_use <= st.bytes_mapped);
+}
+
+/* --- the table --------------------------------------------------------- */
+
+static void test_size_classes(void)
+{
+    /* 16-byte steps up to 128 ... */
+    for (unsigned c = 0; c < 8; c++)
+        CHECK_EQ(frt__class_size[c], 16 * (c + 1));
+    CHECK_EQ(frt__class_size[FRT_NCLASSES - 1], FRT_SMALL_MAX);
+    for (unsigned c = 1; c < FRT_NCLASSES; c++) {
+        CHECK(frt__class_size[c] > frt__class_size[c - 1]);
+        CHECK_EQ(frt__class_size[c] % 16, 0);
+        /* ... then four classes per doubling: at most 25% waste for any
+         * size that lands in the class. */
+        if (frt__class_size[c - 1] >= 128)
+            CHECK(4 * (uint64_t)frt__class_size[c] <= 5 * (uint64_t)(frt__class_size[c - 1] + 1));
+    }
+    /* The class object sizes start at: the header alone is class 1. */
+    CHECK_EQ(frt_size_class(HDR), 1);
+    CHECK_EQ(FRT_CLASS_RAW, 0);
+    for (size_t s = 1; s <= FRT_SMALL_MAX; s++) {
+        unsigned c = frt_size_class(s);
+        CHECK(c < FRT_NCLASSES);
+        if (frt__class_size[c] < s || (c > 0 && frt__class_size[c - 1] >= s)) {
+            fprintf(stderr, "size %zu -> class %u (%u bytes)\n", s, c, frt__class_size[c]);
+            CHECK(0);
+        }
+        if (s > 128)
+            CHECK(4 * (uint64_t)frt__class_size[c] <= 5 * (uint64_t)s);
+    }
+    /* Every class is reachable. */
+    for (unsigned c = 0; c < FRT_NCLASSES; c++)
+        CHECK_EQ(frt_size_class(frt__class_size[c]), c);
+}
+
+/* --- every class, and large sizes ----------------------------------------- */
+
+/* Allocate total size `size`: zeroed past the header, aligned, in the block
+ * class the table promises, writable to its last byte. */
+static frt_object *check_fresh(size_t size)
+{
+    frt_object *o = new_total(size);
+    CHECK(o != NULL);
+    CHECK(frt_typeof(o) == &blob_type);
+    CHECK_EQ(frt_refcount(o), 1);
+    CHECK_EQ((uintptr_t)o % 16, 0);
+    if (size > FRT_SMALL_MAX) {
+        CHECK_EQ((uintptr_t)o % 64, 0);
+    } else {
+        frt_page *p = frt_page_of(o);
+        CHECK_EQ(p->cls, frt_size_class(size));
+        CHECK_EQ(p->block_size, frt__class_size[frt_size_class(size)]);
+        CHECK((unsigned char *)o >= p->start);
+        CHECK((size_t)((unsigned char *)o - p->start) % p->block_size == 0);
+        /* The whole block lies in its page. */
+        CHECK(frt_page_of((unsigned char *)o + p->block_size - 1) == p);
+    }
+    unsigned char *b = body(o);
+    for (size_t i = 0; i < size - HDR; i++) {
+        if (b[i] != 0) {
+            fprintf(stderr, "size %zu: byte %zu of the body is %#x\n", size, i, b[i]);
+            CHECK(0);
+        }
+    }
+    return o;
+}
+
+static void fill(frt_object *o, size_t size, unsigned char v)
+{
+    memset(body(o), v, size - HDR);
+}
+
+static int intact(frt_object *o, size_t size, unsigned char v)
+{
+    const unsigned char *b = body(o);
+    for (size_t i = 0; i < size - HDR; i++)
+        if (b[i] != v)
+            return 0;
+    return frt_typeof(o) == &blob_type;
+}
+
+static void test_every_class(void)
+{
+    start();
+    model m = {0};
+    check_model(&m, __LINE__);
+    destroyed = 0;
+    long expect_destroyed = 0;
+
+    /* Per class: its largest and its smallest size, three objects each,
+     * filled with distinct bytes so an overrun into a neighbour shows. */
+    enum { PER = 3 };
+    for (unsigned c = 1; c < FRT_NCLASSES; c++) {
+        size_t sizes[2] = {frt__class_size[c], frt__class_size[c - 1] + 1};
+        if (sizes[1] < HDR)
+            sizes[1] = HDR;
+        for (int k = 0; k < 2; k++) {
+            size_t size = sizes[k];
+            frt_object *objs[PER];
+            for (int i = 0; i < PER; i++) {
+                objs[i] = check_fresh(size);
+                model_add(&m, size, 1);
+                fill(objs[i], size, (unsigned char)(0x11 * (i + 1)));
+            }
+            check_model(&m, __LINE__);
+            for (int i = 0; i < PER; i++)
+                CHECK(intact(objs[i], size, (unsigned char)(0x11 * (i + 1))));
+            for (int i = 0; i < PER; i++) {
+                frt_decref(objs[i]);
+                model_add(&m, size, -1);
+                expect_destroyed++;
+            }
+            CHECK_EQ(destroyed, expect_destroyed);
+            check_model(&m, __LINE__);
+        }
+    }
+
+    /* Large: just past the small limit, odd sizes, several MiB. */
+    const size_t large[] = {FRT_SMALL_MAX + 1, FRT_SMALL_MAX + 16, 20000, 65536 - LARGE_HDR,
+                            65536, (1u << 20) + 3, (3u << 20) + 5};
+    enum { NL = sizeof large / sizeof large[0] };
+    frt_object *lo[NL];
+    for (int i = 0; i < NL; i++) {
+        lo[i] = check_fresh(large[i]);
+        model_add(&m, large[i], 1);
+        fill(lo[i], large[i], (unsigned char)(0x30 + i));
+        check_model(&m, __LINE__);
+    }
+    for (int i = 0; i < NL; i++)
+        CHECK(intact(lo[i], large[i], (unsigned char)(0x30 + i)));
+    /* Free out of order: the list of large objects stays consistent. */
+    for (int i = 1; i < NL; i += 2) {
+        frt_decref(lo[i]);
+        model_add(&m, large[i], -1);
+        check_model(&m, __LINE__);
+    }
+    for (int i = 0; i < NL; i += 2) {
+        CHECK(intact(lo[i], large[i], (unsigned char)(0x30 + i)));
+        frt_decref(lo[i]);
+        model_add(&m, large[i], -1);
+        check_model(&m, __LINE__);
+    }
+    CHECK_EQ(destroyed, expect_destroyed + NL);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
+/* --- reuse ---------------------------------------------------------------- */
+
+/* Free a dirty block, then allocate from its class until it comes back: it
+ * must, within one page's worth of blocks, and come back zeroed. */
+static void test_recycle_zeroed(void)
+{
+    start();
+    for (unsigned c = 1; c < FRT_NCLASSES; c++) {
+        size_t size = frt__class_size[c];
+        frt_object *victim = new_total(size);
+        CHECK(victim);
+        fill(victim, size, 0xee);
+        frt_page *page = frt_page_of(victim);
+        size_t cap = page->capacity;
+        frt_heap_stats before = stats();
+        long maps = frt_test_fault_count(FRT_FAULT_MAP);
+        frt_decref(victim);
+
+        frt_object **held = malloc((cap + 1) * sizeof *held);
+        CHECK(held);
+        size_t n = 0;
+        int found = 0;
+        while (!found && n <= cap) {
+            frt_object *o = check_fresh(size); /* checks the zeroing */
+            held[n++] = o;
+            found = o == victim;
+        }
+        if (!found)
+            fprintf(stderr, "class %u: freed block not reused in %zu allocations\n", c, n);
+        CHECK(found);
+        /* Reuse came from the page we had, not from the OS. */
+        CHECK_EQ(frt_test_fault_count(FRT_FAULT_MAP), maps);
+        CHECK_EQ(stats().arenas, before.arenas);
+        for (size_t i = 0; i < n; i++)
+            frt_decref(held[i]);
+        free(held);
+    }
+    CHECK_EQ(stats().blocks_in_use, 0);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
+/* Alloc/free cycles never grow the heap: one object at a time in every
+ * class, then batches of mixed classes that span several pages. */
+static void test_no_growth(void)
+{
+    start();
+    enum { CYCLES = 100000 };
+    for (unsigned c = 1; c < FRT_NCLASSES; c += 5) {
+        frt_object *o = new_total(frt__class_size[c]);
+        frt_decref(o);
+        frt_heap_stats st0 = stats();
+        long maps = frt_test_fault_count(FRT_FAULT_MAP);
+        for (int i = 0; i < CYCLES; i++) {
+            frt_object *x = new_total(frt__class_size[c]);
+            CHECK(x);
+            frt_decref(x);
+        }
+        frt_heap_stats st1 = stats();
+        CHECK_EQ(frt_test_fault_count(FRT_FAULT_MAP), maps);
+        CHECK_EQ(st1.arenas, st0.arenas);
+        CHECK_EQ(st1.arenas_peak, st0.arenas_peak);
+        CHECK_EQ(st1.arenas_returned, st0.arenas_returned);
+        CHECK_EQ(st1.blocks_in_use, 0);
+    }
+
+    /* 64 objects of classes that need extra pages (16 KiB blocks: 4 a
+     * page): after the first round every page and arena is recycled. */
+    enum { BATCH = 64 };
+    frt_object *objs[BATCH];
+    long maps = 0;
+    frt_heap_stats st0 = {0};
+    unsigned rng = 1;
+    for (int round = 0; round < CYCLES / BATCH; round++) {
+        if (round == 1) {
+            maps = frt_test_fault_count(FRT_FAULT_MAP);
+            st0 = stats();
+        }
+        for (int i = 0; i < BATCH; i++) {
+            rng = rng * 1103515245u + 12345u;
+            size_t size = (i % 4 == 0) ? FRT_SMALL_MAX : HDR + (rng >> 8) % 4000;
+            objs[i] = new_total(size);
+            CHECK(objs[i]);
+        }
+        CHECK_EQ(stats().blocks_in_use, BATCH);
+        for (int i = 0; i < BATCH; i++)
+            frt_decref(objs[(i * 7) % BATCH]); /* 7 is prime to 64: each once */
+    }
+    frt_heap_stats st1 = stats();
+    CHECK_EQ(frt_test_fault_count(FRT_FAULT_MAP), maps);
+    CHECK_EQ(st1.arenas_peak, st0.arenas_peak);
+    CHECK(st1.arenas <= st0.arenas_peak);
+    CHECK_EQ(st1.blocks_in_use, 0);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
+/* --- stats along a script ------------------------------------------------- */
+
+static void test_stats_script(void)
+{
+    start();
+    destroyed = 0;
+    model m = {0};
+    frt_heap_stats st = stats();
+    /* A fresh runtime holds nothing. */
+    CHECK_EQ(st.arenas, 0);
+    CHECK_EQ(st.bytes_mapped, 0);
+    CHECK_EQ(st.arenas_peak, 0);
+    CHECK_EQ(st.bytes_mapped_peak, 0);
+    check_model(&m, __LINE__);
+
+    /* The first object maps the first arena. */
+    frt_object *a = new_total(HDR);
+    model_add(&m, HDR, 1);
+    check_model(&m, __LINE__);
+    st = stats();
+    CHECK_EQ(st.arenas, 1);
+    CHECK_EQ(st.bytes_mapped, FRT_ARENA_SIZE);
+    CHECK_EQ(st.arenas_peak, 1);
+    CHECK_EQ(st.bytes_mapped_peak, FRT_ARENA_SIZE);
+
+    /* One page per class: classes 1..16 take the arena's 16 pages, the
+     * 17th class needs a second arena. */
+    frt_object *per_class[FRT_NCLASSES] = {0};
+    per_class[1] = a;
+    for (unsigned c = 2; c <= FRT_PAGES_PER_ARENA; c++) {
+        per_class[c] = new_total(frt__class_size[c]);
+        model_add(&m, frt__class_size[c], 1);
+        check_model(&m, __LINE__);
+        CHECK_EQ(stats().arenas, 1);
+    }
+    per_class[17] = new_total(frt__class_size[17]);
+    model_add(&m, frt__class_size[17], 1);
+    check_model(&m, __LINE__);
+    st = stats();
+    CHECK_EQ(st.arenas, 2);
+    CHECK_EQ(st.bytes_mapped, 2 * FRT_ARENA_SIZE);
+    CHECK(frt_arena_of(per_class[17]) != frt_arena_of(per_class[1]));
+
+    /* A second object of a class shares the page; refcounts do not move
+     * the stats; only the last decref frees. */
+    frt_object *a2 = new_total(HDR);
+    model_add(&m, HDR, 1);
+    check_model(&m, __LINE__);
+    CHECK(frt_page_of(a2) == frt_page_of(a));
+    frt_incref(a2);
+    frt_decref(a2);
+    check_model(&m, __LINE__);
+    CHECK_EQ(destroyed, 0);
+
+    /* A large object counts as one block and its own mapping. */
+    frt_object *big = new_total(100000);
+    model_add(&m, 100000, 1);
+    check_model(&m, __LINE__);
+    CHECK_EQ(stats().arenas, 2);
+
+    frt_decref(a);
+    model_add(&m, HDR, -1);
+    check_model(&m, __LINE__);
+    frt_decref(big);
+    model_add(&m, 100000, -1);
+    check_model(&m, __LINE__);
+    CHECK_EQ(stats().bytes_mapped, 2 * FRT_ARENA_SIZE);
+    CHECK_EQ(destroyed, 2);
+
+    /* Free every per-class object: pages that are their class's current
+     * page stay with the heap until a trim, so no arena goes yet. */
+    for (unsigned c = 2; c <= 17; c++) {
+        frt_decref(per_class[c]);
+        model_add(&m, frt__class_size[c], -1);
+        check_model(&m, __LINE__);
+    }
+    frt_decref(a2);
+    model_add(&m, HDR, -1);
+    check_model(&m, __LINE__);
+    CHECK_EQ(destroyed, 2 + 16 + 1);
+    st = stats();
+    CHECK_EQ(st.blocks_in_use, 0);
+    CHECK_EQ(st.bytes_in_use, 0);
+
+    /* Trim: both arenas back to the OS, and the call says so. */
+    size_t trimmed = frt_heap_trim();
+    st = stats();
+    CHECK_EQ(st.arenas, 0);
+    CHECK_EQ(st.bytes_mapped, 0);
+    CHECK_EQ(st.arenas_returned, 2);
+    CHECK_EQ(trimmed, 2 * FRT_ARENA_SIZE);
+    CHECK_EQ(st.arenas_peak, 2);
+    /* The most ever mapped: both arenas and the large object at once. */
+    CHECK_EQ(st.bytes_mapped_peak, 2 * FRT_ARENA_SIZE + page_round(100000 + LARGE_HDR));
+    CHECK_EQ(frt_heap_trim(), 0); /* nothing left to give */
+    check_model(&m, __LINE__);
+
+    /* The heap works after a trim, from a fresh arena. */
+    frt_object *again = check_fresh(200);
+    model_add(&m, 200, 1);
+    check_model(&m, __LINE__);
+    CHECK_EQ(stats().arenas, 1);
+    frt_decref(again);
+    model_add(&m, 200, -1);
+    check_model(&m, __LINE__);
+    CHECK_EQ(frt_shutdown(), 0);
+    /* Shutdown gave everything back. */
+    st = stats();
+    CHECK_EQ(st.arenas, 0);
+    CHECK_EQ(st.bytes_mapped, 0);
+}
+
+/* --- trim after a peak ---------------------------------------------------- */
+
+static void test_trim_peak(void)
+{
+    start();
+    frt_heap_trim();
+    frt_heap_stats base = stats();
+    destroyed = 0;
+
+    /* Mixed classes, weighted to small sizes, up to 64 MiB in live blocks. */
+    const size_t target = (size_t)64 << 20;
+    size_t cap = 1 << 20, n = 0, bytes = 0;
+    frt_object **objs = malloc(cap * sizeof *objs);
+    CHECK(objs);
+    unsigned rng = 7;
+    while (bytes < target) {
+        rng = rng * 1103515245u + 12345u;
+        unsigned r = rng >> 8;
+        size_t size;
+        switch (r % 8) {
+        case 0: case 1: case 2: size = HDR + 1 + r % 96; break;
+        case 3: case 4: size = HDR + 1 + r % 1000; break;
+        case 5: size = HDR + 1 + r % 4000; break;
+        case 6: size = 2048 + r % 8000; break;
+        default: size = 8192 + r % (FRT_SMALL_MAX - 8192 + 1); break;
+        }
+        CHECK(n < cap);
+        frt_object *o = new_total(size);
+        CHECK(o);
+        body(o)[0] = (unsigned char)n;
+        objs[n++] = o;
+        bytes += frt__class_size[frt_size_class(size)];
+    }
+    frt_heap_stats peak = stats();
+    CHECK_EQ(peak.blocks_in_use, base.blocks_in_use + n);
+    CHECK_EQ(peak.bytes_in_use, base.bytes_in_use + bytes);
+    CHECK(peak.arenas >= 64);
+    CHECK(peak.arenas_peak >= peak.arenas);
+
+    /* Free in a scattered order, so pages empty in no particular order. */
+    size_t stride = 7919; /* prime, and n is not a multiple of it */
+    CHECK(n % stride != 0);
+    for (size_t i = 0, j = 0; i < n; i++, j = (j + stride) % n) {
+        CHECK_EQ(body(objs[j])[0], (unsigned char)j);
+        frt_decref(objs[j]);
+    }
+    CHECK_EQ(destroyed, (long)n);
+    free(objs);
+    frt_heap_stats freed = stats();
+    CHECK_EQ(freed.blocks_in_use, base.blocks_in_use);
+    CHECK_EQ(freed.bytes_in_use, base.bytes_in_use);
+
+    size_t trimmed = frt_heap_trim();
+    frt_heap_stats after = stats();
+    CHECK_EQ(trimmed, (after.arenas_returned - freed.arenas_returned) * FRT_ARENA_SIZE);
+    CHECK(after.arenas_returned > base.arenas_returned);
+    size_t peak_bytes = after.arenas_peak * FRT_ARENA_SIZE;
+    CHECK(after.bytes_mapped_peak >= peak_bytes);
+    fprintf(stderr, "trim: peak %zu MiB mapped (%zu MiB in use), after trim %zu KiB (%.2f%%)\n",
+            peak_bytes >> 20, peak.bytes_in_use >> 20, after.bytes_mapped >> 10,
+            100.0 * (double)after.bytes_mapped / (double)peak_bytes);
+    /* At least 90% of the peak back to the OS ... */
+    CHECK(after.bytes_mapped * 10 <= peak_bytes);
+    /* ... in fact every arena the workload added: each one is empty. */
+    CHECK(after.arenas <= base.arenas);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
+int main(void)
+{
+    test_size_classes();
+    test_every_class();
+    test_recycle_zeroed();
+    test_no_growth();
+    test_stats_script();
+    test_trim_peak();
+    TEST_PASS("test_alloc");
+    return 0;
+}

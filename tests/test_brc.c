@@ -1,0 +1,944 @@
+/* Biased reference counting across threads: exact counts under contention,
+ * the queue-to-owner path (merge at a safepoint, at detach, on the spot for
+ * a thread that has gone), merging when the owner's local count reaches
+ * zero, frt_make_shared, threads that exit holding references, objects
+ * handed across threads by a queue, and immortal objects through all of it.
+ *
+ * Every object carries an id; destroy counts per id, so "freed exactly once"
+ * is checked object by object, and destroy also checks that the object it is
+ * given really had a count of zero (a premature free shows up there). */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <frt/frt.h>
+
+#include "check.h"
+
+/* ------------------------------------------------------------------ */
+/* Scaffolding                                                        */
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "test_brc: watchdog expired: a thread is stuck (deadlock or lost wakeup)\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    _exit(3);
+}
+
+static void watchdog(unsigned seconds)
+{
+    signal(SIGALRM, on_alarm);
+    alarm(seconds);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Spin (politely) until *v >= want; a bounded wait so a lost update fails
+ * the test with a message instead of hanging it. */
+static void wait_at_least(_Atomic long *v, long want, const char *what)
+{
+    uint64_t deadline = now_ns() + 60ull * 1000000000u;
+    for (unsigned i = 0; atomic_load(v) < want; i++) {
+        if (now_ns() > deadline) {
+            fprintf(stderr, "test_brc: timed out waiting for %s (%ld < %ld)\n", what,
+                    atomic_load(v), want);
+            exit(1);
+        }
+        if (i < 64)
+            sched_yield();
+        else
+            usleep(50);
+    }
+}
+
+static pthread_t spawn(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, fn, arg), 0);
+    return t;
+}
+
+static void join(pthread_t t)
+{
+    CHECK_EQ(pthread_join(t, NULL), 0);
+}
+
+#define MAGIC 0x7e57b0c5
+
+typedef struct tobj {
+    frt_object ob;
+    long id;
+    int magic;
+} tobj;
+
+#define MAX_IDS (1L << 20)
+static _Atomic int destroy_by_id[MAX_IDS];
+static _Atomic long destroyed;
+static _Atomic long bad_destroys; /* destroyed twice, garbage, or count not zero */
+
+static void tobj_destroy(frt_object *self)
+{
+    tobj *t = (tobj *)self;
+    if (t->magic != MAGIC || frt_refcount(self) != 0 || t->id < 0 || t->id >= MAX_IDS) {
+        atomic_fetch_add(&bad_destroys, 1);
+    } else if (atomic_fetch_add(&destroy_by_id[t->id], 1) != 0) {
+        atomic_fetch_add(&bad_destroys, 1);
+    }
+    t->magic = 0;
+    atomic_fetch_add(&destroyed, 1);
+}
+
+static const frt_type tobj_type = {"tobj", sizeof(tobj), NULL, NULL, NULL, tobj_destroy};
+
+static _Atomic long next_id;
+
+static void reset_counts(void)
+{
+    for (long i = 0; i < MAX_IDS; i++)
+        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
+    atomic_store(&destroyed, 0);
+    atomic_store(&bad_destroys, 0);
+    atomic_store(&next_id, 0);
+}
+
+static tobj *make(void)
+{
+    tobj *t = (tobj *)frt_new(&tobj_type);
+    CHECK(t != NULL);
+    t->id = atomic_fetch_add(&next_id, 1);
+    CHECK(t->id < MAX_IDS);
+    t->magic = MAGIC;
+    return t;
+}
+
+/* Ids first..first+n-1 destroyed exactly once, nothing else destroyed. */
+static void check_destroyed_once(long first, long n)
+{
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
+    CHECK_EQ(atomic_load(&destroyed), n);
+    for (long i = first; i < first + n; i++)
+        if (atomic_load_explicit(&destroy_by_id[i], memory_order_relaxed) != 1) {
+            fprintf(stderr, "test_brc: object %ld destroyed %d times\n", i,
+                    atomic_load(&destroy_by_id[i]));
+            exit(1);
+        }
+}
+
+static intptr_t shared_word(tobj *t)
+{
+    return atomic_load_explicit(&t->ob.ob_ref_shared, memory_order_relaxed);
+}
+
+static tobj *new_immortal(void)
+{
+    tobj *im = make();
+    frt_set_immortal(&im->ob);
+    CHECK(frt_is_immortal(&im->ob));
+    CHECK_EQ(frt_refcount(&im->ob), FRT_REF_IMMORTAL);
+    return im;
+}
+
+static void check_immortal_intact(tobj *im)
+{
+    CHECK(frt_is_immortal(&im->ob));
+    CHECK_EQ(frt_refcount(&im->ob), FRT_REF_IMMORTAL);
+    CHECK_EQ(im->magic, MAGIC);
+    CHECK_EQ(atomic_load(&destroy_by_id[im->id]), 0);
+}
+
+/* A single-producer single-consumer ring of object pointers. */
+#define RING 256
+typedef struct spsc {
+    _Atomic unsigned long head, tail;
+    frt_object *slot[RING];
+} spsc;
+
+static int spsc_push(spsc *r, frt_object *o)
+{
+    unsigned long t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (t - atomic_load_explicit(&r->head, memory_order_acquire) == RING)
+        return 0;
+    r->slot[t % RING] = o;
+    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+    return 1;
+}
+
+static frt_object *spsc_pop(spsc *r)
+{
+    unsigned long h = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (h == atomic_load_explicit(&r->tail, memory_order_acquire))
+        return NULL;
+    frt_object *o = r->slot[h % RING];
+    atomic_store_explicit(&r->head, h + 1, memory_order_release);
+    return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* 1. Millions of pairs from the owner and non-owners on the same objects,
+ *    while the owner also hands references to the non-owners (so the shared
+ *    counts go negative, get queued and merged in the middle of it).      */
+
+#define P_OBJS 4
+#define P_WORKERS 3
+static tobj *p_obj[P_OBJS];
+static tobj *p_imm;
+static spsc p_ring[P_WORKERS];
+static _Atomic long p_ready, p_go, p_main_done, p_handed, p_dropped;
+
+static void *pairs_worker(void *arg)
+{
+    int w = (int)(intptr_t)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    atomic_fetch_add(&p_ready, 1);
+    wait_at_least(&p_go, 1, "go");
+    long n = SCALED(2000000L);
+    frt_object *im = &p_imm->ob;
+    for (long i = 0; i < n; i++) {
+        frt_object *o = &p_obj[i % P_OBJS]->ob;
+        frt_incref(o);
+        if ((i & 7) == w) {
+            frt_incref(o);
+            frt_incref(o);
+            frt_decref(o);
+            frt_decref(o);
+            /* unbalanced on purpose: an immortal ignores both */
+            frt_decref(im);
+            frt_decref(im);
+            frt_incref(im);
+        }
+        frt_decref(o);
+        frt_object *h = spsc_pop(&p_ring[w]);
+        if (h) {
+            frt_decref(h);
+            atomic_fetch_add_explicit(&p_dropped, 1, memory_order_relaxed);
+        }
+        if ((i & 4095) == 0)
+            frt_safepoint();
+    }
+    /* Drain what the owner still hands us, then keep w + 1 references to
+     * each object: the final count says whether any operation was lost. */
+    for (;;) {
+        int done = atomic_load(&p_main_done) != 0;
+        frt_object *h = spsc_pop(&p_ring[w]);
+        if (h) {
+            frt_decref(h);
+            atomic_fetch_add_explicit(&p_dropped, 1, memory_order_relaxed);
+        } else if (done) {
+            break;
+        } else {
+            sched_yield();
+        }
+    }
+    for (int k = 0; k < P_OBJS; k++)
+        for (int j = 0; j <= w; j++)
+            frt_incref(&p_obj[k]->ob);
+    frt_thread_detach();
+    return NULL;
+}
+
+static void test_pairs(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset_counts();
+    atomic_store(&p_ready, 0);
+    atomic_store(&p_go, 0);
+    atomic_store(&p_main_done, 0);
+    atomic_store(&p_handed, 0);
+    atomic_store(&p_dropped, 0);
+    memset(p_ring, 0, sizeof p_ring);
+    for (int k = 0; k < P_OBJS; k++)
+        p_obj[k] = make();
+    p_imm = new_immortal();
+
+    pthread_t t[P_WORKERS];
+    for (int w = 0; w < P_WORKERS; w++)
+        t[w] = spawn(pairs_worker, (void *)(intptr_t)w);
+    wait_at_least(&p_ready, P_WORKERS, "workers attached");
+    atomic_store(&p_go, 1);
+
+    long n = SCALED(2000000L);
+    for (long i = 0; i < n; i++) {
+        frt_object *o = &p_obj[i % P_OBJS]->ob;
+        frt_incref(o);
+        frt_incref(o);
+        frt_decref(o);
+        frt_decref(o);
+        if ((i & 63) == 0) {
+            /* A reference counted on our side, dropped on theirs. */
+            int w = (int)((i >> 6) % P_WORKERS);
+            frt_incref(o);
+            if (spsc_push(&p_ring[w], o))
+                atomic_fetch_add_explicit(&p_handed, 1, memory_order_relaxed);
+            else
+                frt_decref(o);
+        }
+        if ((i & 1023) == 0)
+            frt_safepoint();
+    }
+    atomic_store(&p_main_done, 1);
+    for (int w = 0; w < P_WORKERS; w++)
+        join(t[w]);
+    frt_safepoint();
+    CHECK_EQ(atomic_load(&p_dropped), atomic_load(&p_handed));
+    CHECK(atomic_load(&p_handed) > 0);
+
+    long extra = 0;
+    for (int w = 0; w < P_WORKERS; w++)
+        extra += w + 1;
+    for (int k = 0; k < P_OBJS; k++) {
+        CHECK_EQ(frt_refcount(&p_obj[k]->ob), 1 + extra);
+        CHECK_EQ(p_obj[k]->magic, MAGIC);
+    }
+    CHECK_EQ(atomic_load(&destroyed), 0);
+    check_immortal_intact(p_imm);
+
+    for (int k = 0; k < P_OBJS; k++) {
+        for (long j = 0; j < extra; j++)
+            frt_decref(&p_obj[k]->ob);
+        CHECK_EQ(frt_refcount(&p_obj[k]->ob), 1);
+        CHECK_EQ(atomic_load(&destroyed), k);
+        frt_decref(&p_obj[k]->ob);
+        CHECK_EQ(atomic_load(&destroyed), k + 1);
+    }
+    check_destroyed_once(0, P_OBJS); /* the immortal is id P_OBJS */
+    check_immortal_intact(p_imm);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* 2. The last reference dropped by a non-owner: queued to the owner, freed
+ *    at the owner's safepoint; or at the owner's detach.                 */
+
+static tobj *q_obj;
+static _Atomic long q_phase;
+
+static void *drop_three(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    CHECK(!frt_is_owned(&q_obj->ob));
+    frt_decref(&q_obj->ob);
+    /* The first drop found the shared count at zero: queued, not applied. */
+    intptr_t s = shared_word(q_obj);
+    CHECK(s & FRT_REF_QUEUED);
+    CHECK(!(s & FRT_REF_MERGED));
+    CHECK_EQ(s >> FRT_REF_SHARED_SHIFT, 0);
+    frt_decref(&q_obj->ob);
+    frt_decref(&q_obj->ob);
+    s = shared_word(q_obj);
+    CHECK(s & FRT_REF_QUEUED);
+    CHECK_EQ(s >> FRT_REF_SHARED_SHIFT, -2); /* negative while the owner counts locally */
+    frt_thread_detach();
+    return NULL;
+}
+
+static void *owner_waits_then_detaches(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    q_obj = make();
+    frt_incref(&q_obj->ob); /* local 2: ours and main's */
+    frt_decref(&q_obj->ob); /* drop ours: local 1, held by main */
+    CHECK_EQ(frt_refcount(&q_obj->ob), 1);
+    atomic_store(&q_phase, 1);
+    /* Attached and not polling: main's drop must stay queued to us. */
+    wait_at_least(&q_phase, 2, "main's drop");
+    long before = atomic_load(&destroyed);
+    frt_thread_detach(); /* merges what was queued: the object goes here */
+    CHECK_EQ(atomic_load(&destroyed), before + 1);
+    return NULL;
+}
+
+static void test_queue_to_owner(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset_counts();
+
+    /* Owner drops its own reference first; the non-owner's drops queue. */
+    q_obj = make();
+    for (int i = 0; i < 3; i++)
+        frt_incref(&q_obj->ob);
+    frt_decref(&q_obj->ob); /* ours: local 3, all three held by the thread */
+    CHECK_EQ(frt_refcount(&q_obj->ob), 3);
+    join(spawn(drop_three, NULL));
+    CHECK_EQ(atomic_load(&destroyed), 0);
+    CHECK(frt_is_owned(&q_obj->ob));
+    frt_safepoint(); /* the merge: 3 local - 2 shared - 1 queued = 0 */
+    CHECK_EQ(atomic_load(&destroyed), 1);
+
+    /* Owner still holds one: the merge leaves it alive, merged, exact. */
+    q_obj = make();
+    for (int i = 0; i < 3; i++)
+        frt_incref(&q_obj->ob);
+    join(spawn(drop_three, NULL));
+    CHECK_EQ(atomic_load(&destroyed), 1);
+    frt_safepoint();
+    CHECK_EQ(atomic_load(&destroyed), 1);
+    CHECK(!frt_is_owned(&q_obj->ob));
+    CHECK(shared_word(q_obj) & FRT_REF_MERGED);
+    CHECK_EQ(frt_refcount(&q_obj->ob), 1);
+    frt_incref(&q_obj->ob);
+    CHECK_EQ(frt_refcount(&q_obj->ob), 2);
+    frt_decref(&q_obj->ob);
+    frt_decref(&q_obj->ob);
+    CHECK_EQ(atomic_load(&destroyed), 2);
+
+    /* The owner never polls, then detaches: detach merges and frees. */
+    atomic_store(&q_phase, 0);
+    pthread_t t = spawn(owner_waits_then_detaches, NULL);
+    wait_at_least(&q_phase, 1, "owner ready");
+    CHECK(!frt_is_owned(&q_obj->ob));
+    frt_decref(&q_obj->ob);
+    CHECK(shared_word(q_obj) & FRT_REF_QUEUED);
+    frt_safepoint(); /* our safepoint is not the owner's */
+    CHECK_EQ(atomic_load(&destroyed), 2);
+    atomic_store(&q_phase, 2);
+    join(t);
+    CHECK_EQ(atomic_load(&destroyed), 3);
+    check_destroyed_once(0, 3);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* 3. The owner's local count reaches zero while others hold shared
+ *    references: the object becomes merged, and the last non-owner decref
+ *    frees it on the spot. Then the same as a race, many times.          */
+
+#define Z_WORKERS 3
+static tobj *_Atomic z_obj;
+static _Atomic long z_round, z_increfed, z_finished, z_checked;
+
+static void *zero_local_worker(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    wait_at_least(&z_round, 1, "object");
+    tobj *o = atomic_load(&z_obj);
+    frt_incref(&o->ob);
+    atomic_fetch_add(&z_increfed, 1);
+    wait_at_least(&z_round, 2, "owner's drop");
+    frt_decref(&o->ob);
+    atomic_fetch_add(&z_finished, 1);
+    /* No safepoint, no detach until main has looked. */
+    wait_at_least(&z_checked, 1, "main's check");
+    frt_thread_detach();
+    return NULL;
+}
+
+static void *zero_local_racer(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    long rounds = SCALED(20000L);
+    for (long r = 1; r <= rounds; r++) {
+        wait_at_least(&z_round, r, "round");
+        tobj *o = atomic_load(&z_obj);
+        frt_incref(&o->ob);
+        atomic_fetch_add(&z_increfed, 1);
+        for (int i = 0; i < (int)(r & 15); i++) {
+            frt_incref(&o->ob);
+            frt_decref(&o->ob);
+        }
+        frt_decref(&o->ob); /* races the owner's last decref */
+        atomic_fetch_add(&z_finished, 1);
+    }
+    frt_thread_detach();
+    return NULL;
+}
+
+static void test_merge_zero_local(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset_counts();
+    atomic_store(&z_round, 0);
+    atomic_store(&z_increfed, 0);
+    atomic_store(&z_finished, 0);
+    atomic_store(&z_checked, 0);
+
+    pthread_t t[Z_WORKERS];
+    for (int i = 0; i < Z_WORKERS; i++)
+        t[i] = spawn(zero_local_worker, NULL);
+    tobj *o = make();
+    atomic_store(&z_obj, o);
+    atomic_store(&z_round, 1);
+    wait_at_least(&z_increfed, Z_WORKERS, "increfs");
+    CHECK_EQ(frt_refcount(&o->ob), 1 + Z_WORKERS);
+    frt_decref(&o->ob); /* local 0, shared 3: merged, alive */
+    CHECK(!frt_is_owned(&o->ob));
+    CHECK_EQ(shared_word(o), (intptr_t)Z_WORKERS * FRT_REF_SHARED_ONE | FRT_REF_MERGED);
+    CHECK_EQ(frt_refcount(&o->ob), Z_WORKERS);
+    CHECK_EQ(atomic_load(&destroyed), 0);
+    atomic_store(&z_round, 2);
+    wait_at_least(&z_finished, Z_WORKERS, "worker drops");
+    CHECK_EQ(atomic_load(&destroyed), 1); /* before any safepoint or detach */
+    atomic_store(&z_checked, 1);
+    for (int i = 0; i < Z_WORKERS; i++)
+        join(t[i]);
+    check_destroyed_once(0, 1);
+
+    /* The race: the owner's last decref against the non-owners' pairs and
+     * their last decrefs, a fresh object each round. */
+    reset_counts();
+    atomic_store(&z_round, 0);
+    atomic_store(&z_increfed, 0);
+    atomic_store(&z_finished, 0);
+    for (int i = 0; i < Z_WORKERS; i++)
+        t[i] = spawn(zero_local_racer, NULL);
+    long rounds = SCALED(20000L);
+    for (long r = 1; r <= rounds; r++) {
+        o = make();
+        atomic_store(&z_obj, o);
+        atomic_store(&z_round, r);
+        /* keep ours until every worker holds one of its own */
+        wait_at_least(&z_increfed, r * Z_WORKERS, "round increfs");
+        if (r & 1) {
+            frt_incref(&o->ob);
+            frt_decref(&o->ob);
+        }
+        frt_decref(&o->ob);
+        wait_at_least(&z_finished, r * Z_WORKERS, "round drops");
+        if (atomic_load(&destroyed) != r) {
+            fprintf(stderr, "test_brc: round %ld: %ld destroyed\n", r, atomic_load(&destroyed));
+            exit(1);
+        }
+    }
+    for (int i = 0; i < Z_WORKERS; i++)
+        join(t[i]);
+    check_destroyed_once(0, rounds);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* 4. frt_make_shared: the owner gives its bias up; from then on every
+ *    count is atomic and the last decref, anywhere, frees at once.       */
+
+static tobj *s_obj;
+static tobj *s_imm;
+static _Atomic long s_go, s_done;
+
+static void *shared_worker(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    CHECK_EQ(frt_make_shared(&s_obj->ob), FRT_EALREADY);
+    CHECK_EQ(frt_make_shared(&s_imm->ob), FRT_EALREADY);
+    wait_at_least(&s_go, 1, "go");
+    long n = SCALED(1000000L);
+    for (long i = 0; i < n; i++) {
+        frt_incref(&s_obj->ob);
+        frt_decref(&s_obj->ob);
+    }
+    frt_incref(&s_obj->ob);
+    atomic_fetch_add(&s_done, 1);
+    wait_at_least(&s_go, 2, "drop");
+    frt_decref(&s_obj->ob);
+    frt_decref(&s_obj->ob);
+    atomic_fetch_add(&s_done, 1);
+    wait_at_least(&s_go, 3, "leave");
+    frt_thread_detach();
+    return NULL;
+}
+
+static void *not_owner_make_shared(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    CHECK_EQ(frt_make_shared(&s_obj->ob), FRT_ESTATE);
+    CHECK(frt_is_owned(&s_obj->ob) == 0);
+    frt_thread_detach();
+    return NULL;
+}
+
+static void test_make_shared(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset_counts();
+    atomic_store(&s_go, 0);
+    atomic_store(&s_done, 0);
+    s_imm = new_immortal();
+    s_obj = make();
+    join(spawn(not_owner_make_shared, NULL));
+    CHECK(frt_is_owned(&s_obj->ob));
+    frt_incref(&s_obj->ob);
+    frt_incref(&s_obj->ob);
+    CHECK_EQ(frt_make_shared(&s_obj->ob), 0);
+    CHECK(!frt_is_owned(&s_obj->ob));
+    CHECK_EQ(shared_word(s_obj), 3 * FRT_REF_SHARED_ONE | FRT_REF_MERGED);
+    CHECK_EQ(frt_refcount(&s_obj->ob), 3);
+    CHECK_EQ(frt_make_shared(&s_obj->ob), FRT_EALREADY);
+    CHECK_EQ(frt_make_shared(NULL), FRT_EINVAL);
+    CHECK_EQ(frt_make_shared(&s_imm->ob), FRT_EALREADY);
+
+    /* Two of the three references are the workers' to drop. */
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        t[i] = spawn(shared_worker, NULL);
+    atomic_store(&s_go, 1);
+    long n = SCALED(1000000L);
+    for (long i = 0; i < n; i++) {
+        frt_incref(&s_obj->ob);
+        frt_decref(&s_obj->ob);
+    }
+    wait_at_least(&s_done, 2, "workers' pairs");
+    CHECK_EQ(frt_refcount(&s_obj->ob), 5);
+    frt_decref(&s_obj->ob); /* ours: the workers hold the rest */
+    CHECK_EQ(frt_refcount(&s_obj->ob), 4);
+    atomic_store(&s_go, 2);
+    wait_at_least(&s_done, 4, "workers' drops");
+    CHECK_EQ(atomic_load(&destroyed), 1); /* no safepoint anywhere */
+    atomic_store(&s_go, 3);
+    for (int i = 0; i < 2; i++)
+        join(t[i]);
+    check_destroyed_once(1, 1); /* s_obj; the immortal is id 0 */
+    check_immortal_intact(s_imm);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* 5. Threads that end attached, without frt_thread_detach (the thread-exit
+ *    hook detaches them), with references they created still held by
+ *    others: the objects stay alive, and the drops by others free them on
+ *    the spot (the owner is gone, so nobody else would ever merge).      */
+
+#define X_PER 2000
+#define X_DROPPERS 2
+static tobj *x_objs[2][X_PER];
+static tobj *x_imm;
+
+static void *exits_attached(void *arg)
+{
+    int which = (int)(intptr_t)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    for (int i = 0; i < X_PER; i++) {
+        tobj *o = make();
+        frt_incref(&o->ob); /* two references, both handed to others */
+        if (i & 1) {
+            frt_incref(&o->ob); /* and one more, dropped again below */
+            frt_decref(&o->ob);
+        }
+        x_objs[which][i] = o;
+    }
+    for (int i = 0; i < 5; i++)
+        frt_incref(&x_imm->ob);
+    if (which == 1)
+        frt_blocking_begin(); /* ends inside a blocking section too */
+    return NULL;
+}
+
+static _Atomic long x_go;
+
+static void *x_dropper(void *arg)
+{
+    int d = (int)(intptr_t)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    wait_at_least(&x_go, 1, "go");
+    for (int w = 0; w < 2; w++)
+        for (int i = d; i < X_PER; i += X_DROPPERS)
+            frt_decref(&x_objs[w][i]->ob);
+    frt_decref(&x_imm->ob);
+    frt_thread_detach();
+    return NULL;
+}
+
+static void test_thread_exit(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset_counts();
+    atomic_store(&x_go, 0);
+    x_imm = new_immortal();
+    join(spawn(exits_attached, (void *)(intptr_t)0));
+    join(spawn(exits_attached, (void *)(intptr_t)1));
+    CHECK_EQ(atomic_load(&destroyed), 0);
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < X_PER; i++) {
+            tobj *o = x_objs[w][i];
+            CHECK_EQ(o->magic, MAGIC);
+            CHECK(!frt_is_owned(&o->ob));
+            CHECK_EQ(frt_refcount(&o->ob), 2);
+        }
+    check_immortal_intact(x_imm);
+
+    /* Each object: one reference dropped by a dropper, one by us, racing. */
+    pthread_t t[X_DROPPERS];
+    for (int d = 0; d < X_DROPPERS; d++)
+        t[d] = spawn(x_dropper, (void *)(intptr_t)d);
+    atomic_store(&x_go, 1);
+    for (int w = 0; w < 2; w++)
+        for (int i = X_PER; i-- > 0;)
+            frt_decref(&x_objs[w][i]->ob);
+    for (int d = 0; d < X_DROPPERS; d++)
+        join(t[d]);
+    check_destroyed_once(1, 2 * X_PER); /* the immortal is id 0 */
+    check_immortal_intact(x_imm);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* 6. Objects through a queue (mutex + condition variable) from producers
+ *    to consumers, who drop them: the owners merge at their safepoints,
+ *    while blocked on a full queue (someone merges for them), or at their
+ *    detach; every object freed exactly once.                            */
+
+#define PC_PRODUCERS 2
+#define PC_CONSUMERS 2
+#define PC_CAP 64
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t not_full, not_empty;
+    frt_object *items[PC_CAP];
+    size_t head, count;
+    int producers_left;
+} pc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0, 0};
+static tobj *pc_imm;
+static _Atomic long pc_made, pc_consumed;
+
+static void pc_put(frt_object *o)
+{
+    frt_blocking_begin(); /* waiting on a user lock: never hold up a stop */
+    pthread_mutex_lock(&pc.mu);
+    while (pc.count == PC_CAP)
+        pthread_cond_wait(&pc.not_full, &pc.mu);
+    pc.items[(pc.head + pc.count++) % PC_CAP] = o;
+    pthread_cond_signal(&pc.not_empty);
+    pthread_mutex_unlock(&pc.mu);
+    frt_blocking_end();
+}
+
+static frt_object *pc_get(void)
+{
+    frt_object *o = NULL;
+    frt_blocking_begin();
+    pthread_mutex_lock(&pc.mu);
+    while (pc.count == 0 && pc.producers_left > 0)
+        pthread_cond_wait(&pc.not_empty, &pc.mu);
+    if (pc.count) {
+        o = pc.items[pc.head];
+        pc.head = (pc.head + 1) % PC_CAP;
+        pc.count--;
+        pthread_cond_signal(&pc.not_full);
+    }
+    pthread_mutex_unlock(&pc.mu);
+    frt_blocking_end();
+    return o;
+}
+
+static void *producer(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    long n = SCALED(100000L);
+    tobj *kept[16] = {0};
+    for (long i = 0; i < n; i++) {
+        tobj *o = make();
+        atomic_fetch_add(&pc_made, 1);
+        switch (i & 3) {
+        case 0: /* handed over as is */
+            break;
+        case 1: /* we keep one too, and drop it a little later: it races the consumer */
+            frt_incref(&o->ob);
+            if (kept[i & 15])
+                frt_decref(&kept[i & 15]->ob);
+            kept[i & 15] = o;
+            break;
+        case 2: /* unbiased before it travels */
+            CHECK_EQ(frt_make_shared(&o->ob), 0);
+            break;
+        case 3: /* an immortal rides along and is dropped as if it were counted */
+            pc_put(&pc_imm->ob);
+            break;
+        }
+        pc_put(&o->ob);
+    }
+    for (int k = 0; k < 16; k++)
+        frt_xdecref(kept[k] ? &kept[k]->ob : NULL);
+    pthread_mutex_lock(&pc.mu);
+    pc.producers_left--;
+    pthread_cond_broadcast(&pc.not_empty);
+    pthread_mutex_unlock(&pc.mu);
+    frt_thread_detach();
+    return NULL;
+}
+
+static void *consumer(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    frt_object *o;
+    while ((o = pc_get()) != NULL) {
+        frt_incref(o);
+        frt_decref(o);
+        frt_decref(o);
+        atomic_fetch_add(&pc_consumed, 1);
+    }
+    frt_thread_detach();
+    return NULL;
+}
+
+static void test_producer_consumer(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset_counts();
+    pc_imm = new_immortal();
+    atomic_store(&pc_made, 0);
+    atomic_store(&pc_consumed, 0);
+    pc.head = pc.count = 0;
+    pc.producers_left = PC_PRODUCERS;
+    pthread_t p[PC_PRODUCERS], c[PC_CONSUMERS];
+    for (int i = 0; i < PC_CONSUMERS; i++)
+        c[i] = spawn(consumer, NULL);
+    for (int i = 0; i < PC_PRODUCERS; i++)
+        p[i] = spawn(producer, NULL);
+    for (int i = 0; i < PC_PRODUCERS; i++)
+        join(p[i]);
+    for (int i = 0; i < PC_CONSUMERS; i++)
+        join(c[i]);
+    long made = atomic_load(&pc_made);
+    CHECK_EQ(made, PC_PRODUCERS * SCALED(100000L));
+    CHECK_EQ(atomic_load(&pc_consumed), made + made / 4);
+    /* Every producer has detached, so nothing can still be queued. The
+     * immortal is id 0, the produced objects 1..made. */
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
+    CHECK_EQ(atomic_load(&destroyed), made);
+    for (long i = 1; i <= made; i++)
+        CHECK_EQ(atomic_load(&destroy_by_id[i]), 1);
+    check_immortal_intact(pc_imm);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* 7. frt_set_immortal by a thread that does not own the object: it stops
+ *    the world, because the owner writes its local count without atomics.
+ *    The owner is busy counting on it, or blocked, when that happens.    */
+
+static tobj *i_obj;
+static _Atomic long i_iters, i_stop, i_phase;
+
+static void *busy_owner(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    i_obj = make();
+    atomic_store(&i_phase, 1);
+    while (!atomic_load_explicit(&i_stop, memory_order_relaxed)) {
+        frt_incref(&i_obj->ob);
+        frt_incref(&i_obj->ob);
+        frt_decref(&i_obj->ob);
+        frt_decref(&i_obj->ob);
+        frt_safepoint();
+        atomic_fetch_add_explicit(&i_iters, 1, memory_order_relaxed);
+    }
+    frt_decref(&i_obj->ob); /* its own: a no-op now */
+    frt_decref(&i_obj->ob); /* and an extra one: immortals ignore it */
+    frt_thread_detach();
+    return NULL;
+}
+
+static void *blocked_owner(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    i_obj = make();
+    frt_incref(&i_obj->ob);
+    frt_blocking_begin();
+    atomic_store(&i_phase, 1);
+    wait_at_least(&i_phase, 2, "immortal");
+    frt_blocking_end();
+    CHECK(frt_is_immortal(&i_obj->ob));
+    for (int i = 0; i < 3; i++)
+        frt_decref(&i_obj->ob);
+    frt_safepoint();
+    frt_thread_detach();
+    return NULL;
+}
+
+static void test_set_immortal_non_owner(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset_counts();
+    atomic_store(&i_iters, 0);
+    atomic_store(&i_stop, 0);
+    atomic_store(&i_phase, 0);
+    frt_stw_stats st0, st1;
+
+    pthread_t t = spawn(busy_owner, NULL);
+    wait_at_least(&i_phase, 1, "owner");
+    wait_at_least(&i_iters, 1000, "owner iterations");
+    frt_incref(&i_obj->ob); /* a shared reference of ours */
+    CHECK(!frt_is_owned(&i_obj->ob));
+    frt_stw_get_stats(&st0);
+    frt_set_immortal(&i_obj->ob);
+    frt_stw_get_stats(&st1);
+    CHECK_EQ(st1.stops, st0.stops + 1);
+    CHECK(frt_is_immortal(&i_obj->ob));
+    CHECK_EQ(frt_refcount(&i_obj->ob), FRT_REF_IMMORTAL);
+    long seen = atomic_load(&i_iters);
+    wait_at_least(&i_iters, seen + 1000, "owner iterations after");
+    frt_decref(&i_obj->ob);
+    frt_decref(&i_obj->ob);
+    atomic_store(&i_stop, 1);
+    join(t);
+    CHECK(frt_is_immortal(&i_obj->ob));
+    CHECK_EQ(frt_refcount(&i_obj->ob), FRT_REF_IMMORTAL);
+    CHECK_EQ(i_obj->magic, MAGIC);
+    frt_set_immortal(&i_obj->ob); /* again: nothing to do, no stop */
+    frt_stw_get_stats(&st0);
+    CHECK_EQ(st0.stops, st1.stops);
+
+    /* The owner is in a blocking section: suspended by the stop. */
+    atomic_store(&i_phase, 0);
+    t = spawn(blocked_owner, NULL);
+    wait_at_least(&i_phase, 1, "blocked owner");
+    frt_stw_get_stats(&st0);
+    frt_set_immortal(&i_obj->ob);
+    frt_stw_get_stats(&st1);
+    CHECK_EQ(st1.stops, st0.stops + 1);
+    atomic_store(&i_phase, 2);
+    join(t);
+    CHECK(frt_is_immortal(&i_obj->ob));
+    CHECK_EQ(i_obj->magic, MAGIC);
+
+    /* A merged object (no owner): made immortal without a stop. */
+    tobj *m = make();
+    CHECK_EQ(frt_make_shared(&m->ob), 0);
+    frt_stw_get_stats(&st0);
+    frt_set_immortal(&m->ob);
+    frt_stw_get_stats(&st1);
+    CHECK_EQ(st1.stops, st0.stops);
+    CHECK(frt_is_immortal(&m->ob));
+    frt_decref(&m->ob);
+    frt_decref(&m->ob);
+    CHECK_EQ(atomic_load(&destroyed), 0);
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
+    /* Immortals are not leaks; a mortal left alive is. */
+    make();
+    CHECK_EQ(frt_shutdown(), 1);
+    CHECK_EQ(atomic_load(&destroyed), 0);
+}
+
+int main(void)
+{
+    watchdog(240);
+    uint64_t t0 = now_ns();
+    test_pairs();
+    test_queue_to_owner();
+    test_merge_zero_local();
+    test_make_shared();
+    test_thread_exit();
+    test_producer_consumer();
+    test_set_immortal_non_owner();
+    fprintf(stderr, "test_brc: %.2f s\n", (double)(now_ns() - t0) / 1e9);
+    TEST_PASS("test_brc");
+    return 0;
+}
