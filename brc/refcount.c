@@ -1,10 +1,13 @@
 /* The slow paths of biased reference counting.
  *
- * ob_ref_shared holds (count << 2) | flags. The states, as in CPython's
+ * ob_ref_shared holds (count << 2) | state. The states, as in CPython's
  * free-threaded build (Objects/object.c), with the invariant that makes
  * each transition safe:
- *   owned     tid = owner, flags 0: the owner counts on ob_ref_local alone;
- *             others add to the shared count, which may go negative.
+ *   owned     tid = owner, state 0 or MAYBE_WEAKREF: the owner counts on
+ *             ob_ref_local alone; others add to the shared count, which may
+ *             go negative. MAYBE_WEAKREF (set when a weakref is made) only
+ *             forces the owner's last decref through a CAS, so that a
+ *             concurrent try-incref (runtime/try_incref.h) is never lost.
  *   queued    tid = owner, QUEUED: a non-owner found the shared count at 0
  *             and, instead of making it -1, handed its reference to the
  *             owner's merge queue. Only the CAS that sets QUEUED queues, so
@@ -49,13 +52,13 @@ void frt__decref_shared(frt_object *o)
     intptr_t next;
     int queue;
     do {
-        /* A shared count of exactly 0 (no flags) means every reference is
+        /* A shared count of 0 in an owned state means every reference is
          * counted on the owner's side: ours goes to the owner's queue rather
          * than making the count negative. Only the owner (or someone acting
          * for it) may decide that the total is zero, because only it sees
          * the local count without a race: a non-owner that read local == 1
          * and freed would race the owner's plain stores. */
-        queue = shared == 0;
+        queue = shared == 0 || shared == FRT_REF_MAYBE_WEAKREF;
         next = queue ? FRT_REF_QUEUED : shared - FRT_REF_SHARED_ONE;
     } while (!atomic_compare_exchange_weak_explicit(&o->ob_ref_shared, &shared, next,
                                                     memory_order_acq_rel, memory_order_relaxed));
@@ -63,7 +66,7 @@ void frt__decref_shared(frt_object *o)
         frt__brc_queue(o);
     else if (next == FRT_REF_MERGED)
         frt__dealloc(o);
-    else if ((next & FRT_REF_MERGED) && next < 0)
+    else if (FRT_REF_STATE(next) == FRT_REF_MERGED && next < 0)
         frt__misuse(o, "decref below zero");
 }
 
@@ -71,7 +74,9 @@ void frt__merge_zero_local(frt_object *o)
 {
     intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_acquire);
     if (shared == 0) {
-        frt__dealloc(o); /* nobody else ever counted it */
+        /* Nobody else ever counted it, and no weakref exists that could be
+         * trying to (that would have set MAYBE_WEAKREF): no CAS needed. */
+        frt__dealloc(o);
         return;
     }
     /* tid first: a thread that queues the object and then finds tid == 0
@@ -170,7 +175,7 @@ void frt__decref_checked(frt_object *o)
     if (local != FRT_REF_IMMORTAL) {
         if (tid == frt__tls_tid && local == 0)
             frt__misuse(o, "decref below zero");
-        if (tid == 0 && (shared & FRT_REF_MERGED) && (shared >> FRT_REF_SHARED_SHIFT) <= 0)
+        if (tid == 0 && FRT_REF_STATE(shared) == FRT_REF_MERGED && (shared >> FRT_REF_SHARED_SHIFT) <= 0)
             frt__misuse(o, "decref below zero");
     }
     frt__decref_fast(o);

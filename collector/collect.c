@@ -2,14 +2,16 @@
  *
  *   world stopped:  merge queued counts; find the unreachable set; promote
  *                   survivors; hold a reference to each unreachable object
- *   world running:  free what the merge released; (weak references with
- *                   callbacks are cleared and called here, issue 5); run
+ *                   (weakrefs.c: clear garbage weakrefs, and the weakrefs
+ *                   with callbacks to garbage)
+ *   world running:  free what the merge released; run those callbacks; run
  *                   finalize once per object not yet finalized
- *   world stopped:  if a finalizer ran, find what it resurrected: anything
- *                   with references from outside the set, and all it reaches
- *   world running:  (remaining weak references cleared, issue 5); clear()
- *                   the rest, or keep it in the garbage list with SAVEALL;
- *                   drop the held references, which frees the garbage
+ *   world stopped:  if anything could have resurrected an object (a
+ *                   finalizer, a callback, a weakref left), find what was:
+ *                   anything with references from outside the set, and all
+ *                   it reaches; clear the weakrefs to what is still garbage
+ *   world running:  clear() the rest, or keep it in the garbage list with
+ *                   SAVEALL; drop the held references, which frees it
  *
  * Finalizers, clear() and callbacks run with the world running: they may
  * allocate, take locks and touch other threads' objects. The thread that
@@ -19,6 +21,7 @@
 
 #include "gc_internal.h"
 #include "../runtime/os.h"
+#include "../runtime/weakref.h"
 
 frt_gc_state frt__gc = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -119,8 +122,12 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
     }
     if (gen == 2)
         frt__gc_forget_young();
-    for (size_t i = 0; i < nu; i++)
+    for (size_t i = 0; i < nu; i++) {
         frt_incref(w.obj[i]);
+        w.obj[i]->ob_gc_bits |= FRT_GC_UNREACHABLE;
+    }
+    frt_weakref *calls = NULL;
+    int weakly_referenced = frt__gc_weakrefs_take_callbacks(w.obj, nu, &calls);
     pthread_mutex_lock(&frt__gc.lock);
     me->gc_delta = 0;
     atomic_store(&frt__gc.young_count, 0);
@@ -150,6 +157,9 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
     if (nu) /* with nothing unreachable there is no buffer: memset(NULL) is UB */
         memset(resurrected, 0, nu);
     me->in_gc_callback++;
+    /* Callbacks of weakrefs to garbage run before any finalizer. */
+    int called = calls != NULL;
+    frt__weakrefs_run_callbacks(calls);
     size_t finalized = 0;
     for (size_t i = 0; i < nu; i++) {
         frt_object *o = u[i];
@@ -161,7 +171,10 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
     }
     size_t nres = 0;
     int check_failed = 0;
-    if (finalized) {
+    /* While the world ran, code could reach the garbage only through a
+     * finalizer, a callback, or a weakref without callback: if none of
+     * those exist, nothing was resurrected and no second stop is needed. */
+    if (finalized || called || weakly_referenced) {
         uint64_t t1 = frt__now_ns();
         frt_stop_the_world();
         frt_object *dead2 = NULL;
@@ -170,6 +183,9 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
         for (size_t i = 0; i < nu; i++)
             if (resurrected[i])
                 frt__gc_promote(u[i], gen);
+        /* Still stopped: no weakref_get can slip in between the check and
+         * the clearing of what stays garbage. */
+        frt__gc_weakrefs_clear_rest(u, nu, resurrected);
         frt_start_the_world();
         pause += frt__now_ns() - t1;
         frt__brc_free_dead(dead2);
@@ -196,8 +212,10 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
         }
     }
     /* Dropping the holds frees the cleared garbage through ordinary decrefs. */
-    for (size_t i = 0; i < nu; i++)
+    for (size_t i = 0; i < nu; i++) {
+        u[i]->ob_gc_bits &= (uint8_t)~FRT_GC_UNREACHABLE;
         frt_decref(u[i]);
+    }
     me->in_gc_callback--;
 
     pthread_mutex_lock(&frt__gc.lock);

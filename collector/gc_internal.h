@@ -14,6 +14,7 @@
 enum {
     FRT_GC_TRACKED = 1,    /* a container the collector examines */
     FRT_GC_COLLECTING = 2, /* in the current work set: ob_tid holds its index */
+    FRT_GC_UNREACHABLE = 4, /* found garbage by the collection under way */
 };
 #define FRT_GEN_PERMANENT 3 /* frt_gc_freeze */
 
@@ -91,6 +92,14 @@ static inline intptr_t frt__gc_refcount(frt_object *o)
     return (intptr_t)local + (atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed) >>
                               FRT_REF_SHARED_SHIFT);
 }
+
+/* Weak references (collector/weakrefs.c), world stopped. The first clears
+ * garbage weakrefs and the callback weakrefs to garbage, chaining those to
+ * call on *calls; it returns 1 if any garbage object may still have
+ * weakrefs (without callbacks). The second clears those that are left, on
+ * every object that was not resurrected. */
+int frt__gc_weakrefs_take_callbacks(frt_object **u, size_t n, frt_weakref **calls);
+void frt__gc_weakrefs_clear_rest(frt_object **u, size_t n, const uint8_t *resurrected);
 
 long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic);
 void frt__gc_run_callbacks(int phase, const frt_gc_info *info);

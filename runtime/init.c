@@ -7,6 +7,7 @@
 #include "debug.h"
 #include "os.h"
 #include "runtime.h"
+#include "weakref.h"
 
 frt_runtime frt__rt = {
     .stw_mutex = PTHREAD_MUTEX_INITIALIZER,
@@ -51,6 +52,7 @@ int frt_init(const frt_config *cfg)
     atomic_store(&frt__arena_counters.bytes_peak, atomic_load(&frt__arena_counters.bytes));
     atomic_store(&frt__arena_counters.returned, 0);
 
+    frt__weakref_tables_reset();
     memset(&frt__rt.hooks, 0, sizeof frt__rt.hooks);
     frt__brc_install(&frt__rt.hooks);
     frt__gc_install(&frt__rt.hooks, &c);
@@ -108,6 +110,9 @@ int frt_shutdown(void)
         atomic_store(&frt__rt.shutting_down, 0);
         return FRT_EBUSY;
     }
+    /* Finalizers of targets still alive run first (Python runs
+     * weakref.finalize at exit), then the collector's last collection. */
+    frt__finalizers_run_all();
     if (frt__rt.hooks.shutdown)
         frt__rt.hooks.shutdown();
 
@@ -118,6 +123,7 @@ int frt_shutdown(void)
     size_t alive = 0;
     frt__heaps_walk_objects(count_alive, &alive);
     frt__heaps_release_all();
+    frt__weakref_tables_free();
     frt__tstate_fini();
     atomic_store(&frt__rt.initialized, 0);
     return alive > (size_t)INT32_MAX ? INT32_MAX : (int)alive;

@@ -5,6 +5,8 @@
 #include "debug.h"
 #include "object_internal.h"
 #include "runtime.h"
+#include "try_incref.h"
+#include "weakref.h"
 
 frt_object *frt_new_var(const frt_type *type, size_t extra)
 {
@@ -91,31 +93,47 @@ static void release_block(frt_tstate *ts, frt_object *o)
 }
 
 /* PEP 442 on a plain last decref: finalize runs once, with the object
- * alive again (one reference, owned by us); if the finalizer stored a
- * reference somewhere the object lives on, else the decref below brings it
- * back here, marked finalized, to be destroyed. */
-static int finalize_once(frt_tstate *ts, frt_object *o)
+ * alive again (one reference, ours); if the finalizer stored a reference
+ * somewhere the object lives on, else the decref below brings it back
+ * here, marked finalized, to be destroyed. */
+static int finalize_once(frt_object *o)
 {
     const frt_type *t = o->ob_type;
     if (!t->finalize || (atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_FINALIZED))
         return 0;
     atomic_fetch_or_explicit(&o->ob_flags, FRT_OF_FINALIZED, memory_order_relaxed);
-    /* Alive again with one reference, as a merged (ownerless) object, so
-     * any thread may drop it, including this one if it has detached. */
-    atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE | FRT_REF_MERGED,
-                          memory_order_relaxed);
-    (void)ts;
+    if (frt__tls_tid != FRT_TID_DETACHED) {
+        /* Owned by us with a shared word of exactly 0: another thread's
+         * weakref_get refuses it (try_incref.h), so no other thread ever
+         * sees an object in the middle of its finalizer (as CPython's
+         * _PyObject_ResurrectStart). */
+        atomic_store_explicit(&o->ob_tid, frt__tls_tid, memory_order_relaxed);
+        atomic_store_explicit(&o->ob_ref_local, 1, memory_order_relaxed);
+        atomic_store_explicit(&o->ob_ref_shared, 0, memory_order_relaxed);
+    } else {
+        /* A thread in the middle of detaching counts as a non-owner
+         * (tstate.c): the object comes back merged, with no owner. */
+        atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
+        atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
+        atomic_store_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE | FRT_REF_MERGED,
+                              memory_order_relaxed);
+    }
     t->finalize(o);
+    /* Resurrected and weakly referenced: let other threads' gets in again. */
+    if (atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_MAYBE_WEAKREF)
+        frt__set_maybe_weakref(o);
     frt_decref(o);
     return 1;
 }
 
 static void dealloc_one(frt_tstate *ts, frt_object *o)
 {
-    if (finalize_once(ts, o))
+    if (finalize_once(o))
         return;
+    /* Weakrefs are cleared (and their callbacks run) before destroy, while
+     * the object is still whole. */
+    if (FRT_UNLIKELY(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_MAYBE_WEAKREF))
+        frt__weakrefs_on_dealloc(o);
     if (o->ob_gc_bits && frt__rt.hooks.object_free)
         frt__rt.hooks.object_free(o);
     if (o->ob_type->destroy)

@@ -332,13 +332,12 @@ static void *drop_three(void *arg)
     frt_decref(&q_obj->ob);
     /* The first drop found the shared count at zero: queued, not applied. */
     intptr_t s = shared_word(q_obj);
-    CHECK(s & FRT_REF_QUEUED);
-    CHECK(!(s & FRT_REF_MERGED));
+    CHECK_EQ(FRT_REF_STATE(s), FRT_REF_QUEUED);
     CHECK_EQ(s >> FRT_REF_SHARED_SHIFT, 0);
     frt_decref(&q_obj->ob);
     frt_decref(&q_obj->ob);
     s = shared_word(q_obj);
-    CHECK(s & FRT_REF_QUEUED);
+    CHECK_EQ(FRT_REF_STATE(s), FRT_REF_QUEUED);
     CHECK_EQ(s >> FRT_REF_SHARED_SHIFT, -2); /* negative while the owner counts locally */
     frt_thread_detach();
     return NULL;
@@ -387,7 +386,7 @@ static void test_queue_to_owner(void)
     frt_safepoint();
     CHECK_EQ(atomic_load(&destroyed), 1);
     CHECK(!frt_is_owned(&q_obj->ob));
-    CHECK(shared_word(q_obj) & FRT_REF_MERGED);
+    CHECK_EQ(FRT_REF_STATE(shared_word(q_obj)), FRT_REF_MERGED);
     CHECK_EQ(frt_refcount(&q_obj->ob), 1);
     frt_incref(&q_obj->ob);
     CHECK_EQ(frt_refcount(&q_obj->ob), 2);
@@ -401,7 +400,7 @@ static void test_queue_to_owner(void)
     wait_at_least(&q_phase, 1, "owner ready");
     CHECK(!frt_is_owned(&q_obj->ob));
     frt_decref(&q_obj->ob);
-    CHECK(shared_word(q_obj) & FRT_REF_QUEUED);
+    CHECK_EQ(FRT_REF_STATE(shared_word(q_obj)), FRT_REF_QUEUED);
     frt_safepoint(); /* our safepoint is not the owner's */
     CHECK_EQ(atomic_load(&destroyed), 2);
     atomic_store(&q_phase, 2);

@@ -11,5 +11,6 @@
 #include <frt/lifecycle.h>
 #include <frt/heap.h>
 #include <frt/gc.h>
+#include <frt/weakref.h>
 
 #endif

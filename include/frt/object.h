@@ -37,17 +37,21 @@ struct frt_object {
     _Atomic uint16_t ob_flags;      /* FRT_OF_* below */
     uint8_t ob_gc_bits;             /* collector-private */
     uint8_t ob_gen;                 /* collector generation */
-    _Atomic intptr_t ob_ref_shared; /* (count << 2) | FRT_REF_QUEUED | FRT_REF_MERGED */
+    _Atomic intptr_t ob_ref_shared; /* (count << 2) | state (FRT_REF_*) */
     const frt_type *ob_type;        /* NULL in a free block */
 };
 
 /* ob_ref_shared: the low two bits are the BRC state, the rest a signed count
- * that may go negative while the owner still holds local references. */
+ * that may go negative while the owner still holds local references. The
+ * states are CPython's (Include/internal/pycore_object.h): one value each,
+ * never combined, so compare the masked bits with ==, never test a bit. */
 #define FRT_REF_SHARED_SHIFT 2
 #define FRT_REF_SHARED_ONE ((intptr_t)1 << FRT_REF_SHARED_SHIFT)
-#define FRT_REF_QUEUED ((intptr_t)1)  /* on the owner's merge queue */
-#define FRT_REF_MERGED ((intptr_t)2)  /* no owner: the shared count is the count */
+#define FRT_REF_MAYBE_WEAKREF ((intptr_t)1) /* owned; a weakref may try to incref it */
+#define FRT_REF_QUEUED ((intptr_t)2)        /* owned; on the owner's merge queue */
+#define FRT_REF_MERGED ((intptr_t)3)        /* no owner: the shared count is the count */
 #define FRT_REF_FLAG_MASK ((intptr_t)3)
+#define FRT_REF_STATE(shared) ((shared) & FRT_REF_FLAG_MASK)
 #define FRT_REF_IMMORTAL UINT32_MAX
 
 /* ob_flags */
