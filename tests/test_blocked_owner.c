@@ -17,56 +17,7 @@
 
 #include <frt/frt.h>
 
-#include "check.h"
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] =
-        "test_blocked_owner: watchdog expired: a thread is stuck (deadlock or lost wakeup)\n";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    (void)r;
-    _exit(3);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void pause_briefly(unsigned i)
-{
-    if (i < 64)
-        sched_yield();
-    else
-        usleep(50);
-}
-
-/* Wait for *v >= want, at most 60 s. With poll set, the waiter is an
- * attached thread that must keep answering stops while it waits. */
-static void wait_for(_Atomic long *v, long want, int poll, const char *what)
-{
-    uint64_t deadline = now_ns() + 60ull * 1000000000u;
-    for (unsigned i = 0; atomic_load(v) < want; i++) {
-        if (now_ns() > deadline) {
-            fprintf(stderr, "test_blocked_owner: timed out waiting for %s (%ld < %ld)\n", what,
-                    atomic_load(v), want);
-            exit(1);
-        }
-        if (poll)
-            frt_safepoint();
-        pause_briefly(i);
-    }
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, fn, arg), 0);
-    return t;
-}
+#include "test_util.h"
 
 #define MAGIC 0x0b10cced
 
@@ -157,7 +108,7 @@ static void *long_dropper(void *arg)
 {
     int d = (int)(intptr_t)arg;
     CHECK_EQ(frt_thread_attach(), 0);
-    wait_for(&b_blocked, 1, 1, "owner blocked");
+    test_wait_at_least(&b_blocked, 1, 1, "owner blocked");
     for (long i = d; i < 2 * b_n; i += B_DROPPERS) {
         frt_incref(&b_objs[i]->ob);
         frt_decref(&b_objs[i]->ob);
@@ -180,10 +131,10 @@ static void test_long_block(void)
     b_objs = calloc((size_t)(2 * b_n), sizeof *b_objs);
     CHECK(b_objs);
 
-    pthread_t owner = spawn(long_blocked_owner, NULL);
+    pthread_t owner = test_spawn(long_blocked_owner, NULL);
     pthread_t d[B_DROPPERS];
     for (int i = 0; i < B_DROPPERS; i++)
-        d[i] = spawn(long_dropper, (void *)(intptr_t)i);
+        d[i] = test_spawn(long_dropper, (void *)(intptr_t)i);
     for (int i = 0; i < B_DROPPERS; i++)
         CHECK_EQ(pthread_join(d[i], NULL), 0);
     /* The owner has not moved: every object only the droppers held is freed. */
@@ -231,7 +182,7 @@ static void *round_owner(void *arg)
             frt_blocking_begin();
             /* Wait inside the section: no frt call, just the counter. */
             for (unsigned i = 0; atomic_load(&r_done) < r * R_DROPPERS; i++)
-                pause_briefly(i);
+                test_pause(i);
         } else {
             for (unsigned i = 0; atomic_load(&r_done) < r * R_DROPPERS; i++) {
                 frt_blocking_begin();
@@ -250,8 +201,8 @@ static void *round_owner(void *arg)
          * round that only the droppers held may still be waiting for us.
          * Give a helper that is still merging a moment, never our return. */
         expect += handed_only;
-        uint64_t deadline = now_ns() + 5ull * 1000000000u;
-        while (atomic_load(&destroyed) < expect && now_ns() < deadline)
+        uint64_t deadline = test_now_ns() + 5ull * 1000000000u;
+        while (atomic_load(&destroyed) < expect && test_now_ns() < deadline)
             usleep(100);
         if (atomic_load(&destroyed) != expect) {
             fprintf(stderr,
@@ -285,7 +236,7 @@ static void *round_dropper(void *arg)
     long rounds = SCALED(10000L);
     CHECK_EQ(frt_thread_attach(), 0);
     for (long r = 1; r <= rounds; r++) {
-        wait_for(&r_round, r, 1, "round");
+        test_wait_at_least(&r_round, r, 1, "round");
         for (int i = d; i < R_BATCH; i += R_DROPPERS) {
             frt_object *o = &r_objs[i]->ob;
             frt_incref(o);
@@ -324,14 +275,14 @@ static void run_rounds(int with_stopper)
     atomic_store(&r_stops, 0);
     r_stopper_on = with_stopper;
     long rounds = SCALED(10000L);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = test_now_ns();
     pthread_t stopper = 0;
     if (with_stopper)
-        stopper = spawn(round_stopper, NULL);
+        stopper = test_spawn(round_stopper, NULL);
     pthread_t d[R_DROPPERS];
     for (int i = 0; i < R_DROPPERS; i++)
-        d[i] = spawn(round_dropper, (void *)(intptr_t)i);
-    pthread_t owner = spawn(round_owner, (void *)(intptr_t)rounds);
+        d[i] = test_spawn(round_dropper, (void *)(intptr_t)i);
+    pthread_t owner = test_spawn(round_owner, (void *)(intptr_t)rounds);
     /* We stay attached while we join: a stop must not wait for us. */
     frt_blocking_begin();
     CHECK_EQ(pthread_join(owner, NULL), 0);
@@ -348,13 +299,12 @@ static void run_rounds(int with_stopper)
     CHECK_EQ(atomic_load(&bad_destroys), 0);
     CHECK_EQ(frt_shutdown(), 0);
     fprintf(stderr, "test_blocked_owner: %ld rounds%s: %.2f s\n", rounds,
-            with_stopper ? " with stops" : "", (double)(now_ns() - t0) / 1e9);
+            with_stopper ? " with stops" : "", (double)(test_now_ns() - t0) / 1e9);
 }
 
 int main(void)
 {
-    signal(SIGALRM, on_alarm);
-    alarm(240);
+    test_watchdog("test_blocked_owner", 240);
     test_long_block();
     run_rounds(0);
     run_rounds(1);

@@ -18,57 +18,15 @@
 
 #include <frt/frt.h>
 
-#include "check.h"
+#include "test_util.h"
 
 /* ------------------------------------------------------------------ */
 /* Scaffolding                                                        */
 
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] = "test_brc: watchdog expired: a thread is stuck (deadlock or lost wakeup)\n";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    (void)r;
-    _exit(3);
-}
 
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
-/* Spin (politely) until *v >= want; a bounded wait so a lost update fails
- * the test with a message instead of hanging it. */
-static void wait_at_least(_Atomic long *v, long want, const char *what)
-{
-    uint64_t deadline = now_ns() + 60ull * 1000000000u;
-    for (unsigned i = 0; atomic_load(v) < want; i++) {
-        if (now_ns() > deadline) {
-            fprintf(stderr, "test_brc: timed out waiting for %s (%ld < %ld)\n", what,
-                    atomic_load(v), want);
-            exit(1);
-        }
-        if (i < 64)
-            sched_yield();
-        else
-            usleep(50);
-    }
-}
 
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, fn, arg), 0);
-    return t;
-}
 
 static void join(pthread_t t)
 {
@@ -202,7 +160,7 @@ static void *pairs_worker(void *arg)
     int w = (int)(intptr_t)arg;
     CHECK_EQ(frt_thread_attach(), 0);
     atomic_fetch_add(&p_ready, 1);
-    wait_at_least(&p_go, 1, "go");
+    test_wait_at_least(&p_go, 1, 0, "go");
     long n = SCALED(2000000L);
     frt_object *im = &p_imm->ob;
     for (long i = 0; i < n; i++) {
@@ -264,8 +222,8 @@ static void test_pairs(void)
 
     pthread_t t[P_WORKERS];
     for (int w = 0; w < P_WORKERS; w++)
-        t[w] = spawn(pairs_worker, (void *)(intptr_t)w);
-    wait_at_least(&p_ready, P_WORKERS, "workers attached");
+        t[w] = test_spawn(pairs_worker, (void *)(intptr_t)w);
+    test_wait_at_least(&p_ready, P_WORKERS, 0, "workers attached");
     atomic_store(&p_go, 1);
 
     long n = SCALED(2000000L);
@@ -353,7 +311,7 @@ static void *owner_waits_then_detaches(void *arg)
     CHECK_EQ(frt_refcount(&q_obj->ob), 1);
     atomic_store(&q_phase, 1);
     /* Attached and not polling: main's drop must stay queued to us. */
-    wait_at_least(&q_phase, 2, "main's drop");
+    test_wait_at_least(&q_phase, 2, 0, "main's drop");
     long before = atomic_load(&destroyed);
     frt_thread_detach(); /* merges what was queued: the object goes here */
     CHECK_EQ(atomic_load(&destroyed), before + 1);
@@ -371,7 +329,7 @@ static void test_queue_to_owner(void)
         frt_incref(&q_obj->ob);
     frt_decref(&q_obj->ob); /* ours: local 3, all three held by the thread */
     CHECK_EQ(frt_refcount(&q_obj->ob), 3);
-    join(spawn(drop_three, NULL));
+    join(test_spawn(drop_three, NULL));
     CHECK_EQ(atomic_load(&destroyed), 0);
     CHECK(frt_is_owned(&q_obj->ob));
     frt_safepoint(); /* the merge: 3 local - 2 shared - 1 queued = 0 */
@@ -381,7 +339,7 @@ static void test_queue_to_owner(void)
     q_obj = make();
     for (int i = 0; i < 3; i++)
         frt_incref(&q_obj->ob);
-    join(spawn(drop_three, NULL));
+    join(test_spawn(drop_three, NULL));
     CHECK_EQ(atomic_load(&destroyed), 1);
     frt_safepoint();
     CHECK_EQ(atomic_load(&destroyed), 1);
@@ -396,8 +354,8 @@ static void test_queue_to_owner(void)
 
     /* The owner never polls, then detaches: detach merges and frees. */
     atomic_store(&q_phase, 0);
-    pthread_t t = spawn(owner_waits_then_detaches, NULL);
-    wait_at_least(&q_phase, 1, "owner ready");
+    pthread_t t = test_spawn(owner_waits_then_detaches, NULL);
+    test_wait_at_least(&q_phase, 1, 0, "owner ready");
     CHECK(!frt_is_owned(&q_obj->ob));
     frt_decref(&q_obj->ob);
     CHECK_EQ(FRT_REF_STATE(shared_word(q_obj)), FRT_REF_QUEUED);
@@ -423,15 +381,15 @@ static void *zero_local_worker(void *arg)
 {
     (void)arg;
     CHECK_EQ(frt_thread_attach(), 0);
-    wait_at_least(&z_round, 1, "object");
+    test_wait_at_least(&z_round, 1, 0, "object");
     tobj *o = atomic_load(&z_obj);
     frt_incref(&o->ob);
     atomic_fetch_add(&z_increfed, 1);
-    wait_at_least(&z_round, 2, "owner's drop");
+    test_wait_at_least(&z_round, 2, 0, "owner's drop");
     frt_decref(&o->ob);
     atomic_fetch_add(&z_finished, 1);
     /* No safepoint, no detach until main has looked. */
-    wait_at_least(&z_checked, 1, "main's check");
+    test_wait_at_least(&z_checked, 1, 0, "main's check");
     frt_thread_detach();
     return NULL;
 }
@@ -442,7 +400,7 @@ static void *zero_local_racer(void *arg)
     CHECK_EQ(frt_thread_attach(), 0);
     long rounds = SCALED(20000L);
     for (long r = 1; r <= rounds; r++) {
-        wait_at_least(&z_round, r, "round");
+        test_wait_at_least(&z_round, r, 0, "round");
         tobj *o = atomic_load(&z_obj);
         frt_incref(&o->ob);
         atomic_fetch_add(&z_increfed, 1);
@@ -468,11 +426,11 @@ static void test_merge_zero_local(void)
 
     pthread_t t[Z_WORKERS];
     for (int i = 0; i < Z_WORKERS; i++)
-        t[i] = spawn(zero_local_worker, NULL);
+        t[i] = test_spawn(zero_local_worker, NULL);
     tobj *o = make();
     atomic_store(&z_obj, o);
     atomic_store(&z_round, 1);
-    wait_at_least(&z_increfed, Z_WORKERS, "increfs");
+    test_wait_at_least(&z_increfed, Z_WORKERS, 0, "increfs");
     CHECK_EQ(frt_refcount(&o->ob), 1 + Z_WORKERS);
     frt_decref(&o->ob); /* local 0, shared 3: merged, alive */
     CHECK(!frt_is_owned(&o->ob));
@@ -480,7 +438,7 @@ static void test_merge_zero_local(void)
     CHECK_EQ(frt_refcount(&o->ob), Z_WORKERS);
     CHECK_EQ(atomic_load(&destroyed), 0);
     atomic_store(&z_round, 2);
-    wait_at_least(&z_finished, Z_WORKERS, "worker drops");
+    test_wait_at_least(&z_finished, Z_WORKERS, 0, "worker drops");
     CHECK_EQ(atomic_load(&destroyed), 1); /* before any safepoint or detach */
     atomic_store(&z_checked, 1);
     for (int i = 0; i < Z_WORKERS; i++)
@@ -494,20 +452,20 @@ static void test_merge_zero_local(void)
     atomic_store(&z_increfed, 0);
     atomic_store(&z_finished, 0);
     for (int i = 0; i < Z_WORKERS; i++)
-        t[i] = spawn(zero_local_racer, NULL);
+        t[i] = test_spawn(zero_local_racer, NULL);
     long rounds = SCALED(20000L);
     for (long r = 1; r <= rounds; r++) {
         o = make();
         atomic_store(&z_obj, o);
         atomic_store(&z_round, r);
         /* keep ours until every worker holds one of its own */
-        wait_at_least(&z_increfed, r * Z_WORKERS, "round increfs");
+        test_wait_at_least(&z_increfed, r * Z_WORKERS, 0, "round increfs");
         if (r & 1) {
             frt_incref(&o->ob);
             frt_decref(&o->ob);
         }
         frt_decref(&o->ob);
-        wait_at_least(&z_finished, r * Z_WORKERS, "round drops");
+        test_wait_at_least(&z_finished, r * Z_WORKERS, 0, "round drops");
         if (atomic_load(&destroyed) != r) {
             fprintf(stderr, "test_brc: round %ld: %ld destroyed\n", r, atomic_load(&destroyed));
             exit(1);
@@ -533,7 +491,7 @@ static void *shared_worker(void *arg)
     CHECK_EQ(frt_thread_attach(), 0);
     CHECK_EQ(frt_make_shared(&s_obj->ob), FRT_EALREADY);
     CHECK_EQ(frt_make_shared(&s_imm->ob), FRT_EALREADY);
-    wait_at_least(&s_go, 1, "go");
+    test_wait_at_least(&s_go, 1, 0, "go");
     long n = SCALED(1000000L);
     for (long i = 0; i < n; i++) {
         frt_incref(&s_obj->ob);
@@ -541,11 +499,11 @@ static void *shared_worker(void *arg)
     }
     frt_incref(&s_obj->ob);
     atomic_fetch_add(&s_done, 1);
-    wait_at_least(&s_go, 2, "drop");
+    test_wait_at_least(&s_go, 2, 0, "drop");
     frt_decref(&s_obj->ob);
     frt_decref(&s_obj->ob);
     atomic_fetch_add(&s_done, 1);
-    wait_at_least(&s_go, 3, "leave");
+    test_wait_at_least(&s_go, 3, 0, "leave");
     frt_thread_detach();
     return NULL;
 }
@@ -568,7 +526,7 @@ static void test_make_shared(void)
     atomic_store(&s_done, 0);
     s_imm = new_immortal();
     s_obj = make();
-    join(spawn(not_owner_make_shared, NULL));
+    join(test_spawn(not_owner_make_shared, NULL));
     CHECK(frt_is_owned(&s_obj->ob));
     frt_incref(&s_obj->ob);
     frt_incref(&s_obj->ob);
@@ -583,19 +541,19 @@ static void test_make_shared(void)
     /* Two of the three references are the workers' to drop. */
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
-        t[i] = spawn(shared_worker, NULL);
+        t[i] = test_spawn(shared_worker, NULL);
     atomic_store(&s_go, 1);
     long n = SCALED(1000000L);
     for (long i = 0; i < n; i++) {
         frt_incref(&s_obj->ob);
         frt_decref(&s_obj->ob);
     }
-    wait_at_least(&s_done, 2, "workers' pairs");
+    test_wait_at_least(&s_done, 2, 0, "workers' pairs");
     CHECK_EQ(frt_refcount(&s_obj->ob), 5);
     frt_decref(&s_obj->ob); /* ours: the workers hold the rest */
     CHECK_EQ(frt_refcount(&s_obj->ob), 4);
     atomic_store(&s_go, 2);
-    wait_at_least(&s_done, 4, "workers' drops");
+    test_wait_at_least(&s_done, 4, 0, "workers' drops");
     CHECK_EQ(atomic_load(&destroyed), 1); /* no safepoint anywhere */
     atomic_store(&s_go, 3);
     for (int i = 0; i < 2; i++)
@@ -642,7 +600,7 @@ static void *x_dropper(void *arg)
 {
     int d = (int)(intptr_t)arg;
     CHECK_EQ(frt_thread_attach(), 0);
-    wait_at_least(&x_go, 1, "go");
+    test_wait_at_least(&x_go, 1, 0, "go");
     for (int w = 0; w < 2; w++)
         for (int i = d; i < X_PER; i += X_DROPPERS)
             frt_decref(&x_objs[w][i]->ob);
@@ -657,8 +615,8 @@ static void test_thread_exit(void)
     reset_counts();
     atomic_store(&x_go, 0);
     x_imm = new_immortal();
-    join(spawn(exits_attached, (void *)(intptr_t)0));
-    join(spawn(exits_attached, (void *)(intptr_t)1));
+    join(test_spawn(exits_attached, (void *)(intptr_t)0));
+    join(test_spawn(exits_attached, (void *)(intptr_t)1));
     CHECK_EQ(atomic_load(&destroyed), 0);
     for (int w = 0; w < 2; w++)
         for (int i = 0; i < X_PER; i++) {
@@ -672,7 +630,7 @@ static void test_thread_exit(void)
     /* Each object: one reference dropped by a dropper, one by us, racing. */
     pthread_t t[X_DROPPERS];
     for (int d = 0; d < X_DROPPERS; d++)
-        t[d] = spawn(x_dropper, (void *)(intptr_t)d);
+        t[d] = test_spawn(x_dropper, (void *)(intptr_t)d);
     atomic_store(&x_go, 1);
     for (int w = 0; w < 2; w++)
         for (int i = X_PER; i-- > 0;)
@@ -796,9 +754,9 @@ static void test_producer_consumer(void)
     pc.producers_left = PC_PRODUCERS;
     pthread_t p[PC_PRODUCERS], c[PC_CONSUMERS];
     for (int i = 0; i < PC_CONSUMERS; i++)
-        c[i] = spawn(consumer, NULL);
+        c[i] = test_spawn(consumer, NULL);
     for (int i = 0; i < PC_PRODUCERS; i++)
-        p[i] = spawn(producer, NULL);
+        p[i] = test_spawn(producer, NULL);
     for (int i = 0; i < PC_PRODUCERS; i++)
         join(p[i]);
     for (int i = 0; i < PC_CONSUMERS; i++)
@@ -852,7 +810,7 @@ static void *blocked_owner(void *arg)
     frt_incref(&i_obj->ob);
     frt_blocking_begin();
     atomic_store(&i_phase, 1);
-    wait_at_least(&i_phase, 2, "immortal");
+    test_wait_at_least(&i_phase, 2, 0, "immortal");
     frt_blocking_end();
     CHECK(frt_is_immortal(&i_obj->ob));
     for (int i = 0; i < 3; i++)
@@ -871,9 +829,9 @@ static void test_set_immortal_non_owner(void)
     atomic_store(&i_phase, 0);
     frt_stw_stats st0, st1;
 
-    pthread_t t = spawn(busy_owner, NULL);
-    wait_at_least(&i_phase, 1, "owner");
-    wait_at_least(&i_iters, 1000, "owner iterations");
+    pthread_t t = test_spawn(busy_owner, NULL);
+    test_wait_at_least(&i_phase, 1, 0, "owner");
+    test_wait_at_least(&i_iters, 1000, 0, "owner iterations");
     frt_incref(&i_obj->ob); /* a shared reference of ours */
     CHECK(!frt_is_owned(&i_obj->ob));
     frt_stw_get_stats(&st0);
@@ -883,7 +841,7 @@ static void test_set_immortal_non_owner(void)
     CHECK(frt_is_immortal(&i_obj->ob));
     CHECK_EQ(frt_refcount(&i_obj->ob), FRT_REF_IMMORTAL);
     long seen = atomic_load(&i_iters);
-    wait_at_least(&i_iters, seen + 1000, "owner iterations after");
+    test_wait_at_least(&i_iters, seen + 1000, 0, "owner iterations after");
     frt_decref(&i_obj->ob);
     frt_decref(&i_obj->ob);
     atomic_store(&i_stop, 1);
@@ -897,8 +855,8 @@ static void test_set_immortal_non_owner(void)
 
     /* The owner is in a blocking section: suspended by the stop. */
     atomic_store(&i_phase, 0);
-    t = spawn(blocked_owner, NULL);
-    wait_at_least(&i_phase, 1, "blocked owner");
+    t = test_spawn(blocked_owner, NULL);
+    test_wait_at_least(&i_phase, 1, 0, "blocked owner");
     frt_stw_get_stats(&st0);
     frt_set_immortal(&i_obj->ob);
     frt_stw_get_stats(&st1);
@@ -928,8 +886,8 @@ static void test_set_immortal_non_owner(void)
 
 int main(void)
 {
-    watchdog(240);
-    uint64_t t0 = now_ns();
+    test_watchdog("test_brc", 240);
+    uint64_t t0 = test_now_ns();
     test_pairs();
     test_queue_to_owner();
     test_merge_zero_local();
@@ -937,7 +895,7 @@ int main(void)
     test_thread_exit();
     test_producer_consumer();
     test_set_immortal_non_owner();
-    fprintf(stderr, "test_brc: %.2f s\n", (double)(now_ns() - t0) / 1e9);
+    fprintf(stderr, "test_brc: %.2f s\n", (double)(test_now_ns() - t0) / 1e9);
     TEST_PASS("test_brc");
     return 0;
 }

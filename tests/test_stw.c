@@ -19,7 +19,7 @@
 
 #include <frt/frt.h>
 
-#include "check.h"
+#include "test_util.h"
 #include "runtime/tstate.h"
 
 static const char *phase = "start";
@@ -35,38 +35,8 @@ static void on_alarm(int sig)
     _exit(3);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
 
-/* Wait until *v >= want, at most 60 s; an attached waiter keeps polling. */
-static void wait_for(_Atomic long *v, long want, int poll, const char *what)
-{
-    uint64_t deadline = now_ns() + 60ull * 1000000000u;
-    for (unsigned i = 0; atomic_load(v) < want; i++) {
-        if (now_ns() > deadline) {
-            fprintf(stderr, "test_stw: timed out waiting for %s (%ld < %ld)\n", what,
-                    atomic_load(v), want);
-            exit(1);
-        }
-        if (poll)
-            frt_safepoint();
-        if (i < 64)
-            sched_yield();
-        else
-            sleep_us(50);
-    }
-}
 
 static _Atomic long created, destroyed;
 
@@ -204,19 +174,19 @@ static void stop_workers(worker *ws, int n)
 /* Until every busy worker has moved past seen[i], at most 60 s. */
 static void wait_all_moved(worker *ws, int n, const long *seen)
 {
-    uint64_t deadline = now_ns() + 60ull * 1000000000u;
+    uint64_t deadline = test_now_ns() + 60ull * 1000000000u;
     for (;;) {
         int left = 0;
         for (int i = 0; i < n; i++)
             left += ws[i].kind == BUSY && atomic_load(&ws[i].iters) <= seen[i];
         if (!left)
             return;
-        if (now_ns() > deadline) {
+        if (test_now_ns() > deadline) {
             fprintf(stderr, "test_stw: timed out waiting for %d busy workers after restart\n", left);
             exit(1);
         }
         frt_safepoint();
-        sleep_us(200);
+        test_sleep_us(200);
     }
 }
 
@@ -227,7 +197,7 @@ static void check_frozen(worker *ws, int n, long sleep, const char *where)
     CHECK(n <= 64);
     for (int i = 0; i < n; i++)
         a[i] = atomic_load(&ws[i].iters);
-    sleep_us(sleep);
+    test_sleep_us(sleep);
     for (int i = 0; i < n; i++) {
         long b = atomic_load(&ws[i].iters);
         if (a[i] != b) {
@@ -251,7 +221,7 @@ static void test_frozen(int n, long stops)
     worker *ws = n == 2 ? start_workers(n, mix2, 2) : start_workers(n, mixn, 4);
     frt_stw_stats st0, st1;
     frt_stw_get_stats(&st0);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = test_now_ns();
     long blocked_moved = 0;
     for (long s = 0; s < stops; s++) {
         long bl[64];
@@ -279,7 +249,7 @@ static void test_frozen(int n, long stops)
     CHECK_EQ(atomic_load(&destroyed), atomic_load(&created));
     fprintf(stderr, "test_stw: %d threads, %ld stops: %.2f s (pause max %.1f us; a blocked thread "
                     "moved during %ld stop(s))\n",
-            n, stops, (double)(now_ns() - t0) / 1e9, (double)st1.pause_ns_max / 1e3, blocked_moved);
+            n, stops, (double)(test_now_ns() - t0) / 1e9, (double)st1.pause_ns_max / 1e3, blocked_moved);
     CHECK_EQ(frt_shutdown(), 0);
 }
 
@@ -338,7 +308,7 @@ static void test_blocking_during_stop(void)
         atomic_store(&b_depth2, 0);
         pthread_t t;
         CHECK_EQ(pthread_create(&t, NULL, long_blocker, (void *)(intptr_t)nested), 0);
-        wait_for(&b_in, 1, 1, "blocker in its section");
+        test_wait_at_least(&b_in, 1, 1, "blocker in its section");
         phase = "a stop waited for a thread in a blocking section";
         CHECK_EQ(frt_stop_the_world(), 0);
         phase = "blocking";
@@ -347,14 +317,14 @@ static void test_blocking_during_stop(void)
         atomic_store(&b_go, 1);
         pthread_cond_signal(&b_cv);
         pthread_mutex_unlock(&b_mu);
-        wait_for(&b_woke, 1, 0, "blocker woken");
+        test_wait_at_least(&b_woke, 1, 0, "blocker woken");
         if (nested)
-            wait_for(&b_depth2, 1, 0, "inner blocking_end");
-        sleep_us(20000);
+            test_wait_at_least(&b_depth2, 1, 0, "inner blocking_end");
+        test_sleep_us(20000);
         CHECK_EQ(atomic_load(&b_back), 0); /* blocking_end waits for the restart */
         check_all_parked("blocking_end waiting");
         frt_start_the_world();
-        wait_for(&b_back, 1, 1, "blocking_end after restart");
+        test_wait_at_least(&b_back, 1, 1, "blocking_end after restart");
         frt_blocking_begin();
         CHECK_EQ(pthread_join(t, NULL), 0);
         frt_blocking_end();
@@ -365,10 +335,10 @@ static void test_blocking_during_stop(void)
     CHECK_EQ(frt_stop_the_world(), 0);
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, attach_once, NULL), 0);
-    sleep_us(20000);
+    test_sleep_us(20000);
     CHECK_EQ(atomic_load(&b_back), 0);
     frt_start_the_world();
-    wait_for(&b_back, 1, 1, "attach after restart");
+    test_wait_at_least(&b_back, 1, 1, "attach after restart");
     CHECK_EQ(pthread_join(t, NULL), 0);
     frt_safepoint();
     CHECK_EQ(atomic_load(&destroyed), atomic_load(&created));
@@ -393,7 +363,7 @@ static void *stopper(void *arg)
     long rounds = SCALED(3000L);
     CHECK_EQ(frt_thread_attach(), 0);
     atomic_fetch_add(&c_ready, 1);
-    wait_for(&c_ready, C_STOPPERS, 1, "stoppers ready");
+    test_wait_at_least(&c_ready, C_STOPPERS, 1, "stoppers ready");
     for (long r = 0; r < rounds; r++) {
         CHECK_EQ(frt_stop_the_world(), 0);
         CHECK_EQ(atomic_exchange(&in_stop, me + 1), 0); /* serialised */
@@ -437,7 +407,7 @@ static void test_concurrent_stoppers(void)
     c_ws = start_workers(C_WORKERS, kinds, 2);
     frt_stw_stats st0, st1;
     frt_stw_get_stats(&st0);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = test_now_ns();
     pthread_t t[C_STOPPERS];
     for (int i = 0; i < C_STOPPERS; i++)
         CHECK_EQ(pthread_create(&t[i], NULL, stopper, (void *)(intptr_t)i), 0);
@@ -454,7 +424,7 @@ static void test_concurrent_stoppers(void)
     stop_workers(c_ws, C_WORKERS);
     CHECK_EQ(atomic_load(&destroyed), atomic_load(&created));
     fprintf(stderr, "test_stw: %d concurrent stoppers, %ld stops: %.2f s\n", C_STOPPERS,
-            (long)(st1.stops - st0.stops), (double)(now_ns() - t0) / 1e9);
+            (long)(st1.stops - st0.stops), (double)(test_now_ns() - t0) / 1e9);
     CHECK_EQ(frt_shutdown(), 0);
 }
 
@@ -479,7 +449,7 @@ static void test_nested_and_stats(void)
 
     static const int kinds[] = {BUSY, BLOCKER};
     worker *ws = start_workers(2, kinds, 2);
-    wait_for(&ws[0].iters, 100, 1, "busy worker");
+    test_wait_at_least(&ws[0].iters, 100, 1, "busy worker");
     CHECK_EQ(frt_stop_the_world(), 0);
     CHECK_EQ(frt_stop_the_world(), 0);
     CHECK_EQ(frt_stop_the_world(), 0);
@@ -490,7 +460,7 @@ static void test_nested_and_stats(void)
     check_frozen(ws, 2, 3000, "depth 1 after two restarts");
     frt_start_the_world();
     long seen = atomic_load(&ws[0].iters);
-    wait_for(&ws[0].iters, seen + 100, 1, "busy worker after the outer restart");
+    test_wait_at_least(&ws[0].iters, seen + 100, 1, "busy worker after the outer restart");
 
     frt_stw_get_stats(&st);
     CHECK_EQ(st.stops, 2); /* the nested requests are one stop */
@@ -566,17 +536,17 @@ static void test_fairness(void)
     pthread_t b, a;
     CHECK_EQ(pthread_create(&b, NULL, fair_blocker, NULL), 0);
     CHECK_EQ(pthread_create(&a, NULL, fair_attacher, NULL), 0);
-    wait_for(&f_block_iters, 1, 1, "blocker started");
-    wait_for(&f_attach_iters, 1, 1, "attacher started");
+    test_wait_at_least(&f_block_iters, 1, 1, "blocker started");
+    test_wait_at_least(&f_attach_iters, 1, 1, "attacher started");
 
     /* Back to back: no pause between a restart and the next request. */
     const long want = 200;
     const uint64_t window = 5ull * 1000000000u;
     long b0 = atomic_load(&f_block_iters), a0 = atomic_load(&f_attach_iters);
     long stops = 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = test_now_ns();
     phase = "fairness";
-    while (now_ns() - t0 < window) {
+    while (test_now_ns() - t0 < window) {
         CHECK_EQ(frt_stop_the_world(), 0);
         frt_start_the_world();
         stops++;
@@ -584,7 +554,7 @@ static void test_fairness(void)
             stops >= 4 * want)
             break;
     }
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(test_now_ns() - t0) / 1e9;
     long db = atomic_load(&f_block_iters) - b0, da = atomic_load(&f_attach_iters) - a0;
     fprintf(stderr, "test_stw: fairness: %ld back-to-back stops in %.2f s; blocking_begin/end "
                     "loop %ld iterations, attach/detach loop %ld\n",
@@ -607,7 +577,7 @@ int main(void)
 {
     signal(SIGALRM, on_alarm);
     alarm(240);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = test_now_ns();
     phase = "nested and stats";
     test_nested_and_stats();
     phase = "2 threads";
@@ -620,7 +590,7 @@ int main(void)
     test_blocking_during_stop();
     test_concurrent_stoppers();
     test_fairness();
-    fprintf(stderr, "test_stw: %.2f s\n", (double)(now_ns() - t0) / 1e9);
+    fprintf(stderr, "test_stw: %.2f s\n", (double)(test_now_ns() - t0) / 1e9);
     TEST_PASS("test_stw");
     return 0;
 }

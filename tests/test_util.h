@@ -50,6 +50,15 @@ static inline void test_sleep_us(long us)
     }
 }
 
+/* The i-th wait of a polling loop: yield at first, then sleep briefly. */
+static inline void test_pause(unsigned i)
+{
+    if (i < 64)
+        sched_yield();
+    else
+        test_sleep_us(50);
+}
+
 /* Until *v >= want, at most 60 s. poll: the waiter is attached and must
  * keep reaching safepoints (a stop-the-world would wait for it). */
 static inline void test_wait_at_least(_Atomic long *v, long want, int poll, const char *what)
@@ -63,10 +72,7 @@ static inline void test_wait_at_least(_Atomic long *v, long want, int poll, cons
         }
         if (poll)
             frt_safepoint();
-        if (i < 64)
-            sched_yield();
-        else
-            test_sleep_us(50);
+        test_pause(i);
     }
 }
 
