@@ -95,6 +95,7 @@ size_t frt_refcount(const frt_object *o)
 {
     if (!o)
         return 0;
+    FRT_CHECK_LIVE(o, "frt_refcount");
     frt_object *m = (frt_object *)o;
     uint32_t local = atomic_load_explicit(&m->ob_ref_local, memory_order_relaxed);
     if (local == FRT_REF_IMMORTAL)
@@ -120,6 +121,7 @@ void frt_set_immortal(frt_object *o)
 {
     if (!o || frt_is_immortal(o))
         return;
+    FRT_CHECK_LIVE(o, "frt_set_immortal");
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
     if (tid == frt__tls_tid || tid == 0) {
         /* Nobody else writes the local count of an object we own or that
@@ -140,6 +142,7 @@ int frt_make_shared(frt_object *o)
 {
     if (!o)
         return FRT_EINVAL;
+    FRT_CHECK_LIVE(o, "frt_make_shared");
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
     if (frt_is_immortal(o) || tid == 0)
         return FRT_EALREADY;

@@ -22,4 +22,16 @@ FRT_COLD _Noreturn void frt__fatal(const frt_object *o, const char *what);
 
 #define FRT_MISUSE(o, what) frt__misuse((o), (what))
 
+/* At an API entry that takes an object: a debug build reports a freed one
+ * (its block's type slot is NULL until the block is reused). */
+#if FRT_DEBUG
+#define FRT_CHECK_LIVE(o, fn)                                                                      \
+    do {                                                                                           \
+        if ((o) && !((const frt_object *)(o))->ob_type)                                            \
+            frt__misuse((const frt_object *)(o), fn " of a freed object");                         \
+    } while (0)
+#else
+#define FRT_CHECK_LIVE(o, fn) ((void)0)
+#endif
+
 #endif

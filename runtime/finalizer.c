@@ -84,6 +84,10 @@ frt_finalizer *frt_finalizer_new(frt_object *target, void (*fn)(void *ctx), void
         FRT_MISUSE(target, "frt_finalizer_new with a NULL target or function, or from a thread that is not attached");
         return NULL;
     }
+    if (!target->ob_type) {
+        frt__misuse(target, "frt_finalizer_new of a freed object");
+        return NULL;
+    }
     frt_finalizer *f = (frt_finalizer *)frt_new(&finalizer_type);
     if (!f)
         return NULL;

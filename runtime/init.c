@@ -85,6 +85,12 @@ static void count_alive(void *block, size_t size, void *arg)
 
 int frt_shutdown(void)
 {
+    /* First: while a shutdown runs, `initialized` already says no, and a
+     * finalizer or callback that calls us again must hear that it did. */
+    if (atomic_load(&frt__rt.shutting_down)) {
+        FRT_MISUSE(NULL, "frt_shutdown called again while shutting down (from a finalizer, callback or destroy)");
+        return FRT_ESTATE;
+    }
     if (atomic_load(&frt__rt.initialized) != 1)
         return FRT_ESTATE;
     frt_tstate *ts = frt__tstate();
@@ -125,6 +131,7 @@ int frt_shutdown(void)
     frt__heaps_release_all();
     frt__weakref_tables_free();
     frt__tstate_fini();
+    atomic_store(&frt__rt.shutting_down, 0);
     atomic_store(&frt__rt.initialized, 0);
     return alive > (size_t)INT32_MAX ? INT32_MAX : (int)alive;
 }

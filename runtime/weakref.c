@@ -282,10 +282,7 @@ frt_object *frt_weakref_get(frt_weakref *wr)
 {
     if (!wr)
         return NULL;
-#if FRT_DEBUG
-    if (!wr->ob.ob_type)
-        frt__misuse(&wr->ob, "frt_weakref_get on a freed weakref");
-#endif
+    FRT_CHECK_LIVE(&wr->ob, "frt_weakref_get");
     if (!atomic_load_explicit(&wr->target, memory_order_acquire))
         return NULL;
     wr_shard *s = &shards[wr->shard];
@@ -308,6 +305,7 @@ int frt_weakref_alive(frt_weakref *wr)
 
 size_t frt_weakref_count(const frt_object *target)
 {
+    FRT_CHECK_LIVE(target, "frt_weakref_count");
     if (!target ||
         !(atomic_load_explicit(&((frt_object *)target)->ob_flags, memory_order_relaxed) &
           FRT_OF_MAYBE_WEAKREF))
