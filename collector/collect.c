@@ -87,13 +87,18 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
     me->in_gc_callback--;
 
     uint64_t t0 = frt__now_ns();
-    frt_stop_the_world();
+    if (frt_stop_the_world() != 0) { /* callers check, this is the backstop */
+        atomic_store(&frt__gc.collecting, 0);
+        return 0;
+    }
     frt_object *dead = NULL;
     frt__gc_merge_all_queues(&dead);
     gc_work w = {0};
     frt__gc_gather(&w, gen);
-    if (!w.failed)
-        frt__gc_find_reachable(&w);
+    /* A mark stack that cannot grow leaves the marks partial: everything
+     * not marked yet would pass for garbage. Postpone, whatever the flag. */
+    if (!w.failed && frt__gc_find_reachable(&w) != 0)
+        w.failed = 1;
     if (w.failed) {
         /* No memory for the work set: undo and try another time. The heap
          * is untouched; the stats say it happened. */
@@ -255,5 +260,9 @@ long frt_gc_collect(int generation)
         generation = 2;
     if (generation < 0 || generation > 2)
         return FRT_EINVAL;
+    /* From a finalizer (or destroy) that a plain last decref runs: 0 and no
+     * collection, as from one the collector runs (in_gc_callback). */
+    if (me->in_dealloc)
+        return 0;
     return frt__gc_collect_gen(me, generation, 0);
 }

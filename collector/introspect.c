@@ -23,7 +23,10 @@ static void keep(walk_ctx *c, frt_object *o)
 
 static int tracked_in(frt_object *o, int gen)
 {
-    if (!(o->ob_gc_bits & FRT_GC_TRACKED) || frt__gc_refcount(o) <= 0)
+    /* Garbage that a collection is about to clear is not handed out: the
+     * caller would see it with its references gone. */
+    if (!(o->ob_gc_bits & FRT_GC_TRACKED) || (o->ob_gc_bits & FRT_GC_UNREACHABLE) ||
+        frt__gc_refcount(o) <= 0)
         return 0;
     return gen < 0 ? o->ob_gen <= 2 : o->ob_gen == gen;
 }

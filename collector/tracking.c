@@ -62,6 +62,13 @@ static void object_free(frt_object *o)
 
 static void collect_pending(frt_tstate *ts)
 {
+    /* Only where this thread may stop the world: frt_blocking_begin polls
+     * with its depth already raised, and a thread holding a stop must not
+     * have objects freed under it. frt_stop_the_world would refuse, and the
+     * run would go on with the world running. The request comes back with
+     * this thread's next count flush. */
+    if (ts->blocking_depth || ts->stw_depth)
+        return;
     if (ts->gc_delta)
         count_flush(ts);
     if (ts->in_gc_callback || !atomic_load(&frt__gc.enabled) || atomic_load(&frt__gc.collecting))

@@ -132,7 +132,9 @@ static void dealloc_one(frt_tstate *ts, frt_object *o)
         return;
     /* Weakrefs are cleared (and their callbacks run) before destroy, while
      * the object is still whole. */
-    if (FRT_UNLIKELY(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_MAYBE_WEAKREF))
+    /* Acquire: pairs with the release of a last weakref leaving the table
+     * (weakref.c), so what it did to o happens before o is freed here. */
+    if (FRT_UNLIKELY(atomic_load_explicit(&o->ob_flags, memory_order_acquire) & FRT_OF_MAYBE_WEAKREF))
         frt__weakrefs_on_dealloc(o);
     if (o->ob_gc_bits && frt__rt.hooks.object_free)
         frt__rt.hooks.object_free(o);

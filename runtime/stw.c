@@ -188,6 +188,10 @@ void frt_blocking_begin(void)
         FRT_MISUSE(NULL, "frt_blocking_begin from a thread that is not attached");
         return;
     }
+    /* Pending work first, while this thread may still do all of it: a
+     * collection cannot run once the depth says "blocked". */
+    if (ts->blocking_depth == 0)
+        frt__safepoint_poll(ts);
     if (ts->blocking_depth++ == 0)
         enter_blocked(ts);
 }

@@ -95,7 +95,6 @@ int frt__weakref_register(frt_weakref *wr, frt_object *target, frt_weakref_cb cb
      * word of exactly 0 refuses every non-owner, see try_incref.h). */
     frt__set_maybe_weakref(&wr->ob);
     frt__set_maybe_weakref(target);
-    atomic_fetch_or_explicit(&target->ob_flags, FRT_OF_MAYBE_WEAKREF, memory_order_relaxed);
     pthread_mutex_lock(&s->lock);
     if (s->count >= s->nbuckets)
         shard_grow(s);
@@ -103,6 +102,7 @@ int frt__weakref_register(frt_weakref *wr, frt_object *target, frt_weakref_cb cb
         pthread_mutex_unlock(&s->lock);
         return FRT_ENOMEM;
     }
+    atomic_fetch_or_explicit(&target->ob_flags, FRT_OF_MAYBE_WEAKREF, memory_order_relaxed);
     size_t k = bucket_of(s, h);
     wr->link = s->buckets[k];
     s->buckets[k] = wr;
@@ -112,17 +112,28 @@ int frt__weakref_register(frt_weakref *wr, frt_object *target, frt_weakref_cb cb
     return 0;
 }
 
-/* Unlink wr from its chain. Under the shard lock; wr->target is set. */
+/* Unlink wr from its chain. Under the shard lock; wr->target is set, so
+ * the target has not been cleared yet and its header is still valid. */
 static void unlink_ref(wr_shard *s, frt_weakref *wr)
 {
     frt_object *t = atomic_load_explicit(&wr->target, memory_order_relaxed);
-    frt_weakref **pp = &s->buckets[bucket_of(s, target_hash(t))];
+    frt_weakref **head = &s->buckets[bucket_of(s, target_hash(t))];
+    frt_weakref **pp = head;
     while (*pp != wr)
         pp = &(*pp)->link;
     *pp = wr->link;
     wr->link = NULL;
     s->count--;
     clear_ref(wr);
+    /* The target's last weakref gone: its death need not look here again
+     * (the flag is only ever set under this same lock). Release: a thread
+     * that then sees the flag clear frees the target without this lock,
+     * after everything we did to it under the lock (object.c reads the
+     * flag with acquire). */
+    for (frt_weakref *o = *head; o; o = o->link)
+        if (atomic_load_explicit(&o->target, memory_order_relaxed) == t)
+            return;
+    atomic_fetch_and_explicit(&t->ob_flags, (uint16_t)~FRT_OF_MAYBE_WEAKREF, memory_order_release);
 }
 
 void frt__weakref_unregister(frt_weakref *wr)
@@ -164,7 +175,9 @@ int frt__is_weakref(const frt_object *o)
 static void take_refs(frt_object *o, int only_with_cb, int (*want)(frt_weakref *, void *), void *arg,
                       frt_weakref **calls)
 {
-    if (!(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_MAYBE_WEAKREF))
+    /* Acquire, as in object.c: seeing the flag cleared by a last weakref
+     * leaving, we skip the lock, so that release is our only ordering. */
+    if (!(atomic_load_explicit(&o->ob_flags, memory_order_acquire) & FRT_OF_MAYBE_WEAKREF))
         return;
     pthread_once(&shards_once, shards_init);
     uint64_t h = target_hash(o);
@@ -181,12 +194,15 @@ static void take_refs(frt_object *o, int only_with_cb, int (*want)(frt_weakref *
             }
             *pp = wr->link;
             s->count--;
-            clear_ref(wr);
-            wr->link = NULL;
-            if (wr->cb && want && want(wr, arg) && frt__try_incref(&wr->ob)) {
-                wr->link = *calls;
+            /* Everything we need from wr first, clearing it last: once its
+             * target reads NULL, a thread destroying wr no longer waits for
+             * this lock (frt__weakref_unregister) and may free the block. A
+             * weakref we keep is safe after that: we hold a reference. */
+            int call = wr->cb && want && want(wr, arg) && frt__try_incref(&wr->ob);
+            wr->link = call ? *calls : NULL;
+            if (call)
                 *calls = wr;
-            }
+            clear_ref(wr);
         }
     }
     pthread_mutex_unlock(&s->lock);

@@ -1,0 +1,593 @@
+/* PEP 442 finalizers under the cycle collector.
+ *
+ * A ring's members are all finalized exactly once, before any of them is
+ * cleared or destroyed; a finalizer that resurrects its object (or another
+ * one) keeps it and everything it reaches alive, finalized and never
+ * finalized again, to be freed later by a plain decref or by the next
+ * collection; finalizers that allocate and build new cycles (found by the
+ * next run), that allocate past the threshold (no nested automatic run),
+ * or that call frt_gc_collect (0: no recursion); finalizers with
+ * DEBUG_SAVEALL; and what frt_shutdown does with them.
+ *
+ * What collect returns is every unreachable object found, resurrected ones
+ * included (docs/api.md; CPython leaves those out), while the stats and
+ * info.collected count only what was freed. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <frt/frt.h>
+
+#include "check.h"
+#include "test_util.h"
+
+/* ------------------------------------------------------------------ */
+/* Scaffolding                                                        */
+
+#define MAGIC 0x6c0ffee
+#define NREF 2
+
+enum fin_mode {
+    FIN_PLAIN,           /* count the call */
+    FIN_RESURRECT_SELF,  /* store self in saved[] */
+    FIN_RESURRECT_BREAK, /* store self in saved[] and drop its own references */
+    FIN_RESURRECT_REF0,  /* store what ref[0] points to in saved[] */
+    FIN_SPAWN,           /* build a new ring of 2 (finalizing, depth - 1) if depth > 0 */
+    FIN_SPAWN_PLAIN,     /* build a new ring of 3 plain nodes */
+    FIN_COLLECT,         /* call frt_gc_collect(2) */
+    FIN_ALLOC            /* allocate (and keep) ALLOC_N tracked objects */
+};
+
+typedef struct node {
+    frt_object ob;
+    long id;
+    int magic;
+    int mode;
+    int depth;
+    frt_object *ref[NREF];
+} node;
+
+#define MAX_IDS (1L << 15)
+static _Atomic int destroy_by_id[MAX_IDS];
+static _Atomic int finalize_by_id[MAX_IDS];
+static _Atomic long destroyed, finalized, bad_destroys;
+static _Atomic long next_id;
+static long destroyed_seen_by_finalizers; /* max of destroyed - base at a finalize */
+static long finalize_base;
+
+#define MAX_SAVED 64
+static frt_object *saved[MAX_SAVED];
+static int nsaved;
+
+static long collect_calls, collect_nonzero;
+#define ALLOC_N 300
+static frt_object *allocated[4 * ALLOC_N];
+static int nallocated;
+static int runs_seen; /* STOP callbacks */
+static int runs_during_finalizer;
+
+static int node_traverse(frt_object *self, frt_visit_fn visit, void *arg)
+{
+    node *n = (node *)self;
+    for (int i = 0; i < NREF; i++)
+        if (n->ref[i] && visit(n->ref[i], arg))
+            return 1;
+    return 0;
+}
+
+static void node_clear(frt_object *self)
+{
+    node *n = (node *)self;
+    for (int i = 0; i < NREF; i++) {
+        frt_object *r = n->ref[i];
+        if (r) {
+            n->ref[i] = NULL;
+            frt_decref(r);
+        }
+    }
+}
+
+static void node_destroy(frt_object *self)
+{
+    node *n = (node *)self;
+    if (n->magic != MAGIC || frt_refcount(self) != 0 || n->id < 0 || n->id >= MAX_IDS)
+        atomic_fetch_add(&bad_destroys, 1);
+    else if (atomic_fetch_add(&destroy_by_id[n->id], 1) != 0)
+        atomic_fetch_add(&bad_destroys, 1);
+    n->magic = 0;
+    atomic_fetch_add(&destroyed, 1);
+    node_clear(self);
+}
+
+static void node_finalize(frt_object *self);
+
+static const frt_type node_type = {"node", sizeof(node), node_traverse, node_clear, NULL,
+                                   node_destroy};
+static const frt_type fin_type = {"fin", sizeof(node), node_traverse, node_clear, node_finalize,
+                                  node_destroy};
+
+static void reset_counts(void)
+{
+    for (long i = 0; i < MAX_IDS; i++) {
+        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&finalize_by_id[i], 0, memory_order_relaxed);
+    }
+    atomic_store(&destroyed, 0);
+    atomic_store(&finalized, 0);
+    atomic_store(&bad_destroys, 0);
+    atomic_store(&next_id, 0);
+    destroyed_seen_by_finalizers = 0;
+    finalize_base = 0;
+    nsaved = 0;
+    collect_calls = collect_nonzero = 0;
+    nallocated = 0;
+    runs_seen = runs_during_finalizer = 0;
+}
+
+static node *make_of(const frt_type *t, int mode)
+{
+    node *n = (node *)frt_new(t);
+    CHECK(n != NULL);
+    n->id = atomic_fetch_add(&next_id, 1);
+    CHECK(n->id < MAX_IDS);
+    n->magic = MAGIC;
+    n->mode = mode;
+    return n;
+}
+
+static void link_to(node *from, int slot, node *to)
+{
+    from->ref[slot] = frt_newref(&to->ob);
+}
+
+/* A ring of n objects of type t and mode, garbage at once (the caller's
+ * references are dropped); v (if not NULL) gets the pointers. */
+static void ring_of(const frt_type *t, int mode, int depth, long n, node **v)
+{
+    node *tmp[128];
+    CHECK(n <= 128);
+    for (long i = 0; i < n; i++) {
+        tmp[i] = make_of(t, mode);
+        tmp[i]->depth = depth;
+    }
+    for (long i = 0; i < n; i++)
+        link_to(tmp[i], 0, tmp[(i + 1) % n]);
+    for (long i = 0; i < n; i++) {
+        if (v)
+            v[i] = tmp[i];
+        frt_decref(&tmp[i]->ob);
+    }
+}
+
+static void save(frt_object *o)
+{
+    CHECK(nsaved < MAX_SAVED);
+    saved[nsaved++] = frt_newref(o);
+}
+
+static void node_finalize(frt_object *self)
+{
+    node *n = (node *)self;
+    CHECK_EQ(n->magic, MAGIC);
+    CHECK(frt_gc_is_finalized(self)); /* marked before the call */
+    atomic_fetch_add(&finalize_by_id[n->id], 1);
+    atomic_fetch_add(&finalized, 1);
+    long seen = atomic_load(&destroyed) - finalize_base;
+    if (seen > destroyed_seen_by_finalizers)
+        destroyed_seen_by_finalizers = seen;
+    int runs_before = runs_seen;
+    switch (n->mode) {
+    case FIN_PLAIN:
+        break;
+    case FIN_RESURRECT_SELF:
+        save(self);
+        break;
+    case FIN_RESURRECT_BREAK:
+        save(self);
+        node_clear(self);
+        break;
+    case FIN_RESURRECT_REF0:
+        save(n->ref[0]);
+        break;
+    case FIN_SPAWN:
+        if (n->depth > 0)
+            ring_of(&fin_type, FIN_SPAWN, n->depth - 1, 2, NULL);
+        break;
+    case FIN_SPAWN_PLAIN:
+        ring_of(&node_type, FIN_PLAIN, 0, 3, NULL);
+        break;
+    case FIN_COLLECT:
+        collect_calls++;
+        if (frt_gc_collect(2) != 0)
+            collect_nonzero++;
+        break;
+    case FIN_ALLOC:
+        for (int i = 0; i < ALLOC_N; i++) {
+            CHECK(nallocated < 4 * ALLOC_N);
+            allocated[nallocated++] = &make_of(&node_type, FIN_PLAIN)->ob;
+        }
+        break;
+    }
+    runs_during_finalizer += runs_seen - runs_before;
+}
+
+static void count_runs(int phase, const frt_gc_info *info, void *ctx)
+{
+    (void)info;
+    (void)ctx;
+    if (phase == FRT_GC_STOP)
+        runs_seen++;
+}
+
+static void setup(int enabled)
+{
+    frt_config cfg;
+    frt_config_default(&cfg);
+    cfg.gc_enabled = enabled;
+    CHECK_EQ(frt_init(&cfg), 0);
+    reset_counts();
+}
+
+static void drop_saved(void)
+{
+    while (nsaved)
+        frt_decref(saved[--nsaved]);
+}
+
+static void teardown(void)
+{
+    drop_saved();
+    while (nallocated)
+        frt_decref(allocated[--nallocated]);
+    CHECK_EQ(frt_shutdown(), 0);
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
+}
+
+static void check_counts(long first, long n, int fin_each, int destroy_each)
+{
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
+    for (long i = first; i < first + n; i++) {
+        if (atomic_load(&finalize_by_id[i]) != fin_each ||
+            atomic_load(&destroy_by_id[i]) != destroy_each) {
+            fprintf(stderr, "test_gc_finalize: object %ld finalized %d, destroyed %d times (want %d, %d)\n",
+                    i, atomic_load(&finalize_by_id[i]), atomic_load(&destroy_by_id[i]), fin_each,
+                    destroy_each);
+            exit(1);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* 1. Rings die: every member finalized once, all before any destroy.  */
+
+static void test_ring_finalized_once(void)
+{
+    setup(0);
+    /* Outside any cycle: the plain decref path. */
+    node *a = make_of(&fin_type, FIN_PLAIN);
+    CHECK(!frt_gc_is_finalized(&a->ob));
+    frt_decref(&a->ob);
+    check_counts(0, 1, 1, 1);
+
+    finalize_base = atomic_load(&destroyed);
+    ring_of(&fin_type, FIN_PLAIN, 0, 10, NULL); /* ids 1..10 */
+    CHECK_EQ(atomic_load(&finalized), 1);
+    CHECK_EQ(frt_gc_collect(2), 10);
+    check_counts(1, 10, 1, 1);
+    CHECK_EQ(atomic_load(&finalized), 11);
+    CHECK_EQ(atomic_load(&destroyed), 11);
+    CHECK_EQ(destroyed_seen_by_finalizers, 0);
+
+    /* A ring of 100 alternating finalizing and plain members. */
+    node *tmp[100];
+    for (int i = 0; i < 100; i++)
+        tmp[i] = make_of(i % 2 ? &node_type : &fin_type, FIN_PLAIN); /* ids 11..110 */
+    for (int i = 0; i < 100; i++)
+        link_to(tmp[i], 0, tmp[(i + 1) % 100]);
+    for (int i = 0; i < 100; i++)
+        frt_decref(&tmp[i]->ob);
+    finalize_base = atomic_load(&destroyed);
+    CHECK_EQ(frt_gc_collect(0), 100);
+    for (int i = 0; i < 100; i++)
+        check_counts(11 + i, 1, i % 2 ? 0 : 1, 1);
+    CHECK_EQ(atomic_load(&finalized), 61);
+    CHECK_EQ(atomic_load(&destroyed), 111);
+    CHECK_EQ(destroyed_seen_by_finalizers, 0);
+    CHECK_EQ(frt_gc_collect(2), 0);
+    teardown();
+}
+
+/* ------------------------------------------------------------------ */
+/* 2. Resurrection.                                                   */
+
+static void test_resurrect_self(void)
+{
+    setup(0);
+    frt_gc_stats s0[3], s1[3];
+    frt_gc_get_stats(s0);
+    node *a = make_of(&fin_type, FIN_RESURRECT_SELF); /* id 0 */
+    link_to(a, 0, a);
+    frt_decref(&a->ob);
+    CHECK_EQ(frt_gc_collect(0), 1); /* found unreachable, then resurrected */
+    CHECK_EQ(nsaved, 1);
+    CHECK(saved[0] == &a->ob);
+    check_counts(0, 1, 1, 0);
+    CHECK(frt_gc_is_finalized(&a->ob));
+    CHECK(frt_gc_is_tracked(&a->ob));
+    CHECK_EQ(frt_refcount(&a->ob), 2); /* itself and saved[] */
+    CHECK_EQ(a->ref[0], &a->ob);       /* not cleared */
+    frt_gc_get_stats(s1);
+    CHECK_EQ(s1[0].collected - s0[0].collected, 0);
+    CHECK_EQ(s1[0].collections - s0[0].collections, 1);
+    /* It survived a gen-0 run: it is in generation 1 now. */
+    frt_object *out[4];
+    CHECK_EQ(frt_gc_get_objects(1, out, 4), 1);
+    CHECK(out[0] == &a->ob);
+    frt_decref(out[0]);
+
+    /* Still reachable from saved[]: nothing happens, not finalized again. */
+    CHECK_EQ(frt_gc_collect(2), 0);
+    check_counts(0, 1, 1, 0);
+
+    /* Garbage again: collected without a second finalize. */
+    drop_saved();
+    CHECK_EQ(atomic_load(&destroyed), 0);
+    CHECK_EQ(frt_gc_collect(2), 1);
+    check_counts(0, 1, 1, 1);
+    CHECK_EQ(atomic_load(&finalized), 1);
+    teardown();
+}
+
+static void test_resurrect_then_decref(void)
+{
+    setup(0);
+    /* a <-> b; a's finalizer saves a and drops a -> b. b is not reachable
+     * from a any more: it is collected, a lives on. */
+    node *a = make_of(&fin_type, FIN_RESURRECT_BREAK); /* id 0 */
+    node *b = make_of(&fin_type, FIN_PLAIN);           /* id 1 */
+    link_to(a, 0, b);
+    link_to(b, 0, a);
+    frt_decref(&a->ob);
+    frt_decref(&b->ob);
+    CHECK_EQ(frt_gc_collect(2), 2);
+    check_counts(0, 1, 1, 0);
+    check_counts(1, 1, 1, 1);
+    CHECK_EQ(frt_refcount(&a->ob), 1); /* only saved[]: b's reference went with b */
+    CHECK(frt_gc_is_finalized(&a->ob));
+    /* A plain decref frees it now: destroy runs, finalize does not. */
+    drop_saved();
+    check_counts(0, 1, 1, 1);
+    CHECK_EQ(atomic_load(&finalized), 2);
+    CHECK_EQ(atomic_load(&destroyed), 2);
+
+    /* A resurrected object that is not in a cycle any more is freed by its
+     * count, also when it is the only member. */
+    node *c = make_of(&fin_type, FIN_RESURRECT_BREAK); /* id 2 */
+    link_to(c, 0, c);
+    frt_decref(&c->ob);
+    CHECK_EQ(frt_gc_collect(2), 1);
+    check_counts(2, 1, 1, 0);
+    CHECK_EQ(frt_refcount(&c->ob), 1);
+    drop_saved();
+    check_counts(2, 1, 1, 1);
+    teardown();
+}
+
+static void test_resurrect_ring(void)
+{
+    setup(0);
+    /* One member of a ring saves itself: all it reaches, the whole ring,
+     * comes back; every member was finalized (all finalizers run before
+     * the resurrection check), none is cleared. */
+    node *v[5];
+    node *tmp[5];
+    for (int i = 0; i < 5; i++)
+        tmp[i] = make_of(&fin_type, i == 2 ? FIN_RESURRECT_SELF : FIN_PLAIN); /* ids 0..4 */
+    for (int i = 0; i < 5; i++)
+        link_to(tmp[i], 0, tmp[(i + 1) % 5]);
+    memcpy(v, tmp, sizeof v);
+    for (int i = 0; i < 5; i++)
+        frt_decref(&tmp[i]->ob);
+    frt_gc_stats s0[3], s1[3];
+    frt_gc_get_stats(s0);
+    CHECK_EQ(frt_gc_collect(2), 5);
+    frt_gc_get_stats(s1);
+    CHECK_EQ(s1[2].collected - s0[2].collected, 0); /* nothing freed */
+    check_counts(0, 5, 1, 0);
+    for (int i = 0; i < 5; i++) {
+        CHECK(v[i]->ref[0] == &v[(i + 1) % 5]->ob);
+        CHECK(frt_gc_is_finalized(&v[i]->ob));
+    }
+    CHECK_EQ(frt_gc_collect(2), 0);
+    check_counts(0, 5, 1, 0);
+    drop_saved();
+    CHECK_EQ(frt_gc_collect(2), 5);
+    check_counts(0, 5, 1, 1);
+
+    /* A finalizer that saves another object: that object and what it
+     * reaches survive, the rest is collected. a <-> b, a -> c, c -> c; a
+     * saves c (its ref[0]). */
+    node *a = make_of(&fin_type, FIN_RESURRECT_REF0); /* id 5 */
+    node *b = make_of(&fin_type, FIN_PLAIN);          /* id 6 */
+    node *c = make_of(&fin_type, FIN_PLAIN);          /* id 7 */
+    link_to(a, 0, c);
+    link_to(a, 1, b);
+    link_to(b, 0, a);
+    link_to(c, 0, c);
+    frt_decref(&a->ob);
+    frt_decref(&b->ob);
+    frt_decref(&c->ob);
+    frt_gc_get_stats(s0);
+    CHECK_EQ(frt_gc_collect(2), 3); /* a and b freed, c resurrected */
+    frt_gc_get_stats(s1);
+    CHECK_EQ(s1[2].collected - s0[2].collected, 2);
+    check_counts(5, 2, 1, 1);
+    check_counts(7, 1, 1, 0);
+    CHECK_EQ(frt_refcount(&c->ob), 2); /* itself and saved[]; a's went with a */
+    drop_saved();
+    CHECK_EQ(frt_gc_collect(2), 1);
+    check_counts(7, 1, 1, 1);
+    CHECK_EQ(atomic_load(&destroyed), 8);
+    teardown();
+}
+
+/* ------------------------------------------------------------------ */
+/* 3. Finalizers that build new cycles: the next run finds them.       */
+
+static void test_finalizers_spawn(void)
+{
+    setup(0);
+    ring_of(&fin_type, FIN_SPAWN_PLAIN, 0, 4, NULL);
+    CHECK_EQ(frt_gc_collect(2), 4);
+    CHECK_EQ(atomic_load(&destroyed), 4);
+    CHECK_EQ(atomic_load(&next_id), 16);
+    CHECK_EQ(frt_gc_get_objects(0, NULL, 0), 12); /* new objects are young */
+    CHECK_EQ(frt_gc_collect(0), 12);
+    CHECK_EQ(atomic_load(&destroyed), 16);
+    CHECK_EQ(atomic_load(&finalized), 4);
+
+    /* Rings whose finalizers build rings like themselves, two levels deep. */
+    long first = atomic_load(&next_id);
+    ring_of(&fin_type, FIN_SPAWN, 2, 2, NULL);
+    CHECK_EQ(frt_gc_collect(2), 2);
+    CHECK_EQ(frt_gc_collect(2), 4);
+    CHECK_EQ(frt_gc_collect(2), 8);
+    CHECK_EQ(frt_gc_collect(2), 0);
+    CHECK_EQ(atomic_load(&next_id) - first, 14);
+    check_counts(first, 14, 1, 1);
+    CHECK_EQ(atomic_load(&destroyed), 30);
+    teardown();
+}
+
+/* ------------------------------------------------------------------ */
+/* 4. Finalizers that collect, or allocate past the threshold.         */
+
+static void test_finalizer_collects(void)
+{
+    setup(0);
+    CHECK_EQ(frt_gc_callback_add(count_runs, NULL), 0);
+    ring_of(&fin_type, FIN_COLLECT, 0, 3, NULL); /* ids 0..2 */
+    CHECK_EQ(frt_gc_collect(2), 3);
+    CHECK_EQ(collect_calls, 3);
+    CHECK_EQ(collect_nonzero, 0);
+    CHECK_EQ(runs_seen, 1);
+    check_counts(0, 3, 1, 1);
+
+    /* Finalized by a plain decref, with garbage around: no collection
+     * runs from inside the finalizer either. */
+    ring_of(&node_type, FIN_PLAIN, 0, 6, NULL);  /* ids 3..8 */
+    node *x = make_of(&fin_type, FIN_COLLECT); /* id 9 */
+    frt_decref(&x->ob);
+    CHECK_EQ(collect_calls, 4);
+    CHECK_EQ(collect_nonzero, 0);
+    CHECK_EQ(runs_seen, 1);
+    check_counts(9, 1, 1, 1);
+    CHECK_EQ(atomic_load(&destroyed), 4);
+    CHECK_EQ(frt_gc_collect(2), 6);
+    CHECK_EQ(atomic_load(&destroyed), 10);
+    teardown();
+}
+
+static void test_finalizer_allocates(void)
+{
+    setup(1);
+    CHECK_EQ(frt_gc_set_threshold(10, 1000, 1000), 0);
+    CHECK_EQ(frt_gc_callback_add(count_runs, NULL), 0);
+    frt_gc_disable();
+    ring_of(&fin_type, FIN_ALLOC, 0, 2, NULL); /* ids 0, 1 */
+    frt_gc_enable();
+    /* 600 tracked allocations inside the finalizers, t0 = 10: no nested
+     * automatic run. */
+    CHECK_EQ(frt_gc_collect(2), 2);
+    CHECK_EQ(nallocated, 2 * ALLOC_N);
+    CHECK_EQ(runs_during_finalizer, 0);
+    CHECK_EQ(runs_seen, 1);
+    check_counts(0, 2, 1, 1);
+    /* Counted all the same: 600 allocations minus the ring's 2 frees. */
+    size_t c[3];
+    frt_gc_get_count(c);
+    CHECK_EQ(c[0], 2 * ALLOC_N - 2);
+    /* Outside, the next count flush starts a run at once. */
+    frt_object *more[64];
+    int n = 0;
+    while (runs_seen == 1) {
+        CHECK(n < 64);
+        more[n++] = &make_of(&node_type, FIN_PLAIN)->ob;
+    }
+    CHECK_EQ(runs_seen, 2);
+    while (n)
+        frt_decref(more[--n]);
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
+    teardown();
+}
+
+/* ------------------------------------------------------------------ */
+/* 5. SAVEALL keeps finalized garbage; freed later without a second    */
+/*    finalize.                                                        */
+
+static void test_saveall_finalized(void)
+{
+    setup(0);
+    frt_gc_set_debug(FRT_GC_DEBUG_SAVEALL);
+    ring_of(&fin_type, FIN_PLAIN, 0, 3, NULL);
+    CHECK_EQ(frt_gc_collect(2), 3);
+    check_counts(0, 3, 1, 0);
+    CHECK_EQ(frt_gc_garbage_count(), 3);
+    frt_object *g = frt_gc_garbage_get(1);
+    CHECK(g != NULL);
+    CHECK(frt_gc_is_finalized(g));
+    frt_decref(g);
+    frt_gc_set_debug(0);
+    frt_gc_garbage_clear();
+    CHECK_EQ(atomic_load(&destroyed), 0);
+    CHECK_EQ(frt_gc_collect(2), 3);
+    check_counts(0, 3, 1, 1);
+    teardown();
+}
+
+/* ------------------------------------------------------------------ */
+/* 6. Shutdown: finalizers of leftover cycles run once; what a         */
+/*    finalizer resurrects for good is reported alive.                 */
+
+static void test_shutdown(void)
+{
+    setup(1);
+    ring_of(&fin_type, FIN_PLAIN, 0, 7, NULL); /* ids 0..6 */
+    ring_of(&node_type, FIN_PLAIN, 0, 2, NULL); /* ids 7, 8 */
+    CHECK_EQ(frt_shutdown(), 0);
+    check_counts(0, 7, 1, 1);
+    check_counts(7, 2, 0, 1);
+    CHECK_EQ(atomic_load(&destroyed), 9);
+
+    setup(0);
+    node *a = make_of(&fin_type, FIN_RESURRECT_SELF); /* id 0 */
+    link_to(a, 0, a);
+    frt_decref(&a->ob);
+    ring_of(&fin_type, FIN_PLAIN, 0, 3, NULL); /* ids 1..3 */
+    CHECK_EQ(frt_shutdown(), 1);               /* a, kept by saved[] */
+    check_counts(0, 1, 1, 0);
+    check_counts(1, 3, 1, 1);
+    nsaved = 0; /* its memory went with the runtime */
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
+}
+
+int main(void)
+{
+    test_watchdog("test_gc_finalize", 240);
+    uint64_t t0 = test_now_ns();
+    test_ring_finalized_once();
+    test_resurrect_self();
+    test_resurrect_then_decref();
+    test_resurrect_ring();
+    test_finalizers_spawn();
+    test_finalizer_collects();
+    test_finalizer_allocates();
+    test_saveall_finalized();
+    test_shutdown();
+    fprintf(stderr, "test_gc_finalize: %.2f s\n", (double)(test_now_ns() - t0) / 1e9);
+    TEST_PASS("test_gc_finalize");
+    return 0;
+}
