@@ -157,7 +157,10 @@ static void check(frt_object *o, const char *op)
 {
     if (!o)
         frt__fatal(NULL, op);
-    if (frt__tls_tid == FRT_TID_DETACHED)
+    /* Attached means having a thread state: a detaching thread has already
+     * given up its id (it counts as a non-owner while its queue closes and
+     * frees objects whose destroy decrefs more) but is still attached. */
+    if (!frt__tstate())
         frt__misuse(o, "reference counted from a thread that is not attached");
     if (!o->ob_type)
         frt__misuse(o, "use of a freed object");

@@ -1,0 +1,31 @@
+/* The workload table. A new workload is one file, stress_wl_NAME.c, that
+ * defines `const stress_workload stress_wl_NAME` (see stress.h for the
+ * hooks; its .name is NAME with '-' for '_'), plus one line here.
+ * stress/stress.cmake builds every stress/stress_*.c and reads the lines
+ * of this table to make the CTest tests (one stress run per workload and
+ * its two --inject-fault tests); `--workload all` is this table. */
+#include "stress.h"
+
+#include <string.h>
+
+extern const stress_workload stress_wl_private, stress_wl_shared_read, stress_wl_handoff,
+    stress_wl_cycles, stress_wl_churn, stress_wl_mixed;
+
+const stress_workload *const stress_workloads[] = {
+    &stress_wl_private,     /* each thread on its own objects: the owner's fast path */
+    &stress_wl_shared_read, /* one hot object touched by every thread */
+    &stress_wl_handoff,     /* producer/consumer queues passing ownership */
+    &stress_wl_cycles,      /* cyclic graphs built and dropped while collections run */
+    &stress_wl_churn,       /* threads attaching and detaching, objects outliving them */
+    &stress_wl_mixed,       /* a service-like blend of all of the above */
+    /* &stress_wl_weakref,     weak caches under churn: to come with frt_weakref_* */
+    NULL,
+};
+
+const stress_workload *stress_workload_find(const char *name)
+{
+    for (unsigned i = 0; stress_workloads[i]; i++)
+        if (strcmp(stress_workloads[i]->name, name) == 0)
+            return stress_workloads[i];
+    return NULL;
+}
