@@ -44,27 +44,70 @@ typedef struct frt_gc_state {
 
 extern frt_gc_state frt__gc;
 
-/* The set a run examines. Members carry FRT_GC_COLLECTING and their index
- * in ob_tid (the world is stopped, nobody counts on them); the owner id is
- * kept in tid[] and put back before the world restarts. */
+/* The set a run examines. Members carry FRT_GC_COLLECTING and, in ob_tid,
+ * their index in the set plus the trial-deletion state (the world is
+ * stopped, nobody counts on them); the owner id is kept in tid[] and put
+ * back before the world restarts.
+ *
+ * Keeping the trial count and the reachable flag in the member's own ob_tid
+ * (next to ob_gc_bits, which every visit reads anyway) means a visit touches
+ * one cache line, the referent's header, instead of that line plus a slot
+ * of a side array at a random index: on a heap larger than the caches each
+ * of those is a miss, and they were most of a full collection's time.
+ *
+ *   bits  0..31  index in the set (so at most 2^32 - 1 members)
+ *   bit   32     reachable (found from outside the set)
+ *   bit   33     pinned: the count does not fit below; it lives in big[index]
+ *   bits 34..63  references from outside the set so far (signed) */
+#define FRT_GCW_INDEX_MASK ((uintptr_t)0xffffffffu)
+#define FRT_GCW_REACHABLE ((uintptr_t)1 << 32)
+#define FRT_GCW_PINNED ((uintptr_t)1 << 33)
+#define FRT_GCW_REFS_SHIFT 34
+#define FRT_GCW_REF_ONE ((uintptr_t)1 << FRT_GCW_REFS_SHIFT)
+#define FRT_GCW_REFS_MAX (((intptr_t)1 << (63 - FRT_GCW_REFS_SHIFT)) - 1)
+#define FRT_GCW_MAX_MEMBERS ((size_t)FRT_GCW_INDEX_MASK)
+
 typedef struct gc_work {
     frt_object **obj;
-    intptr_t *refs;   /* count minus references from inside the set */
     uintptr_t *tid;
-    uint8_t *state;   /* 0 unreachable so far, 1 reachable */
+    uint8_t *state;   /* 0 unreachable, 1 reachable: filled by frt__gc_find_reachable */
+    intptr_t *big;    /* counts of pinned members (huge or immortal), by index; NULL if none */
     size_t n, cap;
-    size_t *stack;
+    frt_object **stack;
     size_t sp, stack_cap;
     int failed;       /* out of work memory: the run is postponed */
+    int restored;     /* ob_tid and the flag already put back */
     intptr_t extra;   /* added to each count (-1: the collector's own hold) */
 } gc_work;
+
+/* Room for k more members without growing; -1 (and failed) if none. */
+int frt__gc_work_reserve(gc_work *w, size_t k);
+void frt__gc_work_add_pinned(gc_work *w, frt_object *o, intptr_t refs);
+
+/* Add o after frt__gc_work_reserve made room. */
+static inline void frt__gc_work_add_reserved(gc_work *w, frt_object *o, intptr_t count)
+{
+    size_t i = w->n;
+    intptr_t refs = count + w->extra;
+    if (FRT_UNLIKELY(refs > FRT_GCW_REFS_MAX || refs < 0)) {
+        frt__gc_work_add_pinned(w, o, refs);
+        return;
+    }
+    w->n = i + 1;
+    w->obj[i] = o;
+    w->tid[i] = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_tid, ((uintptr_t)refs << FRT_GCW_REFS_SHIFT) | (uintptr_t)i,
+                          memory_order_relaxed);
+    o->ob_gc_bits |= FRT_GC_COLLECTING;
+}
 
 int frt__gc_work_add(gc_work *w, frt_object *o);
 void frt__gc_work_restore(gc_work *w); /* ob_tid back, COLLECTING off */
 void frt__gc_work_free(gc_work *w);
 
 /* Trial deletion over the work set: state[i] = 1 for what is reachable
- * from outside it. Returns -1 if the mark stack could not grow. */
+ * from outside it. On success the members are restored already (as by
+ * frt__gc_work_restore). Returns -1 if the mark stack could not grow. */
 int frt__gc_find_reachable(gc_work *w);
 
 /* Candidates of generations 0..gen (2: all tracked, frozen excepted). */
