@@ -21,169 +21,19 @@
 
 #include "check.h"
 #include "test_util.h"
+#define GC_NODES_NREF 4
+#include "gc_nodes.h"
 
-/* ------------------------------------------------------------------ */
-/* Scaffolding                                                        */
-
-#define MAGIC 0x6c0ffee
-#define NREF 4
-
-typedef struct node {
-    frt_object ob;
-    long id;
-    int magic;
-    frt_object *ref[NREF];
-} node;
-
-#define MAX_IDS (1L << 20)
-static _Atomic int destroy_by_id[MAX_IDS];
-static _Atomic long destroyed;
-static _Atomic long bad_destroys; /* twice, garbage, or count not zero */
-static _Atomic long next_id;
-
-static void record_destroy(frt_object *self)
-{
-    node *n = (node *)self;
-    if (n->magic != MAGIC || frt_refcount(self) != 0 || n->id < 0 || n->id >= MAX_IDS)
-        atomic_fetch_add(&bad_destroys, 1);
-    else if (atomic_fetch_add(&destroy_by_id[n->id], 1) != 0)
-        atomic_fetch_add(&bad_destroys, 1);
-    n->magic = 0;
-    atomic_fetch_add(&destroyed, 1);
-}
-
-static int node_traverse(frt_object *self, frt_visit_fn visit, void *arg)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++) {
-        if (n->ref[i]) {
-            int r = visit(n->ref[i], arg);
-            if (r)
-                return r;
-        }
-    }
-    return 0;
-}
-
-static void node_clear(frt_object *self)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++) {
-        frt_object *r = n->ref[i];
-        if (r) {
-            n->ref[i] = NULL;
-            frt_decref(r);
-        }
-    }
-}
-
-static void node_destroy(frt_object *self)
-{
-    record_destroy(self);
-    node_clear(self);
-}
-
-/* A container. */
-static const frt_type node_type = {"node", sizeof(node), node_traverse, node_clear, NULL,
-                                   node_destroy};
 /* A container without clear: the collector cannot break a cycle of these. */
 static const frt_type noclear_type = {"noclear", sizeof(node), node_traverse, NULL, NULL,
                                       node_destroy};
-/* Holds references but has no traverse: never tracked, so what it holds
- * counts as referenced from outside. */
-static const frt_type box_type = {"box", sizeof(node), NULL, NULL, NULL, node_destroy};
-
-static void reset_counts(void)
-{
-    for (long i = 0; i < MAX_IDS; i++)
-        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
-    atomic_store(&destroyed, 0);
-    atomic_store(&bad_destroys, 0);
-    atomic_store(&next_id, 0);
-}
-
-static node *make_of(const frt_type *t)
-{
-    node *n = (node *)frt_new(t);
-    CHECK(n != NULL);
-    n->id = atomic_fetch_add(&next_id, 1);
-    CHECK(n->id < MAX_IDS);
-    n->magic = MAGIC;
-    return n;
-}
-
-static node *make(void)
-{
-    return make_of(&node_type);
-}
-
-static void link_to(node *from, int slot, node *to)
-{
-    CHECK(from->ref[slot] == NULL);
-    from->ref[slot] = frt_newref(&to->ob);
-}
-
-/* n fresh nodes, node i -> node i+1 (slot 0), the last -> the first. The
- * caller keeps one reference to each. */
-static node **ring(long n)
-{
-    node **v = malloc((size_t)n * sizeof *v);
-    CHECK(v != NULL);
-    for (long i = 0; i < n; i++)
-        v[i] = make();
-    for (long i = 0; i < n; i++)
-        link_to(v[i], 0, v[(i + 1) % n]);
-    return v;
-}
-
-static void drop_all(node **v, long n)
-{
-    for (long i = 0; i < n; i++)
-        frt_decref(&v[i]->ob);
-    free(v);
-}
-
-static int was_destroyed(long id)
-{
-    return atomic_load(&destroy_by_id[id]);
-}
-
-/* Ids first..first+n-1 destroyed exactly once, and exactly total objects
- * destroyed so far. */
-static void check_destroyed(long first, long n, long total)
-{
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
-    CHECK_EQ(atomic_load(&destroyed), total);
-    for (long i = first; i < first + n; i++) {
-        if (was_destroyed(i) != 1) {
-            fprintf(stderr, "test_gc_basic: object %ld destroyed %d times\n", i, was_destroyed(i));
-            exit(1);
-        }
-    }
-}
-
-static void setup(void)
-{
-    frt_config cfg;
-    frt_config_default(&cfg);
-    cfg.gc_enabled = 0; /* explicit collections only: exact counts */
-    CHECK_EQ(frt_init(&cfg), 0);
-    CHECK_EQ(frt_gc_isenabled(), 0);
-    reset_counts();
-}
-
-static void teardown(void)
-{
-    CHECK_EQ(frt_shutdown(), 0);
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
-}
 
 /* ------------------------------------------------------------------ */
 /* 1. Self-cycles.                                                    */
 
 static void test_self_cycles(void)
 {
-    setup();
+    gc_setup(0);
     CHECK_EQ(frt_gc_collect(2), 0); /* empty heap */
 
     node *a = make();
@@ -212,7 +62,7 @@ static void test_self_cycles(void)
     CHECK_EQ(frt_gc_collect(-1), 50);
     check_destroyed(2, 50, 52);
     CHECK_EQ(frt_gc_collect(2), 0); /* nothing left to find */
-    teardown();
+    gc_teardown();
 }
 
 /* ------------------------------------------------------------------ */
@@ -220,7 +70,7 @@ static void test_self_cycles(void)
 
 static void test_rings(void)
 {
-    setup();
+    gc_setup(0);
     const long sizes[] = {2, 3, 10, 100, 10000};
     long total = 0;
     for (int k = 0; k < 5; k++) {
@@ -257,7 +107,7 @@ static void test_rings(void)
     CHECK_EQ(frt_gc_collect(2), 30);
     total += 30;
     check_destroyed(first, 30, total);
-    teardown();
+    gc_teardown();
 }
 
 /* ------------------------------------------------------------------ */
@@ -265,7 +115,7 @@ static void test_rings(void)
 
 static void test_held_from_outside(void)
 {
-    setup();
+    gc_setup(0);
     long total = 0;
 
     /* A direct reference to one member. */
@@ -376,7 +226,7 @@ static void test_held_from_outside(void)
     CHECK_EQ(frt_gc_collect(2), 3);
     total += 4;
     check_destroyed(first, 4, total);
-    teardown();
+    gc_teardown();
 }
 
 /* ------------------------------------------------------------------ */
@@ -384,7 +234,7 @@ static void test_held_from_outside(void)
 
 static void test_clear_and_chains(void)
 {
-    setup();
+    gc_setup(0);
     /* One member with clear is enough to break a ring. */
     node *a = make_of(&noclear_type), *b = make(), *c = make_of(&noclear_type);
     link_to(a, 0, b);
@@ -463,7 +313,7 @@ static void test_clear_and_chains(void)
     CHECK_EQ(atomic_load(&destroyed), before + len + 1);
     CHECK_EQ(frt_gc_collect(2), 4);
     check_destroyed(first, len + 5, before + len + 5);
-    teardown();
+    gc_teardown();
 }
 
 /* ------------------------------------------------------------------ */
@@ -473,7 +323,7 @@ static void test_shutdown(void)
 {
     /* Rings and a self-cycle left behind: frt_shutdown runs a final full
      * collection and reports nothing alive. */
-    setup();
+    gc_setup(0);
     node **r = ring(3);
     drop_all(r, 3);
     r = ring(7);
@@ -508,7 +358,7 @@ static void test_shutdown(void)
     check_destroyed(0, 13, 13);
 
     /* A new runtime starts with fresh collector state. */
-    setup();
+    gc_setup(0);
     frt_gc_stats st[3];
     frt_gc_get_stats(st);
     for (int i = 0; i < 3; i++) {
@@ -517,7 +367,7 @@ static void test_shutdown(void)
     }
     CHECK_EQ(frt_gc_garbage_count(), 0);
     CHECK_EQ(frt_gc_get_debug(), 0);
-    teardown();
+    gc_teardown();
 }
 
 int main(void)

@@ -29,74 +29,23 @@
 
 #include "check.h"
 #include "test_util.h"
+#include "gc_nodes.h"
 
 /* ------------------------------------------------------------------ */
 /* Scaffolding                                                        */
 
-#define MAGIC 0x6c0ffee
-#define NREF 2
+/* What a finalizer does (node.mode). */
+enum { M_PLAIN, M_RESURRECT, M_RESURRECT_BREAK };
 
-enum { M_PLAIN, M_RESURRECT, M_RESURRECT_BREAK, M_ALLOC_IN_DESTROY };
-
-typedef struct node {
-    frt_object ob;
-    long id;
-    int magic;
-    int mode;
-    frt_object *ref[NREF];
-} node;
-
-#define MAX_IDS (1L << 20)
-static _Atomic int destroy_by_id[MAX_IDS];
-static _Atomic int finalize_by_id[MAX_IDS];
 static unsigned char fin_kind[MAX_IDS]; /* 0 no finalizer, 1 plain, 2 resurrects */
-static _Atomic long destroyed, finalized, bad_destroys, next_id;
 
 static void resurrect_push(frt_object *o);
 static void destroy_allocates(void);
 
-static int node_traverse(frt_object *self, frt_visit_fn visit, void *arg)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++)
-        if (n->ref[i] && visit(n->ref[i], arg))
-            return 1;
-    return 0;
-}
-
-static void node_clear(frt_object *self)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++) {
-        frt_object *r = n->ref[i];
-        if (r) {
-            n->ref[i] = NULL;
-            frt_decref(r);
-        }
-    }
-}
-
-static void node_destroy(frt_object *self)
-{
-    node *n = (node *)self;
-    if (n->magic != MAGIC || frt_refcount(self) != 0 || n->id < 0 || n->id >= MAX_IDS)
-        atomic_fetch_add(&bad_destroys, 1);
-    else if (atomic_fetch_add(&destroy_by_id[n->id], 1) != 0)
-        atomic_fetch_add(&bad_destroys, 1);
-    n->magic = 0;
-    atomic_fetch_add(&destroyed, 1);
-    node_clear(self);
-    if (n->mode == M_ALLOC_IN_DESTROY)
-        destroy_allocates();
-}
-
 static void node_finalize(frt_object *self)
 {
     node *n = (node *)self;
-    if (n->magic != MAGIC)
-        atomic_fetch_add(&bad_destroys, 1);
-    atomic_fetch_add(&finalize_by_id[n->id], 1);
-    atomic_fetch_add(&finalized, 1);
+    record_finalize(self);
     if (n->mode == M_RESURRECT) {
         resurrect_push(self);
     } else if (n->mode == M_RESURRECT_BREAK) {
@@ -105,75 +54,46 @@ static void node_finalize(frt_object *self)
     }
 }
 
-static const frt_type node_type = {"node", sizeof(node), node_traverse, node_clear, NULL,
-                                   node_destroy};
+static void allocating_destroy(frt_object *self)
+{
+    node_destroy(self);
+    destroy_allocates();
+}
+
 static const frt_type fin_type = {"fin", sizeof(node), node_traverse, node_clear, node_finalize,
                                   node_destroy};
+/* A node whose destroy allocates past the threshold (test 4). */
+static const frt_type allocating_type = {"allocating", sizeof(node), node_traverse, node_clear,
+                                         NULL, allocating_destroy};
 
-static node *make_of(const frt_type *t, int mode)
+static void set_mode(node *n, int mode)
 {
-    node *n = (node *)frt_new(t);
-    CHECK(n != NULL);
-    n->id = atomic_fetch_add(&next_id, 1);
-    CHECK(n->id < MAX_IDS);
-    n->magic = MAGIC;
+    const frt_type *t = frt_typeof(&n->ob);
     n->mode = mode;
     fin_kind[n->id] = t->finalize == NULL ? 0 : mode == M_RESURRECT || mode == M_RESURRECT_BREAK ? 2 : 1;
+}
+
+static node *make_mode(const frt_type *t, int mode)
+{
+    node *n = make_of(t);
+    set_mode(n, mode);
     return n;
 }
 
-static void link_to(node *from, int slot, node *to)
+/* ring_of, member i's mode mode_of(i) (M_PLAIN without); set before the
+ * caller lets the ring go, so before any finalizer can run. */
+static node *ring_modes(const frt_type *t, long n, int (*mode_of)(long i))
 {
-    from->ref[slot] = frt_newref(&to->ob);
-}
-
-/* A ring of n; the caller keeps a reference to the first member. */
-static node *ring_of(const frt_type *t, long n, int (*mode_of)(long i))
-{
-    node *first = make_of(t, mode_of ? mode_of(0) : M_PLAIN), *prev = first;
-    for (long i = 1; i < n; i++) {
-        node *x = make_of(t, mode_of ? mode_of(i) : M_PLAIN);
-        link_to(prev, 0, x);
-        frt_decref(&x->ob);
-        prev = x;
-    }
-    link_to(prev, 0, first);
+    node *first = ring_of(t, n), *x = first;
+    for (long i = 0; i < n; i++, x = (node *)x->ref[0])
+        set_mode(x, mode_of ? mode_of(i) : M_PLAIN);
     return first;
-}
-
-static void reset_counts(void)
-{
-    for (long i = 0; i < MAX_IDS; i++) {
-        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
-        atomic_store_explicit(&finalize_by_id[i], 0, memory_order_relaxed);
-    }
-    atomic_store(&destroyed, 0);
-    atomic_store(&finalized, 0);
-    atomic_store(&bad_destroys, 0);
-    atomic_store(&next_id, 0);
-}
-
-static void setup(int enabled)
-{
-    frt_config cfg;
-    frt_config_default(&cfg);
-    cfg.gc_enabled = enabled;
-    CHECK_EQ(frt_init(&cfg), 0);
-    reset_counts();
 }
 
 static void check_all_destroyed_once(void)
 {
     long n = atomic_load(&next_id);
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
-    CHECK_EQ(atomic_load(&destroyed), n);
-    for (long i = 0; i < n; i++) {
-        if (atomic_load(&destroy_by_id[i]) != 1) {
-            fprintf(stderr, "test_gc_concurrent: object %ld destroyed %d times\n", i,
-                    atomic_load(&destroy_by_id[i]));
-            exit(1);
-        }
-    }
+    check_destroyed(0, n, n);
 }
 
 /* The list finalizers resurrect into (a mutex: nobody parks holding it). */
@@ -211,17 +131,6 @@ static size_t resurrect_drain(void)
     return n;
 }
 
-static _Atomic long cb_runs, cb_collected;
-
-static void count_runs(int phase, const frt_gc_info *info, void *ctx)
-{
-    (void)ctx;
-    if (phase != FRT_GC_STOP)
-        return;
-    atomic_fetch_add(&cb_runs, 1);
-    atomic_fetch_add(&cb_collected, (long)info->collected);
-}
-
 /* ------------------------------------------------------------------ */
 /* 1. Concurrent explicit collections.                                */
 
@@ -236,7 +145,7 @@ static void *collector_thread(void *arg)
     frt_object *buf[256];
     for (long i = 0; i < C_ITERS; i++) {
         long n = 1 + (i + t) % 6;
-        node *r = ring_of(&node_type, n, NULL);
+        node *r = ring_modes(&node_type, n, NULL);
         frt_decref(&r->ob);
         atomic_fetch_add(&c_dropped, n);
         if (i % 40 == (t * 10) % 40) {
@@ -249,7 +158,7 @@ static void *collector_thread(void *arg)
             size_t total = frt_gc_get_objects(-1, buf, 256);
             size_t k = total < 256 ? total : 256;
             for (size_t j = 0; j < k; j++) {
-                CHECK_EQ(((node *)buf[j])->magic, MAGIC);
+                CHECK_EQ(((node *)buf[j])->magic, NODE_MAGIC);
                 frt_decref(buf[j]);
             }
             atomic_fetch_add(&c_lookups, 1);
@@ -261,7 +170,7 @@ static void *collector_thread(void *arg)
 
 static void test_concurrent_collects(void)
 {
-    setup(0);
+    gc_setup(0);
     atomic_store(&c_returned, 0);
     atomic_store(&c_dropped, 0);
     atomic_store(&c_lookups, 0);
@@ -299,7 +208,7 @@ static void *finalizing_thread(void *arg)
         long n = 1 + (i * 3 + t) % 8;
         /* Mixed rings: finalizing members, some resurrecting, and plain
          * members between them. */
-        node *r = ring_of(i % 4 == 0 ? &node_type : &fin_type, n, i % 2 ? mode_pattern : NULL);
+        node *r = ring_modes(i % 4 == 0 ? &node_type : &fin_type, n, i % 2 ? mode_pattern : NULL);
         frt_decref(&r->ob);
         if (i % 64 == 0)
             frt_safepoint();
@@ -311,7 +220,7 @@ static void *finalizing_thread(void *arg)
 
 static void test_concurrent_finalizers(void)
 {
-    setup(1);
+    gc_setup(1);
     CHECK_EQ(frt_gc_set_threshold(150, 5, 5), 0);
     atomic_store(&f_done, 0);
     atomic_store(&res_total, 0);
@@ -376,10 +285,10 @@ static void *visitor(void *arg)
     CHECK_EQ(frt_thread_attach(), 0);
     long made = 0;
     for (int i = 0; i < G_HANDED; i++)
-        g_handed[slot][i] = ring_of(&node_type, 1 + i % 5, NULL);
+        g_handed[slot][i] = ring_modes(&node_type, 1 + i % 5, NULL);
     for (int i = 0; i < 20; i++) {
         long n = 2 + i % 4;
-        node *r = ring_of(&node_type, n, NULL);
+        node *r = ring_modes(&node_type, n, NULL);
         frt_decref(&r->ob);
         made += n;
     }
@@ -392,7 +301,7 @@ static void *visitor(void *arg)
 
 static void test_threads_come_and_go(void)
 {
-    setup(0);
+    gc_setup(0);
     /* Garbage not collected yet, by the generation it is in. */
     long g[3] = {0, 0, 0};
     for (int round = 0; round < G_ROUNDS; round++) {
@@ -448,14 +357,14 @@ static void destroy_allocates(void)
     long before = atomic_load(&cb_runs);
     for (int i = 0; i < D_ALLOC; i++) {
         CHECK(d_nkept < 1024);
-        d_kept[d_nkept++] = &make_of(&node_type, M_PLAIN)->ob;
+        d_kept[d_nkept++] = &make_mode(&node_type, M_PLAIN)->ob;
     }
     atomic_fetch_add(&d_runs_in_destroy, atomic_load(&cb_runs) - before);
 }
 
 static void test_run_inside_dealloc(void)
 {
-    setup(1);
+    gc_setup(1);
     CHECK_EQ(frt_gc_set_threshold(10, 1000, 1000), 0);
     atomic_store(&cb_runs, 0);
     atomic_store(&cb_collected, 0);
@@ -467,13 +376,13 @@ static void test_run_inside_dealloc(void)
      * destroy allocates. */
     long garbage = 0;
     for (int i = 0; i < 20; i++) {
-        node *r = ring_of(&fin_type, 3, NULL);
+        node *r = ring_modes(&fin_type, 3, NULL);
         frt_decref(&r->ob);
         garbage += 3;
     }
-    node *head = make_of(&node_type, M_ALLOC_IN_DESTROY), *cur = head;
+    node *head = make_mode(&allocating_type, M_PLAIN), *cur = head;
     for (int i = 0; i < 9; i++) {
-        node *x = make_of(&node_type, M_ALLOC_IN_DESTROY);
+        node *x = make_mode(&allocating_type, M_PLAIN);
         link_to(cur, 0, x);
         frt_decref(&x->ob);
         cur = x;
@@ -510,7 +419,7 @@ static void *churner(void *arg)
         int k = (int)(i % 32);
         if (mine[k])
             frt_decref(&mine[k]->ob); /* frozen or not, it leaves the count */
-        mine[k] = make_of(&node_type, M_PLAIN);
+        mine[k] = make_mode(&node_type, M_PLAIN);
         if ((i + t) % 7 == 0) {
             frt_gc_untrack(&mine[k]->ob);
             if ((i + t) % 14 == 0)
@@ -528,7 +437,7 @@ static void *churner(void *arg)
 
 static void test_freeze_concurrent(void)
 {
-    setup(0);
+    gc_setup(0);
     atomic_store(&z_stop, 0);
     atomic_store(&z_started, 0);
     pthread_t th[Z_THREADS];
@@ -551,7 +460,7 @@ static void test_freeze_concurrent(void)
     CHECK_EQ(frt_gc_get_objects(-1, NULL, 0), 0);
     node *live[10];
     for (int i = 0; i < 10; i++)
-        live[i] = make_of(&node_type, M_PLAIN);
+        live[i] = make_mode(&node_type, M_PLAIN);
     frt_gc_freeze();
     CHECK_EQ(frt_gc_get_freeze_count(), 10);
     for (int i = 0; i < 10; i++)

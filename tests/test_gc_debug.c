@@ -15,161 +15,18 @@
 
 #include "check.h"
 #include "test_util.h"
+#include "gc_nodes.h"
 
 /* ------------------------------------------------------------------ */
 /* Scaffolding                                                        */
 
-#define MAGIC 0x6c0ffee
-#define NREF 2
-
-typedef struct node {
-    frt_object ob;
-    long id;
-    int magic;
-    frt_object *ref[NREF];
-} node;
-
-#define MAX_IDS (1L << 16)
-static _Atomic int destroy_by_id[MAX_IDS];
-static _Atomic long destroyed;
-static _Atomic long bad_destroys;
-static _Atomic long next_id;
-
-static int node_traverse(frt_object *self, frt_visit_fn visit, void *arg)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++)
-        if (n->ref[i] && visit(n->ref[i], arg))
-            return 1;
-    return 0;
-}
-
-static void node_clear(frt_object *self)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++) {
-        frt_object *r = n->ref[i];
-        if (r) {
-            n->ref[i] = NULL;
-            frt_decref(r);
-        }
-    }
-}
-
-static void node_destroy(frt_object *self)
-{
-    node *n = (node *)self;
-    if (n->magic != MAGIC || frt_refcount(self) != 0 || n->id < 0 || n->id >= MAX_IDS)
-        atomic_fetch_add(&bad_destroys, 1);
-    else if (atomic_fetch_add(&destroy_by_id[n->id], 1) != 0)
-        atomic_fetch_add(&bad_destroys, 1);
-    n->magic = 0;
-    atomic_fetch_add(&destroyed, 1);
-    node_clear(self);
-}
-
-static const frt_type node_type = {"node", sizeof(node), node_traverse, node_clear, NULL,
-                                   node_destroy};
-
-static void reset_counts(void)
-{
-    for (long i = 0; i < MAX_IDS; i++)
-        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
-    atomic_store(&destroyed, 0);
-    atomic_store(&bad_destroys, 0);
-    atomic_store(&next_id, 0);
-}
-
-static node *make(void)
-{
-    node *n = (node *)frt_new(&node_type);
-    CHECK(n != NULL);
-    n->id = atomic_fetch_add(&next_id, 1);
-    CHECK(n->id < MAX_IDS);
-    n->magic = MAGIC;
-    return n;
-}
-
-static void link_to(node *from, int slot, node *to)
-{
-    from->ref[slot] = frt_newref(&to->ob);
-}
-
-/* A ring of n nodes nobody else references. */
-static void garbage_ring(long n)
-{
-    node *first = make(), *prev = first;
-    for (long i = 1; i < n; i++) {
-        node *x = make();
-        link_to(prev, 0, x);
-        frt_decref(&x->ob);
-        prev = x;
-    }
-    link_to(prev, 0, first);
-    frt_decref(&first->ob);
-}
-
-static void check_destroyed(long first, long n, long total)
-{
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
-    CHECK_EQ(atomic_load(&destroyed), total);
-    for (long i = first; i < first + n; i++)
-        CHECK_EQ(atomic_load(&destroy_by_id[i]), 1);
-}
-
-/* The callback log. */
-typedef struct event {
-    int phase, gen, tag;
-    size_t collected, uncollectable;
-    uint64_t pause_ns;
-} event;
-#define MAX_EVENTS 1024
-static event events[MAX_EVENTS];
-static int nevents;
+/* ctx of the recorder, which logs it with each event. */
 static int tag_a = 1;
-static long recursive_collects = 0, recursive_nonzero = 0;
-static int collect_in_callback;
-
-static void recorder(int phase, const frt_gc_info *info, void *ctx)
-{
-    CHECK(nevents < MAX_EVENTS);
-    event *e = &events[nevents++];
-    e->phase = phase;
-    e->gen = info->generation;
-    e->tag = *(int *)ctx;
-    e->collected = phase == FRT_GC_STOP ? info->collected : 0;
-    e->uncollectable = phase == FRT_GC_STOP ? info->uncollectable : 0;
-    e->pause_ns = phase == FRT_GC_STOP ? info->pause_ns : 0;
-    if (collect_in_callback) {
-        recursive_collects++;
-        if (frt_gc_collect(2) != 0) /* refused: no recursion */
-            recursive_nonzero++;
-    }
-}
-
-static const event *last_stop(void)
-{
-    for (int i = nevents - 1; i >= 0; i--)
-        if (events[i].phase == FRT_GC_STOP)
-            return &events[i];
-    CHECK(0);
-    return NULL;
-}
 
 static void setup(int enabled)
 {
-    frt_config cfg;
-    frt_config_default(&cfg);
-    cfg.gc_enabled = enabled;
-    CHECK_EQ(frt_init(&cfg), 0);
-    reset_counts();
+    gc_setup(enabled);
     nevents = 0;
-}
-
-static void teardown(void)
-{
-    CHECK_EQ(frt_shutdown(), 0);
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -263,7 +120,7 @@ static void test_debug_output(void)
     CHECK_EQ(r0, 7);
     CHECK_EQ(nstats + ncoll, 0);
     CHECK_EQ(atomic_load(&destroyed), 14);
-    teardown();
+    gc_teardown();
 }
 
 /* ------------------------------------------------------------------ */
@@ -324,7 +181,7 @@ static void test_saveall(void)
     check_destroyed(0, 8, 8);
     CHECK_EQ(last_stop()->collected, 8);
     CHECK_EQ(last_stop()->uncollectable, 0);
-    teardown();
+    gc_teardown();
 }
 
 int main(void)

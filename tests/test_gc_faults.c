@@ -21,75 +21,15 @@
 #include "check.h"
 #include "runtime/os.h"
 #include "test_util.h"
-
-#define MAGIC 0x6c0ffee
-
-typedef struct node {
-    frt_object ob;
-    long id;
-    int magic;
-    long nref;
-    frt_object *ref[]; /* nref of them */
-} node;
-
-#define MAX_IDS 16384
-static _Atomic int destroy_by_id[MAX_IDS];
-static _Atomic long destroyed, finalized, bad_destroys, next_id;
-
-static int node_traverse(frt_object *self, frt_visit_fn visit, void *arg)
-{
-    node *n = (node *)self;
-    for (long i = 0; i < n->nref; i++)
-        if (n->ref[i] && visit(n->ref[i], arg))
-            return 1;
-    return 0;
-}
-
-static void node_clear(frt_object *self)
-{
-    node *n = (node *)self;
-    for (long i = 0; i < n->nref; i++) {
-        frt_object *r = n->ref[i];
-        if (r) {
-            n->ref[i] = NULL;
-            frt_decref(r);
-        }
-    }
-}
-
-static void node_destroy(frt_object *self)
-{
-    node *n = (node *)self;
-    if (n->magic != MAGIC || frt_refcount(self) != 0 || n->id < 0 || n->id >= MAX_IDS)
-        atomic_fetch_add(&bad_destroys, 1);
-    else if (atomic_fetch_add(&destroy_by_id[n->id], 1) != 0)
-        atomic_fetch_add(&bad_destroys, 1);
-    n->magic = 0;
-    atomic_fetch_add(&destroyed, 1);
-    node_clear(self);
-}
+#include "gc_nodes.h"
 
 static void node_finalize(frt_object *self)
 {
-    (void)self;
-    atomic_fetch_add(&finalized, 1);
+    record_finalize(self);
 }
 
-static const frt_type node_type = {"node", sizeof(node), node_traverse, node_clear, NULL,
-                                   node_destroy};
 static const frt_type fin_type = {"fin", sizeof(node), node_traverse, node_clear, node_finalize,
                                   node_destroy};
-
-static node *make(const frt_type *t, long nref)
-{
-    node *n = (node *)frt_new_var(t, (size_t)nref * sizeof(frt_object *));
-    CHECK(n != NULL);
-    n->id = atomic_fetch_add(&next_id, 1);
-    CHECK(n->id < MAX_IDS);
-    n->magic = MAGIC;
-    n->nref = nref;
-    return n;
-}
 
 /* The live structure: fan -> FAN children, child i -> grandchild i. */
 #define FAN 3000
@@ -114,9 +54,9 @@ static long fin_ring(void)
 static void build(void)
 {
     fan_first = atomic_load(&next_id);
-    fan = make(&node_type, FAN);
+    fan = make_sized(&node_type, FAN, 0);
     for (long i = 0; i < FAN; i++) {
-        node *c = make(&node_type, 1), *g = make(&node_type, 0);
+        node *c = make_sized(&node_type, 1, 0), *g = make_sized(&node_type, 0, 0);
         c->ref[0] = &g->ob; /* takes our reference */
         fan->ref[i] = &c->ob;
     }
@@ -124,9 +64,9 @@ static void build(void)
     const frt_type *types[2] = {&fin_type, &node_type};
     const long sizes[2] = {FIN_RING, PLAIN_RING};
     for (int r = with_fin ? 0 : 1; r < 2; r++) {
-        node *first = make(types[r], 1), *prev = first;
+        node *first = make_sized(types[r], 1, 0), *prev = first;
         for (long i = 1; i < sizes[r]; i++) {
-            node *x = make(types[r], 1);
+            node *x = make_sized(types[r], 1, 0);
             prev->ref[0] = &x->ob;
             prev = x;
         }
@@ -144,24 +84,10 @@ static void check_live(void)
     for (long i = 0; i < FAN; i++) {
         node *c = (node *)fan->ref[i];
         CHECK(c != NULL);
-        CHECK_EQ(c->magic, MAGIC);
+        CHECK_EQ(c->magic, NODE_MAGIC);
         CHECK(c->ref[0] != NULL);
-        CHECK_EQ(((node *)c->ref[0])->magic, MAGIC);
+        CHECK_EQ(((node *)c->ref[0])->magic, NODE_MAGIC);
     }
-}
-
-static void setup(void)
-{
-    frt_config cfg;
-    frt_config_default(&cfg);
-    cfg.gc_enabled = 0;
-    CHECK_EQ(frt_init(&cfg), 0);
-    for (long i = 0; i < MAX_IDS; i++)
-        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
-    atomic_store(&destroyed, 0);
-    atomic_store(&finalized, 0);
-    atomic_store(&bad_destroys, 0);
-    atomic_store(&next_id, 0);
 }
 
 static void finish(void)
@@ -175,7 +101,7 @@ static void finish(void)
 /* How many runtime allocations one collection of gen makes here. */
 static long probe(int gen)
 {
-    setup();
+    gc_setup(0);
     build();
     long a0 = frt_test_fault_count(FRT_FAULT_ALLOC);
     CHECK_EQ(frt_gc_collect(gen), GARBAGE);
@@ -188,7 +114,7 @@ static long probe(int gen)
 
 static void run_with_fault(int gen, long k, long *postponed, long *kept)
 {
-    setup();
+    gc_setup(0);
     build();
     frt_gc_stats s0[3], s1[3];
     frt_gc_get_stats(s0);

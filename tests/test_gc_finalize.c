@@ -23,12 +23,10 @@
 
 #include "check.h"
 #include "test_util.h"
+#include "gc_nodes.h"
 
 /* ------------------------------------------------------------------ */
 /* Scaffolding                                                        */
-
-#define MAGIC 0x6c0ffee
-#define NREF 2
 
 enum fin_mode {
     FIN_PLAIN,           /* count the call */
@@ -41,20 +39,6 @@ enum fin_mode {
     FIN_ALLOC            /* allocate (and keep) ALLOC_N tracked objects */
 };
 
-typedef struct node {
-    frt_object ob;
-    long id;
-    int magic;
-    int mode;
-    int depth;
-    frt_object *ref[NREF];
-} node;
-
-#define MAX_IDS (1L << 15)
-static _Atomic int destroy_by_id[MAX_IDS];
-static _Atomic int finalize_by_id[MAX_IDS];
-static _Atomic long destroyed, finalized, bad_destroys;
-static _Atomic long next_id;
 static long destroyed_seen_by_finalizers; /* max of destroyed - base at a finalize */
 static long finalize_base;
 
@@ -69,97 +53,28 @@ static int nallocated;
 static int runs_seen; /* STOP callbacks */
 static int runs_during_finalizer;
 
-static int node_traverse(frt_object *self, frt_visit_fn visit, void *arg)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++)
-        if (n->ref[i] && visit(n->ref[i], arg))
-            return 1;
-    return 0;
-}
-
-static void node_clear(frt_object *self)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++) {
-        frt_object *r = n->ref[i];
-        if (r) {
-            n->ref[i] = NULL;
-            frt_decref(r);
-        }
-    }
-}
-
-static void node_destroy(frt_object *self)
-{
-    node *n = (node *)self;
-    if (n->magic != MAGIC || frt_refcount(self) != 0 || n->id < 0 || n->id >= MAX_IDS)
-        atomic_fetch_add(&bad_destroys, 1);
-    else if (atomic_fetch_add(&destroy_by_id[n->id], 1) != 0)
-        atomic_fetch_add(&bad_destroys, 1);
-    n->magic = 0;
-    atomic_fetch_add(&destroyed, 1);
-    node_clear(self);
-}
-
 static void node_finalize(frt_object *self);
 
-static const frt_type node_type = {"node", sizeof(node), node_traverse, node_clear, NULL,
-                                   node_destroy};
 static const frt_type fin_type = {"fin", sizeof(node), node_traverse, node_clear, node_finalize,
                                   node_destroy};
 
-static void reset_counts(void)
+static node *make_mode(const frt_type *t, int mode)
 {
-    for (long i = 0; i < MAX_IDS; i++) {
-        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
-        atomic_store_explicit(&finalize_by_id[i], 0, memory_order_relaxed);
-    }
-    atomic_store(&destroyed, 0);
-    atomic_store(&finalized, 0);
-    atomic_store(&bad_destroys, 0);
-    atomic_store(&next_id, 0);
-    destroyed_seen_by_finalizers = 0;
-    finalize_base = 0;
-    nsaved = 0;
-    collect_calls = collect_nonzero = 0;
-    nallocated = 0;
-    runs_seen = runs_during_finalizer = 0;
-}
-
-static node *make_of(const frt_type *t, int mode)
-{
-    node *n = (node *)frt_new(t);
-    CHECK(n != NULL);
-    n->id = atomic_fetch_add(&next_id, 1);
-    CHECK(n->id < MAX_IDS);
-    n->magic = MAGIC;
+    node *n = make_of(t);
     n->mode = mode;
     return n;
 }
 
-static void link_to(node *from, int slot, node *to)
+/* A ring of n objects of type t and mode, garbage at once (ring_of, the
+ * caller's reference dropped). */
+static void ring_mode(const frt_type *t, int mode, int depth, long n)
 {
-    from->ref[slot] = frt_newref(&to->ob);
-}
-
-/* A ring of n objects of type t and mode, garbage at once (the caller's
- * references are dropped); v (if not NULL) gets the pointers. */
-static void ring_of(const frt_type *t, int mode, int depth, long n, node **v)
-{
-    node *tmp[128];
-    CHECK(n <= 128);
-    for (long i = 0; i < n; i++) {
-        tmp[i] = make_of(t, mode);
-        tmp[i]->depth = depth;
+    node *first = ring_of(t, n), *x = first;
+    for (long i = 0; i < n; i++, x = (node *)x->ref[0]) {
+        x->mode = mode;
+        x->depth = depth;
     }
-    for (long i = 0; i < n; i++)
-        link_to(tmp[i], 0, tmp[(i + 1) % n]);
-    for (long i = 0; i < n; i++) {
-        if (v)
-            v[i] = tmp[i];
-        frt_decref(&tmp[i]->ob);
-    }
+    frt_decref(&first->ob);
 }
 
 static void save(frt_object *o)
@@ -171,10 +86,9 @@ static void save(frt_object *o)
 static void node_finalize(frt_object *self)
 {
     node *n = (node *)self;
-    CHECK_EQ(n->magic, MAGIC);
+    CHECK_EQ(n->magic, NODE_MAGIC);
     CHECK(frt_gc_is_finalized(self)); /* marked before the call */
-    atomic_fetch_add(&finalize_by_id[n->id], 1);
-    atomic_fetch_add(&finalized, 1);
+    record_finalize(self);
     long seen = atomic_load(&destroyed) - finalize_base;
     if (seen > destroyed_seen_by_finalizers)
         destroyed_seen_by_finalizers = seen;
@@ -194,10 +108,10 @@ static void node_finalize(frt_object *self)
         break;
     case FIN_SPAWN:
         if (n->depth > 0)
-            ring_of(&fin_type, FIN_SPAWN, n->depth - 1, 2, NULL);
+            ring_mode(&fin_type, FIN_SPAWN, n->depth - 1, 2);
         break;
     case FIN_SPAWN_PLAIN:
-        ring_of(&node_type, FIN_PLAIN, 0, 3, NULL);
+        ring_mode(&node_type, FIN_PLAIN, 0, 3);
         break;
     case FIN_COLLECT:
         collect_calls++;
@@ -207,14 +121,14 @@ static void node_finalize(frt_object *self)
     case FIN_ALLOC:
         for (int i = 0; i < ALLOC_N; i++) {
             CHECK(nallocated < 4 * ALLOC_N);
-            allocated[nallocated++] = &make_of(&node_type, FIN_PLAIN)->ob;
+            allocated[nallocated++] = &make_mode(&node_type, FIN_PLAIN)->ob;
         }
         break;
     }
     runs_during_finalizer += runs_seen - runs_before;
 }
 
-static void count_runs(int phase, const frt_gc_info *info, void *ctx)
+static void count_stops(int phase, const frt_gc_info *info, void *ctx)
 {
     (void)info;
     (void)ctx;
@@ -224,11 +138,13 @@ static void count_runs(int phase, const frt_gc_info *info, void *ctx)
 
 static void setup(int enabled)
 {
-    frt_config cfg;
-    frt_config_default(&cfg);
-    cfg.gc_enabled = enabled;
-    CHECK_EQ(frt_init(&cfg), 0);
-    reset_counts();
+    gc_setup(enabled);
+    destroyed_seen_by_finalizers = 0;
+    finalize_base = 0;
+    nsaved = 0;
+    collect_calls = collect_nonzero = 0;
+    nallocated = 0;
+    runs_seen = runs_during_finalizer = 0;
 }
 
 static void drop_saved(void)
@@ -267,13 +183,13 @@ static void test_ring_finalized_once(void)
 {
     setup(0);
     /* Outside any cycle: the plain decref path. */
-    node *a = make_of(&fin_type, FIN_PLAIN);
+    node *a = make_mode(&fin_type, FIN_PLAIN);
     CHECK(!frt_gc_is_finalized(&a->ob));
     frt_decref(&a->ob);
     check_counts(0, 1, 1, 1);
 
     finalize_base = atomic_load(&destroyed);
-    ring_of(&fin_type, FIN_PLAIN, 0, 10, NULL); /* ids 1..10 */
+    ring_mode(&fin_type, FIN_PLAIN, 0, 10); /* ids 1..10 */
     CHECK_EQ(atomic_load(&finalized), 1);
     CHECK_EQ(frt_gc_collect(2), 10);
     check_counts(1, 10, 1, 1);
@@ -284,7 +200,7 @@ static void test_ring_finalized_once(void)
     /* A ring of 100 alternating finalizing and plain members. */
     node *tmp[100];
     for (int i = 0; i < 100; i++)
-        tmp[i] = make_of(i % 2 ? &node_type : &fin_type, FIN_PLAIN); /* ids 11..110 */
+        tmp[i] = make_mode(i % 2 ? &node_type : &fin_type, FIN_PLAIN); /* ids 11..110 */
     for (int i = 0; i < 100; i++)
         link_to(tmp[i], 0, tmp[(i + 1) % 100]);
     for (int i = 0; i < 100; i++)
@@ -308,7 +224,7 @@ static void test_resurrect_self(void)
     setup(0);
     frt_gc_stats s0[3], s1[3];
     frt_gc_get_stats(s0);
-    node *a = make_of(&fin_type, FIN_RESURRECT_SELF); /* id 0 */
+    node *a = make_mode(&fin_type, FIN_RESURRECT_SELF); /* id 0 */
     link_to(a, 0, a);
     frt_decref(&a->ob);
     CHECK_EQ(frt_gc_collect(0), 1); /* found unreachable, then resurrected */
@@ -346,8 +262,8 @@ static void test_resurrect_then_decref(void)
     setup(0);
     /* a <-> b; a's finalizer saves a and drops a -> b. b is not reachable
      * from a any more: it is collected, a lives on. */
-    node *a = make_of(&fin_type, FIN_RESURRECT_BREAK); /* id 0 */
-    node *b = make_of(&fin_type, FIN_PLAIN);           /* id 1 */
+    node *a = make_mode(&fin_type, FIN_RESURRECT_BREAK); /* id 0 */
+    node *b = make_mode(&fin_type, FIN_PLAIN);           /* id 1 */
     link_to(a, 0, b);
     link_to(b, 0, a);
     frt_decref(&a->ob);
@@ -365,7 +281,7 @@ static void test_resurrect_then_decref(void)
 
     /* A resurrected object that is not in a cycle any more is freed by its
      * count, also when it is the only member. */
-    node *c = make_of(&fin_type, FIN_RESURRECT_BREAK); /* id 2 */
+    node *c = make_mode(&fin_type, FIN_RESURRECT_BREAK); /* id 2 */
     link_to(c, 0, c);
     frt_decref(&c->ob);
     CHECK_EQ(frt_gc_collect(2), 1);
@@ -385,7 +301,7 @@ static void test_resurrect_ring(void)
     node *v[5];
     node *tmp[5];
     for (int i = 0; i < 5; i++)
-        tmp[i] = make_of(&fin_type, i == 2 ? FIN_RESURRECT_SELF : FIN_PLAIN); /* ids 0..4 */
+        tmp[i] = make_mode(&fin_type, i == 2 ? FIN_RESURRECT_SELF : FIN_PLAIN); /* ids 0..4 */
     for (int i = 0; i < 5; i++)
         link_to(tmp[i], 0, tmp[(i + 1) % 5]);
     memcpy(v, tmp, sizeof v);
@@ -410,9 +326,9 @@ static void test_resurrect_ring(void)
     /* A finalizer that saves another object: that object and what it
      * reaches survive, the rest is collected. a <-> b, a -> c, c -> c; a
      * saves c (its ref[0]). */
-    node *a = make_of(&fin_type, FIN_RESURRECT_REF0); /* id 5 */
-    node *b = make_of(&fin_type, FIN_PLAIN);          /* id 6 */
-    node *c = make_of(&fin_type, FIN_PLAIN);          /* id 7 */
+    node *a = make_mode(&fin_type, FIN_RESURRECT_REF0); /* id 5 */
+    node *b = make_mode(&fin_type, FIN_PLAIN);          /* id 6 */
+    node *c = make_mode(&fin_type, FIN_PLAIN);          /* id 7 */
     link_to(a, 0, c);
     link_to(a, 1, b);
     link_to(b, 0, a);
@@ -440,7 +356,7 @@ static void test_resurrect_ring(void)
 static void test_finalizers_spawn(void)
 {
     setup(0);
-    ring_of(&fin_type, FIN_SPAWN_PLAIN, 0, 4, NULL);
+    ring_mode(&fin_type, FIN_SPAWN_PLAIN, 0, 4);
     CHECK_EQ(frt_gc_collect(2), 4);
     CHECK_EQ(atomic_load(&destroyed), 4);
     CHECK_EQ(atomic_load(&next_id), 16);
@@ -451,7 +367,7 @@ static void test_finalizers_spawn(void)
 
     /* Rings whose finalizers build rings like themselves, two levels deep. */
     long first = atomic_load(&next_id);
-    ring_of(&fin_type, FIN_SPAWN, 2, 2, NULL);
+    ring_mode(&fin_type, FIN_SPAWN, 2, 2);
     CHECK_EQ(frt_gc_collect(2), 2);
     CHECK_EQ(frt_gc_collect(2), 4);
     CHECK_EQ(frt_gc_collect(2), 8);
@@ -468,8 +384,8 @@ static void test_finalizers_spawn(void)
 static void test_finalizer_collects(void)
 {
     setup(0);
-    CHECK_EQ(frt_gc_callback_add(count_runs, NULL), 0);
-    ring_of(&fin_type, FIN_COLLECT, 0, 3, NULL); /* ids 0..2 */
+    CHECK_EQ(frt_gc_callback_add(count_stops, NULL), 0);
+    ring_mode(&fin_type, FIN_COLLECT, 0, 3); /* ids 0..2 */
     CHECK_EQ(frt_gc_collect(2), 3);
     CHECK_EQ(collect_calls, 3);
     CHECK_EQ(collect_nonzero, 0);
@@ -478,8 +394,8 @@ static void test_finalizer_collects(void)
 
     /* Finalized by a plain decref, with garbage around: no collection
      * runs from inside the finalizer either. */
-    ring_of(&node_type, FIN_PLAIN, 0, 6, NULL);  /* ids 3..8 */
-    node *x = make_of(&fin_type, FIN_COLLECT); /* id 9 */
+    ring_mode(&node_type, FIN_PLAIN, 0, 6);    /* ids 3..8 */
+    node *x = make_mode(&fin_type, FIN_COLLECT); /* id 9 */
     frt_decref(&x->ob);
     CHECK_EQ(collect_calls, 4);
     CHECK_EQ(collect_nonzero, 0);
@@ -495,9 +411,9 @@ static void test_finalizer_allocates(void)
 {
     setup(1);
     CHECK_EQ(frt_gc_set_threshold(10, 1000, 1000), 0);
-    CHECK_EQ(frt_gc_callback_add(count_runs, NULL), 0);
+    CHECK_EQ(frt_gc_callback_add(count_stops, NULL), 0);
     frt_gc_disable();
-    ring_of(&fin_type, FIN_ALLOC, 0, 2, NULL); /* ids 0, 1 */
+    ring_mode(&fin_type, FIN_ALLOC, 0, 2); /* ids 0, 1 */
     frt_gc_enable();
     /* 600 tracked allocations inside the finalizers, t0 = 10: no nested
      * automatic run. */
@@ -515,7 +431,7 @@ static void test_finalizer_allocates(void)
     int n = 0;
     while (runs_seen == 1) {
         CHECK(n < 64);
-        more[n++] = &make_of(&node_type, FIN_PLAIN)->ob;
+        more[n++] = &make_mode(&node_type, FIN_PLAIN)->ob;
     }
     CHECK_EQ(runs_seen, 2);
     while (n)
@@ -532,7 +448,7 @@ static void test_saveall_finalized(void)
 {
     setup(0);
     frt_gc_set_debug(FRT_GC_DEBUG_SAVEALL);
-    ring_of(&fin_type, FIN_PLAIN, 0, 3, NULL);
+    ring_mode(&fin_type, FIN_PLAIN, 0, 3);
     CHECK_EQ(frt_gc_collect(2), 3);
     check_counts(0, 3, 1, 0);
     CHECK_EQ(frt_gc_garbage_count(), 3);
@@ -555,18 +471,18 @@ static void test_saveall_finalized(void)
 static void test_shutdown(void)
 {
     setup(1);
-    ring_of(&fin_type, FIN_PLAIN, 0, 7, NULL); /* ids 0..6 */
-    ring_of(&node_type, FIN_PLAIN, 0, 2, NULL); /* ids 7, 8 */
+    ring_mode(&fin_type, FIN_PLAIN, 0, 7); /* ids 0..6 */
+    ring_mode(&node_type, FIN_PLAIN, 0, 2); /* ids 7, 8 */
     CHECK_EQ(frt_shutdown(), 0);
     check_counts(0, 7, 1, 1);
     check_counts(7, 2, 0, 1);
     CHECK_EQ(atomic_load(&destroyed), 9);
 
     setup(0);
-    node *a = make_of(&fin_type, FIN_RESURRECT_SELF); /* id 0 */
+    node *a = make_mode(&fin_type, FIN_RESURRECT_SELF); /* id 0 */
     link_to(a, 0, a);
     frt_decref(&a->ob);
-    ring_of(&fin_type, FIN_PLAIN, 0, 3, NULL); /* ids 1..3 */
+    ring_mode(&fin_type, FIN_PLAIN, 0, 3); /* ids 1..3 */
     CHECK_EQ(frt_shutdown(), 1);               /* a, kept by saved[] */
     check_counts(0, 1, 1, 0);
     check_counts(1, 3, 1, 1);

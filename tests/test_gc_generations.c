@@ -17,170 +17,14 @@
 
 #include "check.h"
 #include "test_util.h"
-
-/* ------------------------------------------------------------------ */
-/* Scaffolding                                                        */
-
-#define MAGIC 0x6c0ffee
-#define NREF 4
-
-typedef struct node {
-    frt_object ob;
-    long id;
-    int magic;
-    frt_object *ref[NREF];
-} node;
-
-#define MAX_IDS (1L << 16)
-static _Atomic int destroy_by_id[MAX_IDS];
-static _Atomic long destroyed;
-static _Atomic long bad_destroys; /* twice, garbage, or count not zero */
-static _Atomic long next_id;
-
-static void record_destroy(frt_object *self)
-{
-    node *n = (node *)self;
-    if (n->magic != MAGIC || frt_refcount(self) != 0 || n->id < 0 || n->id >= MAX_IDS)
-        atomic_fetch_add(&bad_destroys, 1);
-    else if (atomic_fetch_add(&destroy_by_id[n->id], 1) != 0)
-        atomic_fetch_add(&bad_destroys, 1);
-    n->magic = 0;
-    atomic_fetch_add(&destroyed, 1);
-}
-
-static int node_traverse(frt_object *self, frt_visit_fn visit, void *arg)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++) {
-        if (n->ref[i]) {
-            int r = visit(n->ref[i], arg);
-            if (r)
-                return r;
-        }
-    }
-    return 0;
-}
-
-static void node_clear(frt_object *self)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++) {
-        frt_object *r = n->ref[i];
-        if (r) {
-            n->ref[i] = NULL;
-            frt_decref(r);
-        }
-    }
-}
-
-static void node_destroy(frt_object *self)
-{
-    record_destroy(self);
-    node_clear(self);
-}
-
-/* A container. */
-static const frt_type node_type = {"node", sizeof(node), node_traverse, node_clear, NULL,
-                                   node_destroy};
-/* Holds references but has no traverse: never tracked, so what it holds
- * counts as referenced from outside. */
-static const frt_type box_type = {"box", sizeof(node), NULL, NULL, NULL, node_destroy};
-
-static void reset_counts(void)
-{
-    for (long i = 0; i < MAX_IDS; i++)
-        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
-    atomic_store(&destroyed, 0);
-    atomic_store(&bad_destroys, 0);
-    atomic_store(&next_id, 0);
-}
-
-static node *make_of(const frt_type *t)
-{
-    node *n = (node *)frt_new(t);
-    CHECK(n != NULL);
-    n->id = atomic_fetch_add(&next_id, 1);
-    CHECK(n->id < MAX_IDS);
-    n->magic = MAGIC;
-    return n;
-}
-
-static node *make(void)
-{
-    return make_of(&node_type);
-}
+#define GC_NODES_NREF 4
+#include "gc_nodes.h"
 
 #define LARGE_EXTRA (64 * 1024) /* well above the largest size class */
 
 static node *make_large(void)
 {
-    node *n = (node *)frt_new_var(&node_type, LARGE_EXTRA);
-    CHECK(n != NULL);
-    n->id = atomic_fetch_add(&next_id, 1);
-    CHECK(n->id < MAX_IDS);
-    n->magic = MAGIC;
-    return n;
-}
-
-static void link_to(node *from, int slot, node *to)
-{
-    CHECK(from->ref[slot] == NULL);
-    from->ref[slot] = frt_newref(&to->ob);
-}
-
-/* n fresh nodes, node i -> node i+1 (slot 0), the last -> the first. The
- * caller keeps one reference to each. */
-static node **ring(long n)
-{
-    node **v = malloc((size_t)n * sizeof *v);
-    CHECK(v != NULL);
-    for (long i = 0; i < n; i++)
-        v[i] = make();
-    for (long i = 0; i < n; i++)
-        link_to(v[i], 0, v[(i + 1) % n]);
-    return v;
-}
-
-static void drop_all(node **v, long n)
-{
-    for (long i = 0; i < n; i++)
-        frt_decref(&v[i]->ob);
-    free(v);
-}
-
-static int was_destroyed(long id)
-{
-    return atomic_load(&destroy_by_id[id]);
-}
-
-/* Ids first..first+n-1 destroyed exactly once, and exactly total objects
- * destroyed so far. */
-static void check_destroyed(long first, long n, long total)
-{
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
-    CHECK_EQ(atomic_load(&destroyed), total);
-    for (long i = first; i < first + n; i++) {
-        if (was_destroyed(i) != 1) {
-            fprintf(stderr, "test_gc_generations: object %ld destroyed %d times\n", i, was_destroyed(i));
-            exit(1);
-        }
-    }
-}
-
-static void setup(void)
-{
-    frt_config cfg;
-    frt_config_default(&cfg);
-    cfg.gc_enabled = 0; /* explicit collections only: exact counts */
-    CHECK_EQ(frt_init(&cfg), 0);
-    CHECK_EQ(frt_gc_isenabled(), 0);
-    reset_counts();
-}
-
-static void teardown(void)
-{
-    CHECK_EQ(frt_shutdown(), 0);
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
+    return make_sized(&node_type, GC_NODES_NREF, LARGE_EXTRA);
 }
 
 /* How many of the given objects frt_gc_get_objects(gen) reports. */
@@ -216,7 +60,7 @@ static long gen_total(int gen)
 
 static void test_generations(void)
 {
-    setup();
+    gc_setup(0);
     enum { N = 20, M = 5 };
     node *v[N + M];
     for (int i = 0; i < N; i++)
@@ -305,7 +149,7 @@ static void test_generations(void)
     frt_decref(&box->ob);
     CHECK_EQ(atomic_load(&destroyed), 12 + N + M + 1);
     CHECK_EQ(frt_gc_get_objects(-1, NULL, 0), 0);
-    teardown();
+    gc_teardown();
 }
 
 /* ------------------------------------------------------------------ */
@@ -313,7 +157,7 @@ static void test_generations(void)
 
 static void test_older_generation_refs(void)
 {
-    setup();
+    gc_setup(0);
     /* An old pair, promoted to generation 2. */
     node *o1 = make(), *o2 = make();
     link_to(o1, 0, o2);
@@ -363,7 +207,7 @@ static void test_older_generation_refs(void)
     CHECK_EQ(count_in_gen(2, &live, 1), 1);
     frt_decref(&live->ob);
     CHECK_EQ(atomic_load(&destroyed), 9);
-    teardown();
+    gc_teardown();
 }
 
 /* ------------------------------------------------------------------ */
@@ -371,7 +215,7 @@ static void test_older_generation_refs(void)
 
 static void test_large_objects(void)
 {
-    setup();
+    gc_setup(0);
     node *l1 = make_large(), *l2 = make_large();
     node *s = make();
     CHECK(frt_gc_is_tracked(&l1->ob));
@@ -415,7 +259,7 @@ static void test_large_objects(void)
     frt_decref(&l4->ob);
     frt_decref(&t->ob);
     CHECK_EQ(atomic_load(&destroyed), 6);
-    teardown();
+    gc_teardown();
 }
 
 int main(void)

@@ -14,107 +14,8 @@
 
 #include "check.h"
 #include "test_util.h"
-
-/* ------------------------------------------------------------------ */
-/* Scaffolding                                                        */
-
-#define MAGIC 0x6c0ffee
-#define NREF 3
-
-typedef struct node {
-    frt_object ob;
-    long id;
-    int magic;
-    frt_object *ref[NREF];
-} node;
-
-#define MAX_IDS 4096
-static _Atomic int destroy_by_id[MAX_IDS];
-static _Atomic long destroyed, bad_destroys, next_id;
-
-static int node_traverse(frt_object *self, frt_visit_fn visit, void *arg)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++)
-        if (n->ref[i] && visit(n->ref[i], arg))
-            return 1;
-    return 0;
-}
-
-static void node_clear(frt_object *self)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++) {
-        frt_object *r = n->ref[i];
-        if (r) {
-            n->ref[i] = NULL;
-            frt_decref(r);
-        }
-    }
-}
-
-static void node_destroy(frt_object *self)
-{
-    node *n = (node *)self;
-    if (n->magic != MAGIC || frt_refcount(self) != 0 || n->id < 0 || n->id >= MAX_IDS)
-        atomic_fetch_add(&bad_destroys, 1);
-    else if (atomic_fetch_add(&destroy_by_id[n->id], 1) != 0)
-        atomic_fetch_add(&bad_destroys, 1);
-    n->magic = 0;
-    atomic_fetch_add(&destroyed, 1);
-    node_clear(self);
-}
-
-static const frt_type node_type = {"node", sizeof(node), node_traverse, node_clear, NULL,
-                                   node_destroy};
-static const frt_type box_type = {"box", sizeof(node), NULL, NULL, NULL, node_destroy};
-
-static node *make_var(const frt_type *t, size_t extra)
-{
-    node *n = (node *)frt_new_var(t, extra);
-    CHECK(n != NULL);
-    n->id = atomic_fetch_add(&next_id, 1);
-    CHECK(n->id < MAX_IDS);
-    n->magic = MAGIC;
-    return n;
-}
-
-static node *make(void)
-{
-    return make_var(&node_type, 0);
-}
-
-static void link_to(node *from, int slot, node *to)
-{
-    from->ref[slot] = frt_newref(&to->ob);
-}
-
-static void check_destroyed(long first, long n, long total)
-{
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
-    CHECK_EQ(atomic_load(&destroyed), total);
-    for (long i = first; i < first + n; i++)
-        CHECK_EQ(atomic_load(&destroy_by_id[i]), 1);
-}
-
-static void setup(void)
-{
-    frt_config cfg;
-    frt_config_default(&cfg);
-    cfg.gc_enabled = 0;
-    CHECK_EQ(frt_init(&cfg), 0);
-    for (long i = 0; i < MAX_IDS; i++)
-        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
-    atomic_store(&destroyed, 0);
-    atomic_store(&bad_destroys, 0);
-    atomic_store(&next_id, 0);
-}
-
-static void teardown(void)
-{
-    CHECK_EQ(frt_shutdown(), 0);
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
-}
+#define GC_NODES_NREF 3
+#include "gc_nodes.h"
 
 /* out[0..n) holds exactly the objects of want[0..n), in any order; drops
  * the references. */
@@ -136,9 +37,9 @@ static void check_same_set(frt_object **out, size_t n, node **want, size_t nwant
 
 static void test_referents(void)
 {
-    setup();
+    gc_setup(0);
     node *a = make(), *b = make(), *x = make();
-    node *box = make_var(&box_type, 0);
+    node *box = make_of(&box_type);
     link_to(x, 0, a);
     link_to(x, 2, b);
     frt_object *out[8];
@@ -180,7 +81,7 @@ static void test_referents(void)
     frt_decref(&a->ob);
     frt_decref(&b->ob);
     CHECK_EQ(atomic_load(&destroyed), 4);
-    teardown();
+    gc_teardown();
 }
 
 /* ------------------------------------------------------------------ */
@@ -188,9 +89,9 @@ static void test_referents(void)
 
 static void test_referrers(void)
 {
-    setup();
+    gc_setup(0);
     node *t = make(), *other = make();
-    node *x = make(), *y = make(), *z = make(), *u = make(), *box = make_var(&box_type, 0);
+    node *x = make(), *y = make(), *z = make(), *u = make(), *box = make_of(&box_type);
     link_to(x, 0, t);
     link_to(y, 0, t);
     link_to(y, 1, t); /* twice: reported once */
@@ -243,7 +144,7 @@ static void test_referrers(void)
     frt_decref(&t->ob);
     frt_decref(&other->ob);
     CHECK_EQ(atomic_load(&destroyed), 8);
-    teardown();
+    gc_teardown();
 }
 
 /* ------------------------------------------------------------------ */
@@ -251,8 +152,8 @@ static void test_referrers(void)
 
 static void test_tracking(void)
 {
-    setup();
-    node *a = make(), *b = make(), *box = make_var(&box_type, 0);
+    gc_setup(0);
+    node *a = make(), *b = make(), *box = make_of(&box_type);
     CHECK(frt_gc_is_tracked(&a->ob));
     CHECK(!frt_gc_is_tracked(&box->ob));
     CHECK(!frt_gc_is_tracked(NULL));
@@ -307,7 +208,7 @@ static void test_tracking(void)
     frt_decref(&box->ob);
     CHECK_EQ(atomic_load(&destroyed), 3);
     CHECK_EQ(frt_gc_get_objects(-1, NULL, 0), 0);
-    teardown();
+    gc_teardown();
 }
 
 /* ------------------------------------------------------------------ */
@@ -315,7 +216,7 @@ static void test_tracking(void)
 
 static void test_freeze(void)
 {
-    setup();
+    gc_setup(0);
     node *live[3];
     for (int i = 0; i < 3; i++)
         live[i] = make(); /* ids 0..2 */
@@ -367,7 +268,7 @@ static void test_freeze(void)
     frt_decref(&live[2]->ob);
     frt_decref(&young->ob);
     CHECK_EQ(atomic_load(&destroyed), 11);
-    teardown();
+    gc_teardown();
 }
 
 int main(void)

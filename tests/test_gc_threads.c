@@ -32,118 +32,7 @@
 
 #include "check.h"
 #include "test_util.h"
-
-/* ------------------------------------------------------------------ */
-/* Scaffolding                                                        */
-
-#define MAGIC 0x6c0ffee
-#define NREF 2
-
-typedef struct node {
-    frt_object ob;
-    long id;
-    int magic;
-    frt_object *ref[NREF];
-} node;
-
-#define MAX_IDS (1L << 21)
-static _Atomic int destroy_by_id[MAX_IDS];
-static _Atomic long destroyed, bad_destroys, next_id;
-
-static int node_traverse(frt_object *self, frt_visit_fn visit, void *arg)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++)
-        if (n->ref[i] && visit(n->ref[i], arg))
-            return 1;
-    return 0;
-}
-
-static void node_clear(frt_object *self)
-{
-    node *n = (node *)self;
-    for (int i = 0; i < NREF; i++) {
-        frt_object *r = n->ref[i];
-        if (r) {
-            n->ref[i] = NULL;
-            frt_decref(r);
-        }
-    }
-}
-
-static void node_destroy(frt_object *self)
-{
-    node *n = (node *)self;
-    if (n->magic != MAGIC || frt_refcount(self) != 0 || n->id < 0 || n->id >= MAX_IDS)
-        atomic_fetch_add(&bad_destroys, 1);
-    else if (atomic_fetch_add(&destroy_by_id[n->id], 1) != 0)
-        atomic_fetch_add(&bad_destroys, 1);
-    n->magic = 0;
-    atomic_fetch_add(&destroyed, 1);
-    node_clear(self);
-}
-
-static const frt_type node_type = {"node", sizeof(node), node_traverse, node_clear, NULL,
-                                   node_destroy};
-
-static node *make(void)
-{
-    node *n = (node *)frt_new(&node_type);
-    CHECK(n != NULL);
-    n->id = atomic_fetch_add(&next_id, 1);
-    CHECK(n->id < MAX_IDS);
-    n->magic = MAGIC;
-    return n;
-}
-
-static void link_to(node *from, int slot, node *to)
-{
-    from->ref[slot] = frt_newref(&to->ob);
-}
-
-static void reset_counts(void)
-{
-    for (long i = 0; i < MAX_IDS; i++)
-        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
-    atomic_store(&destroyed, 0);
-    atomic_store(&bad_destroys, 0);
-    atomic_store(&next_id, 0);
-}
-
-static void check_destroyed_once(long first, long n)
-{
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
-    for (long i = first; i < first + n; i++) {
-        if (atomic_load(&destroy_by_id[i]) != 1) {
-            fprintf(stderr, "test_gc_threads: object %ld destroyed %d times\n", i,
-                    atomic_load(&destroy_by_id[i]));
-            exit(1);
-        }
-    }
-}
-
-static void setup(int enabled)
-{
-    frt_config cfg;
-    frt_config_default(&cfg);
-    cfg.gc_enabled = enabled;
-    CHECK_EQ(frt_init(&cfg), 0);
-    reset_counts();
-}
-
-/* Collections observed by a callback (it runs on whichever thread
- * collects). */
-static _Atomic long cb_runs, cb_collected, cb_uncollectable;
-
-static void count_runs(int phase, const frt_gc_info *info, void *ctx)
-{
-    (void)ctx;
-    if (phase != FRT_GC_STOP)
-        return;
-    atomic_fetch_add(&cb_runs, 1);
-    atomic_fetch_add(&cb_collected, (long)info->collected);
-    atomic_fetch_add(&cb_uncollectable, (long)info->uncollectable);
-}
+#include "gc_nodes.h"
 
 /* ------------------------------------------------------------------ */
 /* 1. A ring across threads; owners gone, polling or blocked.         */
@@ -203,7 +92,7 @@ static void *ring_worker(void *arg)
 
 static void test_ring_across_threads(void)
 {
-    setup(0);
+    gc_setup(0);
     atomic_store(&r_made, 0);
     atomic_store(&r_linked, 0);
     atomic_store(&r_dropped, 0);
@@ -265,7 +154,7 @@ static void *queue_owner(void *arg)
 
 static void test_queued_at_collection(void)
 {
-    setup(0);
+    gc_setup(0);
     atomic_store(&q_phase, 0);
     pthread_t t = test_spawn(queue_owner, NULL);
     test_wait_at_least(&q_phase, 1, 1, "owner's nodes");
@@ -302,19 +191,6 @@ static void test_queued_at_collection(void)
 #define A_KEEP 8
 static _Atomic long a_made; /* objects made by the workers */
 
-static node *ring_of(long n)
-{
-    node *first = make(), *prev = first;
-    for (long i = 1; i < n; i++) {
-        node *x = make();
-        link_to(prev, 0, x);
-        frt_decref(&x->ob);
-        prev = x;
-    }
-    link_to(prev, 0, first);
-    return first; /* the caller holds one reference */
-}
-
 static void *alloc_worker(void *arg)
 {
     long seed = (long)(intptr_t)arg;
@@ -323,7 +199,7 @@ static void *alloc_worker(void *arg)
     long made = 0;
     for (long i = 0; i < A_ITERS; i++) {
         long n = 1 + (i * 7 + seed) % 9;
-        node *r = ring_of(n);
+        node *r = ring_of(&node_type, n);
         made += n;
         long k = (i + seed) % A_KEEP;
         if (i % 3 == 0) { /* keep this one for a while */
@@ -350,7 +226,7 @@ static void *alloc_worker(void *arg)
 
 static void test_allocating_threads(void)
 {
-    setup(1);
+    gc_setup(1);
     CHECK_EQ(frt_gc_set_threshold(300, 5, 5), 0);
     atomic_store(&cb_runs, 0);
     atomic_store(&cb_collected, 0);
@@ -362,13 +238,13 @@ static void test_allocating_threads(void)
 
     /* A ring the main thread keeps through everything. */
     long kept_first = atomic_load(&next_id);
-    node *kept = ring_of(50);
+    node *kept = ring_of(&node_type, 50);
     pthread_t th[A_WORKERS];
     for (long t = 0; t < A_WORKERS; t++)
         th[t] = test_spawn(alloc_worker, (void *)(intptr_t)(t * 3 + 1));
     long main_made = 0;
     for (int i = 0; i < SCALED(30000); i++) {
-        node *r = ring_of(5);
+        node *r = ring_of(&node_type, 5);
         frt_decref(&r->ob);
         main_made += 5;
         if (i % 600 == 0) /* 0 while another thread's run is under way */
@@ -439,7 +315,7 @@ static void *poller(void *arg)
 
 static void test_oversubscribed(void)
 {
-    setup(0); /* only our collections: exact counts */
+    gc_setup(0); /* only our collections: exact counts */
     atomic_store(&o_started, 0);
     atomic_store(&o_stop, 0);
     pthread_t th[O_THREADS];
@@ -528,7 +404,7 @@ static long count_listed(int gen, frt_object *o)
 
 static void test_track_other_heap(void)
 {
-    setup(0);
+    gc_setup(0);
     atomic_store(&k_phase, 0);
     pthread_t t = test_spawn(track_owner, NULL);
     test_wait_at_least(&k_phase, 1, 1, "the owner's ring");
@@ -585,7 +461,7 @@ static void *unattached(void *arg)
 
 static void test_refused(void)
 {
-    setup(0);
+    gc_setup(0);
     s_obj = make();
     link_to(s_obj, 0, s_obj);
     atomic_store(&s_done, 0);

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Every benchmark in one go, for docs/benchmarks.md: builds the release
+# preset, runs each program (each compares against its baselines in the
+# same run and prints ratios), and keeps each output under
+# build/bench-report/. Run it on an otherwise idle machine: the figures are
+# wall-clock medians.
+#   stress/run_benchmarks.sh [--quick]     --quick: a few seconds each
+#   FRT_BENCH_ONLY="alloc brc"              a subset (alloc brc stw gc weakref stress kvserver)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+quick=()
+[[ ${1:-} == --quick ]] && quick=(--quick)
+only=${FRT_BENCH_ONLY:-alloc brc stw gc weakref stress kvserver}
+out=build/bench-report
+mkdir -p "$out"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$(nproc)" >/dev/null
+bin=build/release/stress
+
+run() { # name command...
+  local name=$1
+  shift
+  echo "=== $name: $*"
+  { echo "# command: $*"; echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)"; "$@"; } 2>&1 | tee "$out/$name.txt"
+}
+
+for b in $only; do
+  case $b in
+    alloc) run alloc "$bin/frt-bench-alloc" "${quick[@]}" ;;
+    brc) run brc "$bin/frt-bench-brc" "${quick[@]}" ;;
+    stw) run stw "$bin/frt-bench-stw" "${quick[@]}" ;;
+    gc) run gc "$bin/frt-bench-gc" "${quick[@]}" ;;
+    weakref) run weakref "$bin/frt-bench-weakref" "${quick[@]}" ;;
+    stress)
+      secs=3
+      [[ ${#quick[@]} -gt 0 ]] && secs=1
+      run stress "$bin/frt-stress" --workload all --threads 1,2,4,8 --duration "$secs" --rc both \
+        --report "$out/stress-report.txt" --json "$out/stress.json" --csv "$out/stress.csv" \
+        --plot "$out/stress-plots" ;;
+    kvserver) run kvserver examples/kvserver/bench.sh build/release ;;
+    *) echo "unknown benchmark '$b'" >&2; exit 2 ;;
+  esac
+done
+echo "outputs in $out/"
