@@ -155,13 +155,15 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
     pthread_mutex_unlock(&frt__gc.lock);
     frt_start_the_world();
     uint64_t pause = frt__now_ns() - t0;
+    /* From here on this thread runs the collection's own frees and user
+     * code for it (tracking.c does not count those frees). */
+    me->in_gc_callback++;
     frt__brc_free_dead(dead);
 
     frt_object **u = w.obj;
     uint8_t *resurrected = w.state; /* reused: one flag per held object */
     if (nu) /* with nothing unreachable there is no buffer: memset(NULL) is UB */
         memset(resurrected, 0, nu);
-    me->in_gc_callback++;
     /* Callbacks of weakrefs to garbage run before any finalizer. */
     int called = calls != NULL;
     frt__weakrefs_run_callbacks(calls);

@@ -52,9 +52,16 @@ static void object_free(frt_object *o)
     if (o->ob_gen == FRT_GEN_PERMANENT)
         atomic_fetch_sub_explicit(&frt__gc.freeze_count, 1, memory_order_relaxed);
     /* As CPython, a free only lowers a count that is above zero: frees of
-     * objects older than the last run must not postpone the next one. */
+     * objects older than the last run must not postpone the next one. And
+     * the collector's own frees (its garbage, freed with the world running)
+     * do not count at all: the count restarted from 0 when that garbage was
+     * found, and while the collector frees it other threads allocate; if
+     * its frees cancelled their allocations the next run would start only
+     * once the heap had grown by a whole collection's worth (CPython has no
+     * such overlap: its collection holds the GIL). */
     frt_tstate *ts = frt__tstate();
-    if (!ts || ts->gc_delta + atomic_load_explicit(&frt__gc.young_count, memory_order_relaxed) <= 0)
+    if (!ts || ts->in_gc_callback ||
+        ts->gc_delta + atomic_load_explicit(&frt__gc.young_count, memory_order_relaxed) <= 0)
         return;
     if (--ts->gc_delta <= -COUNT_BATCH)
         count_flush(ts);

@@ -730,9 +730,8 @@ static void section_pauses(void)
     printf("# frt_gc_get_stats over the section: %llu runs, mean pause %.1f us, %llu postponed for lack"
            " of work memory\n",
            (unsigned long long)runs, runs ? (double)total / (double)runs / 1e3 : 0.0, (unsigned long long)post);
-    printf("# freed/run far above threshold 0 means runs came late: while one thread's run is in\n"
-           "# progress (its finalize/clear/free phase runs with the world going) the other threads'\n"
-           "# allocations start no run, so the next run inherits all of them\n");
+    printf("# freed/run near threshold 0 (700) means runs come when they should; far above it, runs\n"
+           "# came late and each inherited the allocations of a whole previous run\n");
     free(g_pauses);
     free(v);
 }
