@@ -170,6 +170,12 @@ void frt__dealloc(frt_object *o)
     ts->in_dealloc = 1;
     for (;;) {
         dealloc_one(ts, o);
+        /* A chain of a million frees (or a collector freeing its garbage)
+         * must not hold a stop of the world up until it ends. Between two
+         * objects nothing is half done: the pending ones have count 0,
+         * which the collector skips. */
+        if ((++ts->freed & 63) == 0)
+            frt__safepoint_park_poll(ts);
         o = ts->dealloc_pending;
         if (!o)
             break;

@@ -76,7 +76,7 @@ static int no_helpers(uint32_t w)
 }
 
 /* Park here while a stop is requested. */
-static void park(frt_tstate *ts)
+void frt__safepoint_park(frt_tstate *ts)
 {
     uint32_t w = atomic_load(&ts->word);
     for (;;) {
@@ -95,7 +95,7 @@ void frt__safepoint_slow(frt_tstate *ts)
     for (;;) {
         uint32_t w = atomic_load(&ts->word);
         if (w & FRT_TS_STOP) {
-            park(ts);
+            frt__safepoint_park(ts);
         } else if (w & FRT_TS_MERGE) {
             /* Clear first: a push after this sets it again. */
             atomic_fetch_and(&ts->word, ~(uint32_t)FRT_TS_MERGE);

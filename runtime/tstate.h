@@ -56,6 +56,7 @@ typedef struct frt_tstate {
     unsigned blocking_depth;
     unsigned stw_depth;      /* stops this thread holds */
     unsigned in_dealloc;     /* dealloc loop running on this thread */
+    unsigned freed;          /* objects that loop freed: it polls for stops every 64 */
     frt_object *dealloc_pending; /* objects waiting for that loop */
     struct frt_tstate *next, *prev; /* registry list (attached and blocked) */
     struct frt_tstate *next_free;
@@ -90,6 +91,15 @@ static inline void frt__tstate_request(frt_tstate *ts, uint32_t bits)
 }
 
 void frt__safepoint_slow(frt_tstate *ts);
+/* Park while a stop is requested, and do nothing else: for long runs of
+ * work that must not take on a safepoint's other business (a chain of
+ * frees in the middle of a dealloc loop), but must not hold a stop up. */
+void frt__safepoint_park(frt_tstate *ts);
+static inline void frt__safepoint_park_poll(frt_tstate *ts)
+{
+    if (FRT_UNLIKELY(atomic_load_explicit(&ts->word, memory_order_relaxed) & FRT_TS_STOP))
+        frt__safepoint_park(ts);
+}
 void frt__leave_blocked(frt_tstate *ts);
 static inline void frt__safepoint_poll(frt_tstate *ts)
 {
