@@ -15,6 +15,7 @@
 #include "brc.h"
 #include "../runtime/debug.h"
 #include "../runtime/object_internal.h"
+#include "../runtime/os.h"
 
 typedef struct brc_node {
     frt_mpsc_node link;
@@ -119,7 +120,9 @@ void frt__brc_queue(frt_object *o)
         frt__misuse(o, "last shared reference dropped by a thread that is not attached");
         return;
     }
-    brc_node *bn = frt__heap_alloc(heap, FRT_CLASS_RAW);
+    /* FRT_FAULT_NODE lets a test refuse this node alone; the heap refuses
+     * it too when no arena can be mapped (FRT_FAULT_MAP). */
+    brc_node *bn = frt__fault_hit(FRT_FAULT_NODE) ? NULL : frt__heap_alloc(heap, FRT_CLASS_RAW);
     if (!bn) {
         if (frt_stop_the_world() == 0) {
             intptr_t count = frt__brc_merge(o, -1);

@@ -31,15 +31,31 @@ void frt__gc_run_callbacks(int phase, const frt_gc_info *info)
     size_t n = frt__gc.ncallbacks;
     gc_callback local[16];
     gc_callback *cbs = n <= 16 ? local : frt__sys_calloc(n, sizeof *cbs);
-    if (!cbs)
-        n = 0;
-    else if (n)
-        memcpy(cbs, frt__gc.callbacks, n * sizeof *cbs);
+    if (cbs) {
+        if (n)
+            memcpy(cbs, frt__gc.callbacks, n * sizeof *cbs);
+        pthread_mutex_unlock(&frt__gc.lock);
+        for (size_t i = 0; i < n; i++)
+            cbs[i].cb(phase, info, cbs[i].ctx);
+        if (cbs != local)
+            frt__sys_free(cbs);
+        return;
+    }
+    /* No memory for the copy: call them from the list itself, one at a
+     * time, never holding the lock while one runs (a callback may add or
+     * remove callbacks; the later ones then shift, as when CPython walks
+     * its live list). Skipping them would give START without STOP. */
     pthread_mutex_unlock(&frt__gc.lock);
-    for (size_t i = 0; i < n; i++)
-        cbs[i].cb(phase, info, cbs[i].ctx);
-    if (cbs != local)
-        frt__sys_free(cbs);
+    for (size_t i = 0;; i++) {
+        pthread_mutex_lock(&frt__gc.lock);
+        if (i >= frt__gc.ncallbacks) {
+            pthread_mutex_unlock(&frt__gc.lock);
+            return;
+        }
+        gc_callback c = frt__gc.callbacks[i];
+        pthread_mutex_unlock(&frt__gc.lock);
+        c.cb(phase, info, c.ctx);
+    }
 }
 
 /* Resurrection check over the held set u[0..n), world stopped. Marks
@@ -104,11 +120,16 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
          * is untouched; the stats say it happened. */
         frt__gc_work_restore(&w);
         frt_start_the_world();
+        info.pause_ns = frt__now_ns() - t0;
         frt__gc_work_free(&w);
         frt__brc_free_dead(dead);
         pthread_mutex_lock(&frt__gc.lock);
         frt__gc.stats[gen].postponed++;
         pthread_mutex_unlock(&frt__gc.lock);
+        /* The callbacks saw START: they see its STOP (nothing collected). */
+        me->in_gc_callback++;
+        frt__gc_run_callbacks(FRT_GC_STOP, &info);
+        me->in_gc_callback--;
         atomic_store(&frt__gc.collecting, 0);
         return 0;
     }
@@ -210,8 +231,11 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
             if (debug & FRT_GC_DEBUG_UNCOLLECTABLE)
                 print_object("uncollectable", o);
             frt_incref(o); /* the list's own reference */
-            frt__gc_garbage_append(o);
-            uncollectable++;
+            /* Without memory for the list the object stays as it is,
+             * unreachable and alive, for the next collection to find (as
+             * CPython keeps it in an older generation): not counted. */
+            if (frt__gc_garbage_append(o) == 0)
+                uncollectable++;
         } else {
             if (o->ob_type->clear)
                 o->ob_type->clear(o);

@@ -8,6 +8,7 @@
  * safepoint (which frt_new itself polls). */
 #include "gc_internal.h"
 #include "../runtime/genmap.h"
+#include "../runtime/os.h"
 
 #include <string.h>
 
@@ -114,6 +115,14 @@ static void gc_shutdown(void)
     for (int i = 0; i < 8; i++)
         if (frt__gc_collect_gen(ts, 2, 0) <= 0)
             break;
+    /* The callbacks belong to this run (frt_init starts with none): give
+     * their array back, or it outlives frt_shutdown. */
+    pthread_mutex_lock(&frt__gc.lock);
+    gc_callback *cbs = frt__gc.callbacks;
+    frt__gc.callbacks = NULL;
+    frt__gc.ncallbacks = frt__gc.callbacks_cap = 0;
+    pthread_mutex_unlock(&frt__gc.lock);
+    frt__sys_free(cbs);
 }
 
 int frt_gc_is_tracked(const frt_object *o)

@@ -47,7 +47,7 @@ int frt_init(const frt_config *cfg)
     atomic_store(&frt__rt.stw_active, 0);
     atomic_store(&frt__rt.shutting_down, 0);
     memset(&frt__rt.stw, 0, sizeof frt__rt.stw);
-    frt__fault_reset();
+    frt__fault_new_run(); /* a fault armed before frt_init stays armed */
     atomic_store(&frt__arena_counters.peak, atomic_load(&frt__arena_counters.mapped));
     atomic_store(&frt__arena_counters.bytes_peak, atomic_load(&frt__arena_counters.bytes));
     atomic_store(&frt__arena_counters.returned, 0);
@@ -131,6 +131,7 @@ int frt_shutdown(void)
     frt__heaps_release_all();
     frt__weakref_tables_free();
     frt__tstate_fini();
+    frt__fault_reset(); /* no fault outlives the run that armed it */
     atomic_store(&frt__rt.shutting_down, 0);
     atomic_store(&frt__rt.initialized, 0);
     return alive > (size_t)INT32_MAX ? INT32_MAX : (int)alive;

@@ -9,18 +9,26 @@
 #include <sys/mman.h>
 #include <time.h>
 
-static struct {
-    _Atomic long countdown; /* fail when it reaches 0 after a decrement; 0 = off */
-    _Atomic int sticky;
+/* One cache line per kind: FRT_FAULT_NODE's flag is read on every queued
+ * decref and must not share a line with the other kinds' counters. */
+typedef struct fault_kind {
+    _Atomic long countdown; /* requests left before the one that fails */
+    _Atomic int mode;       /* 0 disarmed, 1 the countdown's request fails, 2 and all later */
     _Atomic long seen;
-} faults[FRT_FAULT_KINDS];
+    _Atomic int counting;   /* requests are counted (always for MAP and ALLOC) */
+} __attribute__((aligned(64))) fault_kind;
+
+static fault_kind faults[FRT_FAULT_KINDS] = {[FRT_FAULT_MAP].counting = 1,
+                                             [FRT_FAULT_ALLOC].counting = 1};
 
 void frt_test_fault_set(int kind, long n, int sticky)
 {
     if (kind < 0 || kind >= FRT_FAULT_KINDS)
         return;
-    atomic_store(&faults[kind].sticky, sticky);
+    atomic_store(&faults[kind].mode, 0);
     atomic_store(&faults[kind].countdown, n);
+    atomic_store(&faults[kind].counting, 1);
+    atomic_store(&faults[kind].mode, n > 0 ? (sticky ? 2 : 1) : 0);
 }
 
 long frt_test_fault_count(int kind)
@@ -30,32 +38,40 @@ long frt_test_fault_count(int kind)
     return atomic_load(&faults[kind].seen);
 }
 
+void frt__fault_new_run(void)
+{
+    for (int k = 0; k < FRT_FAULT_KINDS; k++)
+        atomic_store(&faults[k].seen, 0);
+}
+
 void frt__fault_reset(void)
 {
     for (int k = 0; k < FRT_FAULT_KINDS; k++) {
+        atomic_store(&faults[k].mode, 0);
         atomic_store(&faults[k].countdown, 0);
-        atomic_store(&faults[k].sticky, 0);
-        atomic_store(&faults[k].seen, 0);
+        atomic_store(&faults[k].counting, k != FRT_FAULT_NODE);
     }
 }
 
-/* 1 when this request must fail. */
-static int fault_hit(int kind)
+int frt__fault_hit(int kind)
 {
+    if (!atomic_load_explicit(&faults[kind].counting, memory_order_relaxed))
+        return 0;
     atomic_fetch_add_explicit(&faults[kind].seen, 1, memory_order_relaxed);
-    long c = atomic_load_explicit(&faults[kind].countdown, memory_order_relaxed);
-    if (c <= 0)
+    int mode = atomic_load_explicit(&faults[kind].mode, memory_order_relaxed);
+    if (!mode)
         return 0;
-    if (atomic_fetch_sub(&faults[kind].countdown, 1) != 1)
-        return 0;
-    if (atomic_load(&faults[kind].sticky))
-        atomic_store(&faults[kind].countdown, 1); /* and the next, and the next */
-    return 1;
+    /* One decrement per request orders concurrent requests: exactly the
+     * n-th fails, and with sticky every one after it (the count only goes
+     * down; re-arming it after a hit would let a concurrent request
+     * through). */
+    long before = atomic_fetch_sub_explicit(&faults[kind].countdown, 1, memory_order_relaxed);
+    return mode == 2 ? before <= 1 : before == 1;
 }
 
 void *frt__os_map(size_t size, size_t align)
 {
-    if (fault_hit(FRT_FAULT_MAP)) {
+    if (frt__fault_hit(FRT_FAULT_MAP)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -86,27 +102,51 @@ void frt__os_discard(void *p, size_t size)
     madvise(p, size, MADV_DONTNEED);
 }
 
+/* Blocks from frt__sys_calloc/realloc not freed yet: after frt_shutdown
+ * the runtime must hold none (frt_test_sys_live). Rare paths only. */
+static _Atomic long sys_live;
+
+long frt_test_sys_live(void)
+{
+    return atomic_load(&sys_live);
+}
+
 void *frt__sys_calloc(size_t n, size_t size)
 {
-    if (fault_hit(FRT_FAULT_ALLOC)) {
+    if (frt__fault_hit(FRT_FAULT_ALLOC)) {
         errno = ENOMEM;
         return NULL;
     }
-    return calloc(n, size);
+    void *q = calloc(n, size);
+    if (q)
+        atomic_fetch_add_explicit(&sys_live, 1, memory_order_relaxed);
+    return q;
 }
 
 void *frt__sys_realloc(void *p, size_t size)
 {
-    if (fault_hit(FRT_FAULT_ALLOC)) {
+    if (frt__fault_hit(FRT_FAULT_ALLOC)) {
         errno = ENOMEM;
         return NULL;
     }
-    return realloc(p, size);
+    void *q = realloc(p, size);
+    if (q && !p)
+        atomic_fetch_add_explicit(&sys_live, 1, memory_order_relaxed);
+    return q;
 }
 
 void frt__sys_free(void *p)
 {
+    if (p)
+        atomic_fetch_sub_explicit(&sys_live, 1, memory_order_relaxed);
     free(p);
+}
+
+int frt__sys_key_create(pthread_key_t *key, void (*destructor)(void *))
+{
+    if (frt__fault_hit(FRT_FAULT_ALLOC))
+        return EAGAIN;
+    return pthread_key_create(key, destructor);
 }
 
 uint64_t frt__now_ns(void)

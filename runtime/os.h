@@ -3,6 +3,7 @@
 #ifndef FRT_RUNTIME_OS_H
 #define FRT_RUNTIME_OS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <frt/config.h>
@@ -19,16 +20,39 @@ void frt__os_discard(void *p, size_t size);
 void *frt__sys_calloc(size_t n, size_t size);
 void *frt__sys_realloc(void *p, size_t size);
 void frt__sys_free(void *p);
+/* The thread-exit key (frt_init). Counted by the FRT_FAULT_ALLOC hook:
+ * libc may refuse one (EAGAIN) as it may refuse memory. 0 or an errno. */
+int frt__sys_key_create(pthread_key_t *key, void (*destructor)(void *));
 
 uint64_t frt__now_ns(void);
 
-/* Fault injection (tests only). kind: which requests to count. The n-th
- * request from now (1 = the next one) fails, and so does every later one
- * when sticky is set. n = 0 disarms. */
-enum { FRT_FAULT_MAP = 0, FRT_FAULT_ALLOC = 1, FRT_FAULT_KINDS = 2 };
+/* Fault injection (tests only). kind: which requests to count:
+ *   FRT_FAULT_MAP    OS mappings (arenas, large objects): frt__os_map
+ *   FRT_FAULT_ALLOC  the runtime's own calloc/realloc (thread states, heaps,
+ *                    weakref buckets, the garbage list, gc callbacks, the
+ *                    collector's work set and mark stack) and the exit key
+ *   FRT_FAULT_NODE   BRC queue nodes (brc/merge_queue.c), taken from the
+ *                    pusher's heap: a refused node makes the pusher stop the
+ *                    world and merge, as a failed arena mapping does
+ * The n-th request from now (1 = the next one) fails, and so does every
+ * later one when sticky is set. n = 0 disarms. A fault may be armed before
+ * frt_init (its own requests count); a successful frt_shutdown disarms
+ * every kind. */
+enum { FRT_FAULT_MAP = 0, FRT_FAULT_ALLOC = 1, FRT_FAULT_NODE = 2, FRT_FAULT_KINDS = 3 };
 FRT_API void frt_test_fault_set(int kind, long n, int sticky);
-/* Requests of that kind seen since frt_init (successful or not). */
+/* Requests of that kind seen since frt_init (successful or not), those of
+ * the last frt_shutdown included until the next frt_init. Node requests,
+ * which every queued decref makes, are counted only once
+ * frt_test_fault_set has named FRT_FAULT_NODE (n = 0 included), until the
+ * next frt_shutdown: a global counter on that path would cost every
+ * handoff workload a contended atomic. */
 FRT_API long frt_test_fault_count(int kind);
-void frt__fault_reset(void);
+/* Blocks the runtime allocated for itself (frt__sys_calloc/realloc) and has
+ * not freed: 0 after frt_shutdown, or the runtime keeps memory past it. */
+FRT_API long frt_test_sys_live(void);
+/* 1 when this request must fail; counts it. */
+int frt__fault_hit(int kind);
+void frt__fault_new_run(void); /* frt_init: counts restart, armed faults stay */
+void frt__fault_reset(void);   /* frt_shutdown: every fault disarmed, counts kept */
 
 #endif

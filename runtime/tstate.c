@@ -172,7 +172,7 @@ void frt__tstate_detach(void)
 
 int frt__tstate_init(void)
 {
-    if (pthread_key_create(&frt__rt.exit_key, thread_exit_hook) != 0)
+    if (frt__sys_key_create(&frt__rt.exit_key, thread_exit_hook) != 0)
         return FRT_ENOMEM;
     return 0;
 }
