@@ -100,6 +100,13 @@ static void gather_full_heap(frt_heap *h, void *arg)
                 frt_object *o = (frt_object *)b;
                 if (candidate(o, 2))
                     add(w, o);
+                else if (o->ob_type && (o->ob_gc_bits & FRT_GC_TRACKED) && o->ob_gen < 2)
+                    /* Dying now (count 0, e.g. on the merge's dead list):
+                     * this run forgets every young bit, so should its
+                     * finalizer resurrect it, it must live on where a full
+                     * run leaves everything, or no young run would ever
+                     * see it again. */
+                    o->ob_gen = 2;
             }
         }
     }

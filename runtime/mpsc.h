@@ -29,13 +29,16 @@ static inline void frt_mpsc_init(frt_mpsc *s)
 /* 0 on success; -1 if the stack is closed (n was not pushed). */
 static inline int frt_mpsc_push(frt_mpsc *s, frt_mpsc_node *n)
 {
-    frt_mpsc_node *old = atomic_load_explicit(&s->head, memory_order_relaxed);
+    /* Acquire, on the load and on a failed CAS: a producer that finds the
+     * stack closed handles the item itself (merges an object's counts),
+     * after everything the consumer did before closing it. */
+    frt_mpsc_node *old = atomic_load_explicit(&s->head, memory_order_acquire);
     do {
         if (old == FRT_MPSC_CLOSED)
             return -1;
         n->next = old;
     } while (!atomic_compare_exchange_weak_explicit(&s->head, &old, n, memory_order_seq_cst,
-                                                    memory_order_relaxed));
+                                                    memory_order_acquire));
     return 0;
 }
 
