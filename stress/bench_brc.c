@@ -52,7 +52,6 @@
 #define LIB_LABEL "frt (biased reference counting)"
 #endif
 
-#define MAX_REPS 64
 #define MAX_THREADS 256
 
 static int g_reps;
@@ -171,51 +170,14 @@ __attribute__((noinline)) static void loop_arc(void *obj, size_t n)
     }
 }
 
-typedef void (*loop_fn)(void *obj, size_t n);
+typedef bench_loop_fn loop_fn;
 
-/* ------------------------------------------------------------------ */
-/* Interleaved, calibrated repetitions.                               */
-
-typedef struct variant {
-    const char *name;
-    loop_fn fn;
-    void *obj;
-    size_t n;
-    double med; /* ns per pair */
-    double samples[MAX_REPS];
-} variant;
-
-static double time_loop(loop_fn fn, void *obj, size_t n)
-{
-    uint64_t t0 = bench_now_ns();
-    fn(obj, n);
-    return (double)(bench_now_ns() - t0);
-}
-
-/* Pick n so one repetition lasts about g_target_ns (also the warm-up). */
-static size_t calibrate(loop_fn fn, void *obj)
-{
-    size_t n = 1 << 14;
-    for (;;) {
-        double t = time_loop(fn, obj, n);
-        if (t > 2e6 || n > ((size_t)1 << 40)) {
-            double k = g_target_ns / (t > 1 ? t : 1);
-            double m = (double)n * k;
-            return m < 1000 ? 1000 : (size_t)m;
-        }
-        n *= 2;
-    }
-}
+/* The variants of a section are timed interleaved (bench_common.h). */
+typedef bench_variant variant;
 
 static void run_variants(variant *v, int nv)
 {
-    for (int i = 0; i < nv; i++)
-        v[i].n = calibrate(v[i].fn, v[i].obj);
-    for (int r = 0; r < g_reps; r++)
-        for (int i = 0; i < nv; i++)
-            v[i].samples[r] = time_loop(v[i].fn, v[i].obj, v[i].n) / (double)v[i].n;
-    for (int i = 0; i < nv; i++)
-        v[i].med = bench_median(v[i].samples, (size_t)g_reps);
+    bench_run_variants(v, nv, g_reps, g_target_ns);
 }
 
 /* ------------------------------------------------------------------ */
@@ -241,10 +203,10 @@ static void section_a(void)
     plain_obj *p = new_plain();
     arc_obj *a = new_arc();
     variant v[4] = {
-        {.name = "frt owner pair", .fn = loop_frt, .obj = o},
-        {.name = "plain pair (n++, n--)", .fn = loop_plain, .obj = p},
-        {.name = "C11 atomic pair (Arc-like)", .fn = loop_arc, .obj = a},
-        {.name = "frt after frt_make_shared", .fn = loop_frt, .obj = m},
+        {.name = "frt owner pair", .fn = loop_frt, .arg = o},
+        {.name = "plain pair (n++, n--)", .fn = loop_plain, .arg = p},
+        {.name = "C11 atomic pair (Arc-like)", .fn = loop_arc, .arg = a},
+        {.name = "frt after frt_make_shared", .fn = loop_frt, .arg = m},
     };
     run_variants(v, 4);
     printf("\n## a. incref+decref pair on the owner thread (ns per pair, median of %d)\n", g_reps);
@@ -284,9 +246,9 @@ static void *b_thread(void *arg)
     frt_object *m = new_obj();
     frt_make_shared(m);
     arc_obj *a = new_arc();
-    b_v[0] = (variant){.name = "frt non-owner pair", .fn = loop_frt, .obj = b_obj};
-    b_v[1] = (variant){.name = "C11 atomic pair (Arc-like)", .fn = loop_arc, .obj = a};
-    b_v[2] = (variant){.name = "frt after frt_make_shared", .fn = loop_frt, .obj = m};
+    b_v[0] = (variant){.name = "frt non-owner pair", .fn = loop_frt, .arg = b_obj};
+    b_v[1] = (variant){.name = "C11 atomic pair (Arc-like)", .fn = loop_arc, .arg = a};
+    b_v[2] = (variant){.name = "frt after frt_make_shared", .fn = loop_frt, .arg = m};
     run_variants(b_v, 3);
     frt_decref(m);
     free(a);
@@ -365,7 +327,7 @@ static double owner_run(frt_object *x, size_t n, frt_object *target, double *ham
         while (!atomic_load(&H.running))
             sched_yield();
     }
-    double t = time_loop(loop_frt, x, n) / (double)n;
+    double t = bench_time_loop(loop_frt, x, n) / (double)n;
     if (target) {
         atomic_store(&H.stop, 1);
         frt_blocking_begin();
@@ -385,8 +347,8 @@ static void section_c(void)
     pthread_t t;
     if (pthread_create(&t, NULL, hammer_thread, NULL))
         die("pthread_create");
-    size_t n = calibrate(loop_frt, x);
-    double alone[MAX_REPS], same[MAX_REPS], other[MAX_REPS], ham[MAX_REPS], ham_other[MAX_REPS];
+    size_t n = bench_calibrate(loop_frt, x, g_target_ns);
+    double alone[BENCH_MAX_REPS], same[BENCH_MAX_REPS], other[BENCH_MAX_REPS], ham[BENCH_MAX_REPS], ham_other[BENCH_MAX_REPS];
     owner_run(x, n / 4, x, NULL); /* warm-up of the contended case */
     for (int r = 0; r < g_reps; r++) {
         alone[r] = owner_run(x, n, NULL, NULL);
@@ -548,7 +510,7 @@ static void section_df(const long *threads, size_t nthreads)
         double base = 0;
         double tput[64];
         for (size_t i = 0; i < nthreads && i < 64; i++) {
-            double s[MAX_REPS];
+            double s[BENCH_MAX_REPS];
             scale_run(k, (int)threads[i], n[k] / 4 + 1); /* warm-up */
             for (int r = 0; r < g_reps; r++)
                 s[r] = scale_run(k, (int)threads[i], n[k]);
@@ -730,7 +692,7 @@ static double mix_measure(int T, size_t n, double *samples)
     mix_run(T, n / 4 + 1); /* warm-up */
     for (int r = 0; r < g_reps; r++)
         samples[r] = mix_run(T, n);
-    double s[MAX_REPS];
+    double s[BENCH_MAX_REPS];
     memcpy(s, samples, sizeof(double) * (size_t)g_reps);
     return bench_median(s, (size_t)g_reps);
 }
@@ -767,7 +729,7 @@ static double run_atomic_sibling(int T, size_t n, int quick)
 
 static void section_e(int T, size_t n, int raw, int quick)
 {
-    double samples[MAX_REPS];
+    double samples[BENCH_MAX_REPS];
     double ns = mix_measure(T, n, samples);
     if (raw) {
         printf("MIX lib=%s threads=%d objects_per_thread=%zu reps=%d ns_per_object=%.4f min=%.4f"
@@ -848,8 +810,8 @@ int main(int argc, char **argv)
     g_target_ns = quick ? 10e6 : 40e6;
     if (bench_sanitized())
         g_target_ns = 2e6;
-    if (g_reps < 1 || g_reps > MAX_REPS) {
-        fprintf(stderr, "--reps must be 1..%d\n", MAX_REPS);
+    if (g_reps < 1 || g_reps > BENCH_MAX_REPS) {
+        fprintf(stderr, "--reps must be 1..%d\n", BENCH_MAX_REPS);
         return 2;
     }
     long ncpu = bench_ncpus();

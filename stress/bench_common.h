@@ -243,6 +243,55 @@ static inline void bench_check_args(int argc, char **argv, const char *const *fl
 /* ------------------------------------------------------------------ */
 /* The machine, printed at the top of every report.                   */
 
+/* ------------------------------------------------------------------ */
+/* Variants: loops that are calibrated to about target_ns each, then    */
+/* timed in interleaved repetitions (so a slow moment of the machine    */
+/* hits every variant alike); the figure is the median, ns per op.      */
+
+#define BENCH_MAX_REPS 64
+typedef void (*bench_loop_fn)(void *arg, size_t n);
+
+typedef struct bench_variant {
+    const char *name;
+    bench_loop_fn fn;
+    void *arg;
+    size_t n;   /* iterations per repetition, from calibration */
+    double med; /* ns per iteration */
+    double samples[BENCH_MAX_REPS];
+} bench_variant;
+
+static inline double bench_time_loop(bench_loop_fn fn, void *arg, size_t n)
+{
+    uint64_t t0 = bench_now_ns();
+    fn(arg, n);
+    return (double)(bench_now_ns() - t0);
+}
+
+/* Iterations for one repetition of about target_ns; also the warm-up. */
+static inline size_t bench_calibrate(bench_loop_fn fn, void *arg, double target_ns)
+{
+    size_t n = 1 << 12;
+    for (;;) {
+        double t = bench_time_loop(fn, arg, n);
+        if (t > 2e6 || n > ((size_t)1 << 40)) {
+            double m = (double)n * target_ns / (t > 1 ? t : 1);
+            return m < 1000 ? 1000 : (size_t)m;
+        }
+        n *= 2;
+    }
+}
+
+static inline void bench_run_variants(bench_variant *v, int nv, int reps, double target_ns)
+{
+    for (int i = 0; i < nv; i++)
+        v[i].n = bench_calibrate(v[i].fn, v[i].arg, target_ns);
+    for (int r = 0; r < reps; r++)
+        for (int i = 0; i < nv; i++)
+            v[i].samples[r] = bench_time_loop(v[i].fn, v[i].arg, v[i].n) / (double)v[i].n;
+    for (int i = 0; i < nv; i++)
+        v[i].med = bench_median(v[i].samples, (size_t)reps);
+}
+
 static inline long bench_ncpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -33,7 +33,6 @@
 
 #include "bench_common.h"
 
-#define MAX_REPS 64
 #define MAX_THREADS 256
 
 static int g_reps;
@@ -170,49 +169,14 @@ __attribute__((noinline)) static void loop_new_tracked(void *arg, size_t n)
     }
 }
 
-typedef void (*loop_fn)(void *arg, size_t n);
+typedef bench_loop_fn loop_fn;
 
-/* ------------------------------------------------------------------ */
-/* Interleaved, calibrated repetitions (as frt-bench-brc).            */
-
-typedef struct variant {
-    const char *name;
-    loop_fn fn;
-    void *arg;
-    size_t n;
-    double med;
-    double samples[MAX_REPS];
-} variant;
-
-static double time_loop(loop_fn fn, void *arg, size_t n)
-{
-    uint64_t t0 = bench_now_ns();
-    fn(arg, n);
-    return (double)(bench_now_ns() - t0);
-}
-
-static size_t calibrate(loop_fn fn, void *arg) /* also the warm-up */
-{
-    size_t n = 1 << 12;
-    for (;;) {
-        double t = time_loop(fn, arg, n);
-        if (t > 2e6 || n > ((size_t)1 << 40)) {
-            double m = (double)n * g_target_ns / (t > 1 ? t : 1);
-            return m < 1000 ? 1000 : (size_t)m;
-        }
-        n *= 2;
-    }
-}
+/* The variants of a section are timed interleaved (bench_common.h). */
+typedef bench_variant variant;
 
 static void run_variants(variant *v, int nv)
 {
-    for (int i = 0; i < nv; i++)
-        v[i].n = calibrate(v[i].fn, v[i].arg);
-    for (int r = 0; r < g_reps; r++)
-        for (int i = 0; i < nv; i++)
-            v[i].samples[r] = time_loop(v[i].fn, v[i].arg, v[i].n) / (double)v[i].n;
-    for (int i = 0; i < nv; i++)
-        v[i].med = bench_median(v[i].samples, (size_t)g_reps);
+    bench_run_variants(v, nv, g_reps, g_target_ns);
 }
 
 static void print_variants(const variant *v, int nv)
@@ -388,7 +352,7 @@ static void section_c(const long *threads, size_t nthreads)
     double med[C_KINDS][64];
     for (size_t ti = 0; ti < nthreads && ti < 64; ti++) {
         int T = (int)threads[ti];
-        double s[C_KINDS][MAX_REPS];
+        double s[C_KINDS][BENCH_MAX_REPS];
         for (int k = 0; k < C_KINDS; k++)
             c_run(k, T, g_target_ns / 4); /* warm-up */
         for (int r = 0; r < g_reps; r++)
@@ -499,7 +463,7 @@ static void section_e(size_t m)
     d_wr = calloc(m * 10, sizeof *d_wr);
     if (!d_obj || !d_wr)
         die("out of memory");
-    double s[NDEATHS][MAX_REPS], med[NDEATHS];
+    double s[NDEATHS][BENCH_MAX_REPS], med[NDEATHS];
     unsigned long want_cb = 0;
     atomic_store(&cb_calls, 0);
     for (int i = 0; i < NDEATHS; i++) { /* warm-up */
@@ -545,8 +509,8 @@ int main(int argc, char **argv)
     int quick = bench_flag(argc, argv, "--quick");
     g_reps = (int)bench_opt_long(argc, argv, "--reps", quick ? 5 : 11);
     g_target_ns = bench_sanitized() ? 2e6 : quick ? 10e6 : 40e6;
-    if (g_reps < 1 || g_reps > MAX_REPS) {
-        fprintf(stderr, "--reps must be 1..%d\n", MAX_REPS);
+    if (g_reps < 1 || g_reps > BENCH_MAX_REPS) {
+        fprintf(stderr, "--reps must be 1..%d\n", BENCH_MAX_REPS);
         return 2;
     }
     long ncpu = bench_ncpus(), threads[64];
