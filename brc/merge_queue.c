@@ -49,11 +49,7 @@ static void merge_nodes(frt_mpsc_node *n, frt_object **dead)
 
 static void free_dead(frt_object *dead)
 {
-    while (dead) {
-        frt_object *next = (frt_object *)atomic_load_explicit(&dead->ob_tid, memory_order_relaxed);
-        frt__dealloc(dead);
-        dead = next;
-    }
+    frt__dealloc_chain(dead);
 }
 
 void frt__brc_take_queue(frt_tstate *ts, frt_object **dead)

@@ -148,5 +148,6 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic);
 void frt__gc_run_callbacks(int phase, const frt_gc_info *info);
 int frt__gc_garbage_append(frt_object *o); /* steals the reference */
 void frt__gc_install(frt_hooks *hooks, const frt_config *cfg);
+void frt__gc_fork(int phase); /* runtime/fork.h's phases */
 
 #endif

@@ -186,4 +186,5 @@ void frt__gc_install(frt_hooks *hooks, const frt_config *cfg)
     hooks->object_free = object_free;
     hooks->collect_pending = collect_pending;
     hooks->shutdown = gc_shutdown;
+    hooks->fork = frt__gc_fork;
 }

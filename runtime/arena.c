@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "fork.h"
 #include "os.h"
 #include "runtime.h"
 
@@ -13,6 +14,11 @@ frt_arena_counters frt__arena_counters;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static frt_arena *cache;
 static size_t cache_len;
+
+void frt__arenas_fork(int phase)
+{
+    frt__fork_mutex(&cache_lock, phase);
+}
 
 /* Bytes at the start of page 0 taken by the arena header. */
 #define ARENA_HEADER ((sizeof(frt_arena) + 127) & ~(size_t)127)

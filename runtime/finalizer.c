@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include "debug.h"
+#include "fork.h"
 #include "runtime.h"
 #include "weakref.h"
 
@@ -29,6 +30,11 @@ static const frt_type finalizer_type = {"frt.finalizer", sizeof(struct frt_final
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static frt_finalizer *registry; /* newest first */
+
+void frt__finalizers_fork(int phase)
+{
+    frt__fork_mutex(&registry_lock, phase);
+}
 
 static void registry_push(frt_finalizer *f)
 {

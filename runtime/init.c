@@ -5,6 +5,7 @@
 #include "../brc/brc.h"
 #include "../collector/gc_internal.h"
 #include "debug.h"
+#include "fork.h"
 #include "os.h"
 #include "runtime.h"
 #include "weakref.h"
@@ -72,6 +73,7 @@ int frt_init(const frt_config *cfg)
         return rc;
     }
     frt__rt.init_thread = pthread_self();
+    frt__fork_register();
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "fork.h"
 #include "os.h"
 #include "pool.h"
 
@@ -19,6 +20,11 @@ _Static_assert(sizeof(large_hdr) == 64, "large object header must stay 64 bytes"
 static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
 static large_hdr *large_list;
 static size_t large_count, large_bytes;
+
+void frt__large_fork(int phase)
+{
+    frt__fork_mutex(&large_lock, phase);
+}
 
 void *frt__large_alloc(size_t size)
 {

@@ -183,3 +183,32 @@ void frt__dealloc(frt_object *o)
     }
     ts->in_dealloc = 0;
 }
+
+/* A chain of dead objects linked through ob_tid (a merge's or a vanished
+ * thread's): they join this thread's pending list, so that wherever the
+ * loop parks, every one of them is reachable from a thread state and a
+ * fork at that moment loses none (runtime/fork.c takes the list over). */
+void frt__dealloc_chain(frt_object *chain)
+{
+    if (!chain)
+        return;
+    frt_tstate *ts = frt__tstate();
+    if (!ts) {
+        while (chain) {
+            frt_object *next = (frt_object *)atomic_load_explicit(&chain->ob_tid, memory_order_relaxed);
+            frt__dealloc(chain);
+            chain = next;
+        }
+        return;
+    }
+    frt_object *first = chain;
+    chain = (frt_object *)atomic_load_explicit(&first->ob_tid, memory_order_relaxed);
+    if (chain) {
+        frt_object *last = chain;
+        for (frt_object *n; (n = (frt_object *)atomic_load_explicit(&last->ob_tid, memory_order_relaxed));)
+            last = n;
+        atomic_store_explicit(&last->ob_tid, (uintptr_t)ts->dealloc_pending, memory_order_relaxed);
+        ts->dealloc_pending = chain;
+    }
+    frt__dealloc(first);
+}

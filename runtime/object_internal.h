@@ -10,5 +10,7 @@
 
 /* The count reached zero: finalize (once), destroy, free the block. */
 void frt__dealloc(frt_object *o);
+/* The same for a chain of such objects linked through their ob_tid. */
+void frt__dealloc_chain(frt_object *chain);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "genmap.h"
+#include "fork.h"
 #include "os.h"
 #include "pool.h"
 
@@ -15,6 +16,11 @@ frt_page frt__empty_page = {.cls = FRT_CLASS_NONE};
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static frt_heap *heaps_all;
 static frt_heap *orphans;
+
+void frt__heaps_fork(int phase)
+{
+    frt__fork_mutex(&heaps_lock, phase);
+}
 
 /* Doubly linked page lists (class lists and the free-page list). */
 static void list_push(frt_page **head, frt_page *p)

@@ -23,6 +23,9 @@ typedef struct frt_hooks {
     void (*object_new)(frt_object *o);
     void (*object_free)(frt_object *o);
     void (*shutdown)(void);
+    /* collector: its part of fork(), one FRT_FORK_* phase at a time
+     * (runtime/fork.h). */
+    void (*fork)(int phase);
 } frt_hooks;
 
 typedef struct frt_runtime {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "debug.h"
+#include "fork.h"
 #include "futex.h"
 #include "os.h"
 #include "runtime.h"
@@ -142,6 +143,11 @@ static void enter_blocked(frt_tstate *ts)
             return;
         frt__leave_blocked(ts);
     }
+}
+
+void frt__enter_blocked(frt_tstate *ts)
+{
+    enter_blocked(ts);
 }
 
 /* BLOCKED -> ATTACHED, waiting out a stop and any helpers. */
@@ -360,6 +366,11 @@ void frt_start_the_world(void)
     pthread_mutex_unlock(&frt__rt.stw_stats_lock);
     frt_ticket_lock_release(&frt__rt.threads_lock);
     pthread_mutex_unlock(&frt__rt.stw_mutex);
+}
+
+void frt__stw_fork(int phase)
+{
+    frt__fork_mutex(&frt__rt.stw_stats_lock, phase);
 }
 
 void frt_stw_get_stats(frt_stw_stats *out)

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 
 #include "debug.h"
+#include "fork.h"
+#include "object_internal.h"
 #include "os.h"
 #include "runtime.h"
 
@@ -165,6 +167,50 @@ void frt__tstate_detach(void)
     registry_remove(ts);
     atomic_store_explicit(&ts->tid, 0, memory_order_release);
     ts->heap = NULL;
+    ts->next_free = frt__rt.free_states;
+    frt__rt.free_states = ts;
+    frt_ticket_lock_release(&frt__rt.threads_lock);
+}
+
+frt_tstate *frt__tstate_fork_child(frt_tstate *me)
+{
+    frt_tstate *gone = NULL, *next;
+    for (frt_tstate *ts = frt__rt.threads; ts; ts = next) {
+        next = ts->next;
+        if (ts == me)
+            continue;
+        registry_remove(ts);
+        /* Id 0 first: from here a thread that would queue to it merges on
+         * the spot, as for any thread that has left. */
+        atomic_store_explicit(&ts->tid, 0, memory_order_release);
+        atomic_store_explicit(&ts->word, FRT_TS_DETACHED, memory_order_relaxed);
+        ts->next_free = gone;
+        gone = ts;
+    }
+    /* Threads that queued for the threads lock took tickets that nobody
+     * will ever serve: we hold the lock, so ours is the last one. */
+    atomic_store(&frt__rt.threads_lock.next, atomic_load(&frt__rt.threads_lock.serving) + 1);
+    return gone;
+}
+
+void frt__tstate_take_over(frt_tstate *ts)
+{
+    /* Its queue holds references others handed it: merge them (the owner
+     * cannot be writing local counts any more) and close it. */
+    if (frt__rt.hooks.close_queue)
+        frt__rt.hooks.close_queue(ts);
+    /* Its heap becomes an orphan like a detached thread's: its objects stay
+     * where heap walks find them, the next attaching thread adopts it. A
+     * thread that vanished in the middle of detaching left it so already. */
+    if (ts->heap && !ts->heap->orphan)
+        frt__heap_abandon(ts->heap);
+    /* Objects it was freeing (count 0, chained through ob_tid). */
+    frt_object *pending = ts->dealloc_pending;
+    ts->dealloc_pending = NULL;
+    ts->heap = NULL;
+    ts->in_dealloc = ts->blocking_depth = ts->stw_depth = ts->in_gc_callback = 0;
+    frt__dealloc_chain(pending);
+    frt_ticket_lock_acquire(&frt__rt.threads_lock);
     ts->next_free = frt__rt.free_states;
     frt__rt.free_states = ts;
     frt_ticket_lock_release(&frt__rt.threads_lock);

@@ -101,6 +101,7 @@ static inline void frt__safepoint_park_poll(frt_tstate *ts)
         frt__safepoint_park(ts);
 }
 void frt__leave_blocked(frt_tstate *ts);
+void frt__enter_blocked(frt_tstate *ts); /* ATTACHED -> BLOCKED, queue merged first */
 static inline void frt__safepoint_poll(frt_tstate *ts)
 {
     if (FRT_UNLIKELY(atomic_load_explicit(&ts->word, memory_order_relaxed) & FRT_TS_PENDING))

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "debug.h"
+#include "fork.h"
 #include "os.h"
 #include "runtime.h"
 #include "try_incref.h"
@@ -252,6 +253,13 @@ void frt__weakrefs_clear_silently(frt_object *o)
 {
     frt_weakref *none = NULL;
     take_refs(o, 0, NULL, NULL, &none);
+}
+
+void frt__weakrefs_fork(int phase)
+{
+    pthread_once(&shards_once, shards_init);
+    for (unsigned i = 0; i < NSHARDS; i++)
+        frt__fork_mutex(&shards[i].lock, phase);
 }
 
 void frt__weakref_tables_reset(void)
