@@ -257,6 +257,12 @@ void frt__weakrefs_clear_silently(frt_object *o)
 
 void frt__weakrefs_fork(int phase)
 {
+    /* Only attached threads take shard locks, and never across a
+     * safepoint: with the world stopped none is held, so there is nothing
+     * to take (and 64 locks held at once is more than TSan's deadlock
+     * detector can track). The child's are made new all the same. */
+    if (phase != FRT_FORK_CHILD)
+        return;
     pthread_once(&shards_once, shards_init);
     for (unsigned i = 0; i < NSHARDS; i++)
         frt__fork_mutex(&shards[i].lock, phase);
