@@ -148,16 +148,8 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
     }
     if (gen == 2)
         frt__gc_forget_young();
-    /* The hold on each is merged into its shared count, as CPython's
-     * collector does (merge_refcount(op, 1)): the world is stopped, so no
-     * owner is writing a local count. From here on every count of the
-     * garbage is one atomic word, and the clear() and decrefs below free it
-     * on this thread, instead of queueing each object to its owner (a node,
-     * a push, a wake, and the owner's merge and free: several
-     * acquire/release operations per object, each of which costs TSan a
-     * vector-clock join; most of a collection under TSan went there). */
     for (size_t i = 0; i < nu; i++) {
-        frt__brc_merge(w.obj[i], 1);
+        frt_incref(w.obj[i]);
         w.obj[i]->ob_gc_bits |= FRT_GC_UNREACHABLE;
     }
     frt_weakref *calls = NULL;
