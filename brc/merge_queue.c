@@ -69,11 +69,15 @@ void frt__brc_merge_queue(frt_tstate *ts)
     free_dead(dead);
 }
 
+/* At detach, the owner still has its id: it merges and frees until the
+ * queue is empty and closes it only then, so every object queued to it is
+ * freed by it as the owner (finalize_once needs that). The loop ends: an
+ * object is queued to its owner at most once, and only what the frees
+ * themselves allocate can be queued anew. */
 void frt__brc_close_queue(frt_tstate *ts)
 {
-    frt_object *dead = NULL;
-    merge_nodes(frt_mpsc_close(&ts->brc_queue), &dead);
-    free_dead(dead);
+    while (!frt_mpsc_close_empty(&ts->brc_queue))
+        frt__brc_merge_queue(ts);
 }
 
 /* Merge for a BLOCKED owner. Objects are freed only after we stop being a

@@ -111,8 +111,10 @@ static int finalize_once(frt_object *o)
         atomic_store_explicit(&o->ob_ref_local, 1, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_shared, 0, memory_order_relaxed);
     } else {
-        /* A thread in the middle of detaching counts as a non-owner
-         * (tstate.c): the object comes back merged, with no owner. */
+        /* Only a thread that is not attached gets here, by a misuse the
+         * debug build reports (frt__dealloc): with no id to own the object
+         * by, it comes back merged, with no owner. Every attached thread
+         * has its id until detach ends (tstate.c). */
         atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE | FRT_REF_MERGED,

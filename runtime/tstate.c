@@ -87,6 +87,19 @@ static void thread_exit_hook(void *arg)
     frt_thread_detach();
 }
 
+/* The one place that says which thread state and which id the calling
+ * thread has: both are set together at attach and cleared together at the
+ * very end of detach, so no code ever runs on a thread that has a state
+ * but no id (it would allocate objects owned by FRT_TID_DETACHED, and a
+ * finalizer it ran would publish its object as shared, where another
+ * thread's weakref_get could take it). */
+static void tls_set(frt_tstate *ts, uintptr_t tid)
+{
+    frt__tls_state = ts;
+    frt__tls_tid = tid;
+    pthread_setspecific(frt__rt.exit_key, ts);
+}
+
 int frt__tstate_attach(void)
 {
     if (frt__tstate())
@@ -120,9 +133,7 @@ int frt__tstate_attach(void)
     registry_insert(ts);
     frt_ticket_lock_release(&frt__rt.threads_lock);
 
-    frt__tls_state = ts;
-    frt__tls_tid = tid;
-    pthread_setspecific(frt__rt.exit_key, ts);
+    tls_set(ts, tid);
     return 0;
 }
 
@@ -141,17 +152,21 @@ void frt__tstate_detach(void)
         FRT_MISUSE(NULL, "frt_thread_detach while holding a stop-the-world");
         return;
     }
-    /* Merge what others queued for us, then close the queue: from now on a
-     * thread that would queue to us merges on the spot, and nobody counts on
-     * our local counts again (our id is never reused). */
+    /* A finalizer, destroy or callback runs inside a dealloc loop or a
+     * collection that goes on after it returns, on this thread's state:
+     * detaching under it would drop the loop's pending objects, or hand the
+     * state to another thread while this one still uses it. */
+    if (ts->in_dealloc || ts->in_gc_callback) {
+        FRT_MISUSE(NULL, "frt_thread_detach from a finalizer, destroy or callback");
+        return;
+    }
+    /* Merge and free what others queued for us until the queue is empty,
+     * then close it (brc/merge_queue.c), all as the owner: the finalize and
+     * destroy code this runs counts, allocates and resurrects as this
+     * thread. Once the queue is closed a thread that would queue to us
+     * merges on the spot, writing our objects' local counts, so from there
+     * to the end nothing here touches an object (our id is never reused). */
     frt__safepoint_poll(ts);
-    if (frt__rt.hooks.merge_queue)
-        frt__rt.hooks.merge_queue(ts);
-    /* Stop counting as the owner before closing: once the queue is closed
-     * other threads merge our objects on the spot, writing their local
-     * counts, so destroy() calls run by the close below must count like any
-     * non-owner. */
-    frt__tls_tid = FRT_TID_DETACHED;
     if (frt__rt.hooks.close_queue)
         frt__rt.hooks.close_queue(ts);
     frt__heap_abandon(ts->heap);
@@ -160,8 +175,7 @@ void frt__tstate_detach(void)
     uint32_t w = atomic_load(&ts->word);
     while (!atomic_compare_exchange_weak(&ts->word, &w, FRT_TS_DETACHED)) {
     }
-    frt__tls_state = NULL;
-    pthread_setspecific(frt__rt.exit_key, NULL);
+    tls_set(NULL, FRT_TID_DETACHED);
 
     frt_ticket_lock_acquire(&frt__rt.threads_lock);
     registry_remove(ts);
