@@ -141,6 +141,57 @@ static int case_shutdown_in_shutdown(void)
     return frt_shutdown() == 1 ? 0 : 1; /* o is alive (leaked on purpose) */
 }
 
+/* A finalizer that detaches while its thread's dealloc loop still has
+ * objects pending (a parent's destroy dropped many children; the one
+ * dropped last is freed first and detaches). The detach is refused: the
+ * thread stays attached and the loop frees every pending child. */
+#define DETACH_CHILDREN 2001
+static int detach_destroyed, detach_attached_after = -1;
+
+static void detach_finalize(frt_object *self)
+{
+    (void)self;
+    frt_thread_detach();
+    detach_attached_after = frt_thread_is_attached();
+}
+
+static void count_destroy(frt_object *self)
+{
+    (void)self;
+    detach_destroyed++;
+}
+
+static const frt_type detach_child_type = {"misuse.child", sizeof(cell), NULL, NULL, NULL, count_destroy};
+static const frt_type detach_fin_type = {"misuse.detach", sizeof(cell), NULL, NULL, detach_finalize,
+                                         count_destroy};
+
+typedef struct parent {
+    frt_object ob;
+    frt_object *child[DETACH_CHILDREN];
+} parent;
+
+static void parent_destroy(frt_object *self)
+{
+    parent *p = (parent *)self;
+    for (int i = 0; i < DETACH_CHILDREN; i++)
+        frt_decref(p->child[i]);
+}
+
+static const frt_type parent_type = {"misuse.parent", sizeof(parent), NULL, NULL, NULL, parent_destroy};
+
+static int case_detach_in_finalizer(void)
+{
+    frt_init(NULL);
+    parent *p = (parent *)frt_new(&parent_type);
+    for (int i = 0; i < DETACH_CHILDREN; i++)
+        p->child[i] = frt_new(i == DETACH_CHILDREN - 1 ? &detach_fin_type : &detach_child_type);
+    frt_decref(&p->ob);
+    int ok = detach_attached_after == 1 && detach_destroyed == DETACH_CHILDREN && frt_thread_is_attached();
+    printf("detach in a finalizer: attached after %d, destroyed %d of %d\n", detach_attached_after,
+           detach_destroyed, DETACH_CHILDREN);
+    return ok && frt_shutdown() == 0 ? 0 : 1;
+}
+
 static int case_blocking_end_unbalanced(void)
 {
     frt_init(NULL);
@@ -191,6 +242,8 @@ static const mcase cases[] = {
     {"shutdown inside shutdown", case_shutdown_in_shutdown, "frt_shutdown called again while shutting down",
      NULL, 1},
     {"blocking_end without begin", case_blocking_end_unbalanced, "frt_blocking_end without frt_blocking_begin",
+     NULL, 1},
+    {"detach in a finalizer", case_detach_in_finalizer, "frt_thread_detach from a finalizer, destroy or callback",
      NULL, 1},
     {"shutdown from another thread", case_shutdown_other_thread,
      "frt_shutdown from a thread other than the one that called frt_init", NULL, 1},
