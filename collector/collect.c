@@ -88,9 +88,11 @@ static void print_object(const char *what, frt_object *o)
     fprintf(stderr, "gc: %s <%s %p>\n", what, o->ob_type->name ? o->ob_type->name : "?", (void *)o);
 }
 
-long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
+long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic, size_t *found)
 {
     (void)automatic;
+    if (found)
+        *found = 0;
     if (me->in_gc_callback)
         return 0;
     int expected = 0;
@@ -287,6 +289,8 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
     frt__gc_run_callbacks(FRT_GC_STOP, &info);
     me->in_gc_callback--;
     atomic_store(&frt__gc.collecting, 0);
+    if (found)
+        *found = nu;
     /* As CPython: what a finalizer resurrected was not collected. */
     return (long)(collected + uncollectable);
 }
@@ -304,5 +308,5 @@ long frt_gc_collect(int generation)
      * collection, as from one the collector runs (in_gc_callback). */
     if (me->in_dealloc)
         return 0;
-    return frt__gc_collect_gen(me, generation, 0);
+    return frt__gc_collect_gen(me, generation, 0, NULL);
 }

@@ -37,7 +37,8 @@ enum fin_mode {
     FIN_SPAWN_PLAIN,     /* build a new ring of 3 plain nodes */
     FIN_COLLECT,         /* call frt_gc_collect(2) */
     FIN_ALLOC,           /* allocate (and keep) ALLOC_N tracked objects */
-    FIN_PUBLISH          /* hand self to another thread (published) */
+    FIN_PUBLISH,         /* hand self to another thread (published) */
+    FIN_RESURRECT_SPAWN  /* store self in saved[] and build a ring of 3 plain nodes */
 };
 
 static long destroyed_seen_by_finalizers; /* max of destroyed - base at a finalize */
@@ -113,6 +114,10 @@ static void node_finalize(frt_object *self)
             ring_mode(&fin_type, FIN_SPAWN, n->depth - 1, 2);
         break;
     case FIN_SPAWN_PLAIN:
+        ring_mode(&node_type, FIN_PLAIN, 0, 3);
+        break;
+    case FIN_RESURRECT_SPAWN:
+        save(self);
         ring_mode(&node_type, FIN_PLAIN, 0, 3);
         break;
     case FIN_COLLECT:
@@ -602,6 +607,18 @@ static void test_shutdown(void)
     check_counts(0, 1, 1, 0);
     check_counts(1, 3, 1, 1);
     nsaved = 0; /* its memory went with the runtime */
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
+
+    /* A run that only resurrects collects nothing, but its finalizer made
+     * garbage: shutdown collects again. */
+    setup(0);
+    node *b = make_mode(&fin_type, FIN_RESURRECT_SPAWN); /* id 0 */
+    link_to(b, 0, b);
+    frt_decref(&b->ob);
+    CHECK_EQ(frt_shutdown(), 1); /* b; its ring (ids 1..3) is collected */
+    check_counts(0, 1, 1, 0);
+    check_counts(1, 3, 0, 1);
+    nsaved = 0;
     CHECK_EQ(atomic_load(&bad_destroys), 0);
 }
 
