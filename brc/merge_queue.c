@@ -73,7 +73,9 @@ void frt__brc_merge_queue(frt_tstate *ts)
  * queue is empty and closes it only then, so every object queued to it is
  * freed by it as the owner (finalize_once needs that). The loop ends: an
  * object is queued to its owner at most once, and only what the frees
- * themselves allocate can be queued anew. */
+ * themselves allocate can be queued anew. (A fork child closes the queue
+ * of a thread that did not come along, whose id is gone already: nothing
+ * is pushed to it any more, and one round empties it.) */
 void frt__brc_close_queue(frt_tstate *ts)
 {
     while (!frt_mpsc_close_empty(&ts->brc_queue))
