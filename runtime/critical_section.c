@@ -85,7 +85,7 @@ static int begin(frt_critical_section *cs, frt_object *a, frt_object *b)
     }
     FRT_CHECK_LIVE(a, "critical section");
     FRT_CHECK_LIVE(b, "critical section");
-    if (FRT_DEBUG && ts->blocking_depth)
+    if (FRT_DEBUG && frt_ts_state(atomic_load_explicit(&ts->word, memory_order_relaxed)) != FRT_TS_ATTACHED)
         frt__misuse(a, "critical section begun inside frt_blocking_begin/end");
     if (b == a)
         b = NULL;

@@ -238,8 +238,11 @@ void frt_blocking_end(void)
 
 int frt__wait_begin(frt_tstate *ts)
 {
-    if (!ts || ts->blocking_depth)
-        return 0; /* not attached, or blocked already */
+    /* Not attached, or blocked already (a standalone mutex in a blocking
+     * section). The depth would not do: frt_blocking_begin raises it
+     * before its last merge, whose destructors may take locks. */
+    if (!ts || frt_ts_state(atomic_load_explicit(&ts->word, memory_order_relaxed)) != FRT_TS_ATTACHED)
+        return 0;
     /* The holder of a stop stays attached: going blocked would let another
      * stopper in while the world is ours. */
     if (!ts->stw_depth)

@@ -23,7 +23,6 @@
  * every temporary's finalizer ran exactly once by the end; the pinned
  * objects' counts are exact (for --inject-fault). A deadlock is a case that
  * never ends: the runner's per-case timeout fails it. */
-#define _GNU_SOURCE
 #include "stress.h"
 
 #include <fcntl.h>
@@ -192,8 +191,9 @@ static void one_op(stress_case *c, stress_worker *w, locks_worker *me)
         bump(a);
         FRT_END_CRITICAL_SECTION();
     } else if (r < 14) {
+        stress_obj *t;
         FRT_BEGIN_CRITICAL_SECTION(a);
-        stress_obj *t = make_temp(c, w, me, stress_below(&w->rng, NOBJ)); /* may park */
+        t = make_temp(c, w, me, stress_below(&w->rng, NOBJ)); /* may park */
         bump(a);
         if (t && r == 10) {
             frt_decref(&t->ob); /* its finalizer runs here, nested in our section */
