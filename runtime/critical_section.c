@@ -78,7 +78,7 @@ static int begin(frt_critical_section *cs, frt_object *a, frt_object *b)
 {
     cs->pushed = 0;
     frt_tstate *ts = frt__tstate();
-    if (!a || !ts) {
+    if (FRT_UNLIKELY(!a || !ts)) {
         FRT_MISUSE(a, a ? "critical section begun by a thread that is not attached"
                         : "critical section on NULL");
         return a ? FRT_ESTATE : FRT_EINVAL;
@@ -99,7 +99,7 @@ static int begin(frt_critical_section *cs, frt_object *a, frt_object *b)
     cs->prev = ts->cs_top;
     cs->pushed = 1;
     int a_held = frt__mutex_trylock_fast(mutex_of(a));
-    if (a_held && (!b || frt__mutex_trylock_fast(mutex_of(b)))) {
+    if (FRT_LIKELY(a_held && (!b || frt__mutex_trylock_fast(mutex_of(b))))) {
         cs->obj[0] = a;
         cs->obj[1] = b;
         cs->active = 1;
@@ -139,7 +139,7 @@ void frt_critical_section_end(frt_critical_section *cs)
     if (!cs || !cs->pushed)
         return;
     frt_tstate *ts = frt__tstate();
-    if (!ts || ts->cs_top != cs) {
+    if (FRT_UNLIKELY(!ts || ts->cs_top != cs)) {
         frt__misuse(cs->obj[0], ts ? "critical sections ended out of order"
                                    : "critical section ended by a thread that is not attached");
         return;
@@ -147,5 +147,6 @@ void frt_critical_section_end(frt_critical_section *cs)
     unlock_objs(cs->obj[0], cs->obj[1]);
     cs->pushed = 0;
     ts->cs_top = cs->prev;
-    frt__cs_resume(ts);
+    if (FRT_UNLIKELY(cs->prev && !cs->prev->active))
+        frt__cs_resume(ts);
 }

@@ -88,6 +88,7 @@ int frt__mutex_unlock_slow(frt_mutex *m)
 /* ------------------------------------------------------------------ */
 /* Debug build: the mutexes this thread locked through the public API. */
 
+#if FRT_DEBUG
 #define HELD_MAX 64
 static __thread frt_mutex *held[HELD_MAX];
 static __thread unsigned nheld; /* may exceed HELD_MAX: the excess is not checked */
@@ -116,6 +117,17 @@ static int held_pop(frt_mutex *m)
     }
     return 0;
 }
+#else /* a release build calls these only from code built against a debug header */
+static void held_push(frt_mutex *m)
+{
+    (void)m;
+}
+
+static int held_pop(frt_mutex *m)
+{
+    return frt_mutex_is_locked(m);
+}
+#endif
 
 static void mutex_misuse(frt_mutex *m, const char *what)
 {
