@@ -92,9 +92,10 @@ static inline void frt__tstate_request(frt_tstate *ts, uint32_t bits)
 }
 
 void frt__safepoint_slow(frt_tstate *ts);
-/* Park while a stop is requested, and do nothing else: for long runs of
- * work that must not take on a safepoint's other business (a chain of
- * frees in the middle of a dealloc loop), but must not hold a stop up. */
+/* Park while a stop is requested (critical sections suspended meanwhile),
+ * and do nothing else: for long runs of work that must not take on a
+ * safepoint's other business (a chain of frees in the middle of a dealloc
+ * loop, re-attaching after a wait), but must not hold a stop up. */
 void frt__safepoint_park(frt_tstate *ts);
 static inline void frt__safepoint_park_poll(frt_tstate *ts)
 {
