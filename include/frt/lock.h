@@ -31,6 +31,16 @@ extern "C" {
 
 typedef struct frt_object frt_object;
 
+#ifndef FRT_LIKELY /* as in <frt/object.h> */
+#if defined(__GNUC__)
+#define FRT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FRT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define FRT_LIKELY(x) (x)
+#define FRT_UNLIKELY(x) (x)
+#endif
+#endif
+
 typedef struct frt_mutex {
     _Atomic uint8_t v; /* FRT_MUTEX_LOCKED | FRT_MUTEX_PARKED */
 } frt_mutex;
@@ -54,7 +64,7 @@ static inline int frt__mutex_trylock_fast(frt_mutex *m)
 
 static inline void frt__mutex_lock_fast(frt_mutex *m)
 {
-    if (__builtin_expect(!frt__mutex_trylock_fast(m), 0))
+    if (FRT_UNLIKELY(!frt__mutex_trylock_fast(m)))
         frt__mutex_lock_slow(m);
 }
 
@@ -62,9 +72,8 @@ static inline void frt__mutex_lock_fast(frt_mutex *m)
 static inline int frt__mutex_unlock_fast(frt_mutex *m)
 {
     uint8_t v = FRT_MUTEX_LOCKED;
-    if (__builtin_expect(atomic_compare_exchange_strong_explicit(&m->v, &v, 0, memory_order_release,
-                                                                 memory_order_relaxed),
-                         1))
+    if (FRT_LIKELY(atomic_compare_exchange_strong_explicit(&m->v, &v, 0, memory_order_release,
+                                                           memory_order_relaxed)))
         return 0;
     return frt__mutex_unlock_slow(m);
 }
@@ -78,7 +87,7 @@ static inline int frt_mutex_lock(frt_mutex *m)
 #if FRT_DEBUG
     return frt__mutex_lock_checked(m);
 #else
-    if (__builtin_expect(!m, 0))
+    if (FRT_UNLIKELY(!m))
         return FRT_EINVAL;
     frt__mutex_lock_fast(m);
     return 0;
@@ -92,7 +101,7 @@ static inline int frt_mutex_unlock(frt_mutex *m)
 #if FRT_DEBUG
     return frt__mutex_unlock_checked(m);
 #else
-    if (__builtin_expect(!m, 0))
+    if (FRT_UNLIKELY(!m))
         return FRT_EINVAL;
     return frt__mutex_unlock_fast(m);
 #endif
@@ -104,7 +113,7 @@ static inline int frt_mutex_trylock(frt_mutex *m)
 #if FRT_DEBUG
     return frt__mutex_trylock_checked(m);
 #else
-    if (__builtin_expect(!m, 0))
+    if (FRT_UNLIKELY(!m))
         return FRT_EINVAL;
     return frt__mutex_trylock_fast(m);
 #endif
