@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "fork.h"
 #include "futex.h"
 #include "parking_lot.h"
 
@@ -98,4 +99,20 @@ void frt__unpark_one(void *addr, int (*unparked)(void *addr, int found, int more
         frt_futex_wake_all(&w->wake);
     }
     pthread_mutex_unlock(&b->lock);
+}
+
+void frt__parking_lot_fork(int phase)
+{
+    /* Not taken before fork: unattached and blocked threads (whom the stop
+     * does not hold) use buckets too, and 256 locks held at once is more
+     * than TSan can track. In the child only this thread is left: every
+     * waiter vanished with its thread, and a bucket lock may have vanished
+     * held, so each bucket starts over empty (a mutex left PARKED then
+     * finds no waiter at its unlock and just unlocks). */
+    if (phase != FRT_FORK_CHILD)
+        return;
+    for (unsigned i = 0; i < NBUCKETS; i++) {
+        frt__fork_mutex(&buckets[i].lock, phase);
+        buckets[i].head = buckets[i].tail = NULL;
+    }
 }
