@@ -204,6 +204,42 @@ static void test_stw_while_waiting(void)
     test_join(t);
 }
 
+/* 4b. A thread parked for a stop holds none of its sections' locks: with
+ * the world stopped, the object it is in a section on is free. */
+
+static counter *pk_obj;
+static _Atomic long pk_stage;
+
+static void *pk_holder(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    FRT_BEGIN_CRITICAL_SECTION(pk_obj);
+    atomic_store(&pk_stage, 1);
+    while (atomic_load(&pk_stage) < 2)
+        frt_safepoint(); /* parks here while main holds the world */
+    CHECK(frt_mutex_is_locked(&pk_obj->ob.ob_mutex)); /* resumed */
+    FRT_END_CRITICAL_SECTION();
+    frt_thread_detach();
+    return NULL;
+}
+
+static void test_parked_holds_nothing(void)
+{
+    pk_obj = new_counter();
+    pthread_t t = test_spawn(pk_holder, NULL);
+    test_wait_at_least(&pk_stage, 1, 1, "holder in its section");
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ(frt_stop_the_world(), 0);
+        CHECK_EQ(frt_mutex_trylock(&pk_obj->ob.ob_mutex), 1);
+        CHECK_EQ(frt_mutex_unlock(&pk_obj->ob.ob_mutex), 0);
+        frt_start_the_world();
+    }
+    atomic_store(&pk_stage, 2);
+    test_join(t);
+    frt_decref(&pk_obj->ob);
+}
+
 /* ------------------------------------------------------------------ */
 /* 5. Leaving a blocking section runs no finalizer: a collection requested
  * while the thread was blocked runs at its next safepoint instead. */
@@ -266,6 +302,7 @@ int main(void)
     test_abba();
     test_blocking_suspends();
     test_stw_while_waiting();
+    test_parked_holds_nothing();
     test_blocking_end_runs_nothing();
     CHECK(frt_shutdown() >= 0);
     TEST_PASS("test_lock");
