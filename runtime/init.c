@@ -27,6 +27,7 @@ void frt_config_default(frt_config *cfg)
     cfg->gc_enabled = 1;
     cfg->gc_debug = 0;
     cfg->arena_cache = 4;
+    cfg->version = FRT_CONFIG_VERSION;
 }
 
 int frt_is_initialized(void)
@@ -36,6 +37,10 @@ int frt_is_initialized(void)
 
 int frt_init(const frt_config *cfg)
 {
+    if (cfg && cfg->version != FRT_CONFIG_VERSION) {
+        FRT_MISUSE(NULL, "frt_init with a config not filled by frt_config_default (zeroed by hand?)");
+        return FRT_EINVAL;
+    }
     int expected = 0;
     if (!atomic_compare_exchange_strong(&frt__rt.initialized, &expected, 2))
         return FRT_EALREADY;
