@@ -2,7 +2,7 @@
  * (FRT_DEBUG=ON) the child must die by abort() after printing exactly one
  * line "frt: misuse: <what>..." naming the object, its type and owner where
  * there is an object. In a release build the cases whose behaviour is
- * defined (API.md, docs/api.md "Misuse") must give their documented result;
+ * defined (docs/api.md "Misuse") must give their documented result;
  * the undefined ones (use after free) are only run in debug builds. */
 #include <errno.h>
 #include <sys/wait.h>
