@@ -5,38 +5,23 @@
  * taken as given, zeros included. */
 #include <frt/frt.h>
 #include <signal.h>
-#include <sys/wait.h>
 
 #include "test_util.h"
 
 static frt_type cell_type = {"test.cell", sizeof(frt_object) + sizeof(frt_object *), NULL, NULL, NULL, NULL};
 
+static int init_refused(void *arg)
+{
+    int rc = frt_init(arg);
+    return rc == FRT_EINVAL && !frt_is_initialized() && frt_init(NULL) == 0 && frt_shutdown() == 0 ? 0 : 1;
+}
+
 /* In a child: frt_init(cfg) must fail with FRT_EINVAL and leave the runtime
  * down (release), or abort with one misuse line naming frt_init (debug). */
-static void expect_refused(const frt_config *cfg, const char *what)
+static void expect_refused(frt_config *cfg, const char *what)
 {
-    int fds[2];
-    CHECK_EQ(pipe(fds), 0);
-    fflush(stderr);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        int rc = frt_init(cfg);
-        _exit(rc == FRT_EINVAL && !frt_is_initialized() && frt_init(NULL) == 0 && frt_shutdown() == 0 ? 0
-                                                                                                      : 1);
-    }
-    close(fds[1]);
     char buf[2048];
-    size_t len = 0;
-    ssize_t r;
-    while ((r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)r;
-    buf[len] = 0;
-    close(fds[0]);
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    int status = test_run_child(init_refused, cfg, buf, sizeof buf);
     int ok = FRT_DEBUG ? WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT &&
                              strstr(buf, "frt: misuse: frt_init with a config not filled by frt_config_default")
                        : WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strstr(buf, "misuse");

@@ -3,7 +3,6 @@
  * a debug build or with FRT_LEAKS=1; FRT_LEAKS=0 silences it. Each case
  * runs in a child whose stderr the parent reads. */
 #include <frt/frt.h>
-#include <sys/wait.h>
 
 #include "test_util.h"
 
@@ -16,23 +15,29 @@ static char many_names[NTYPES][16];
 
 enum { LEAK_NONE, LEAK_SOME, LEAK_MANY_TYPES };
 
-/* In the child: leak what `what` says, shut down, exit with the count. */
-static void child(int what, const char *env)
+typedef struct leak_case {
+    int what;
+    const char *env; /* FRT_LEAKS, or NULL: unset */
+} leak_case;
+
+/* In the child: leak what the case says, shut down, check the count. */
+static int child(void *arg)
 {
-    if (env)
-        setenv("FRT_LEAKS", env, 1);
+    const leak_case *c = arg;
+    if (c->env)
+        setenv("FRT_LEAKS", c->env, 1);
     else
         unsetenv("FRT_LEAKS");
     CHECK_EQ(frt_init(NULL), 0);
     frt_object *keep = frt_new(&leaky_type); /* freed: not reported */
     int expect = 0;
-    if (what == LEAK_SOME) {
+    if (c->what == LEAK_SOME) {
         for (int i = 0; i < 5; i++)
             CHECK(frt_new(&leaky_type));
         for (int i = 0; i < 2; i++)
             CHECK(frt_new(&other_type));
         expect = 7;
-    } else if (what == LEAK_MANY_TYPES) {
+    } else if (c->what == LEAK_MANY_TYPES) {
         for (int i = 0; i < NTYPES; i++) {
             snprintf(many_names[i], sizeof many_names[i], "test.t%d", i);
             many_types[i] = (frt_type){many_names[i], sizeof(frt_object), NULL, NULL, NULL, NULL};
@@ -44,35 +49,16 @@ static void child(int what, const char *env)
     frt_set_immortal(immortal); /* by design, not a leak */
     frt_decref(keep);
     CHECK_EQ(frt_shutdown(), expect);
-    fflush(stderr);
-    _exit(0);
+    return 0;
 }
 
-/* Run a child; its stderr into buf. */
+/* Run a case in a child; its stderr into buf. */
 static void run(int what, const char *env, char *buf, size_t cap)
 {
-    int p[2];
-    CHECK_EQ(pipe(p), 0);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        dup2(p[1], 2);
-        close(p[1]);
-        child(what, env);
-    }
-    close(p[1]);
-    size_t len = 0;
-    ssize_t n;
-    while (len + 1 < cap && (n = read(p[0], buf + len, cap - 1 - len)) > 0)
-        len += (size_t)n;
-    buf[len] = 0;
-    close(p[0]);
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    leak_case c = {what, env};
+    int status = test_run_child(child, &c, buf, cap);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "child (case %d, FRT_LEAKS=%s) failed; its stderr:\n%s", what, env ? env : "unset",
-                buf);
+        fprintf(stderr, "child (case %d, FRT_LEAKS=%s) failed; its output:\n%s", what, env ? env : "unset", buf);
         exit(1);
     }
 }
