@@ -4,7 +4,8 @@
  * Threads:
  *   main      frt_init, then the listener: epoll over the listening socket
  *             and a signalfd; accepted sockets go round-robin to workers
- *             through a pipe each. On SIGINT/SIGTERM: stop, join, drop the
+ *             through a pipe each, those beyond --maxclients are told and
+ *             closed (listener.c). On SIGINT/SIGTERM: stop, join, drop the
  *             key space, frt_shutdown; exit status 0 only if it returns 0.
  *   workers   one per CPU by default (--threads N), pinned (--no-pin to not);
  *             each runs its own epoll loop over its connections: read,
