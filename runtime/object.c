@@ -30,7 +30,11 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
     uint8_t flags = 0;
     if (FRT_LIKELY(size <= FRT_SMALL_MAX)) {
         o = frt__heap_alloc(ts->heap, frt_size_class(size));
+        if (FRT_LIKELY(o))
+            memset((char *)o + sizeof(frt_object), 0, size - sizeof(frt_object));
     } else {
+        /* A mapping of its own, fresh from the OS and so already zero:
+         * writing zeros would commit every page of it. */
         o = frt__large_alloc(size);
         flags = FRT_OF_LARGE;
     }
@@ -38,7 +42,6 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
         errno = ENOMEM;
         return NULL;
     }
-    memset((char *)o + sizeof(frt_object), 0, size - sizeof(frt_object));
 #if FRT_RC_ATOMIC_ONLY
     /* The baseline build: no owner, every count atomic (like Arc). */
     atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);

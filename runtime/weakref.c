@@ -63,15 +63,18 @@ static void shard_grow(wr_shard *s)
     frt_weakref **old = s->buckets;
     s->buckets = b;
     s->nbuckets = n;
+    /* A chain holds a target's weakrefs newest first, the order their
+     * callbacks run in: append, so that a resize keeps it. Doubling splits
+     * old bucket i into new buckets i and i + old_n, hence two tails. */
     for (size_t i = 0; i < old_n; i++) {
-        frt_weakref *wr = old[i];
-        while (wr) {
-            frt_weakref *next = wr->link;
+        frt_weakref **tail[2] = {&b[i], &b[i + old_n]};
+        for (frt_weakref *wr = old[i], *next; wr; wr = next) {
+            next = wr->link;
             frt_object *t = atomic_load_explicit(&wr->target, memory_order_relaxed);
-            size_t k = bucket_of(s, target_hash(t));
-            wr->link = b[k];
-            b[k] = wr;
-            wr = next;
+            frt_weakref ***end = &tail[bucket_of(s, target_hash(t)) != i];
+            wr->link = NULL;
+            **end = wr;
+            *end = &wr->link;
         }
     }
     frt__sys_free(old);

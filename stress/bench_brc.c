@@ -767,7 +767,7 @@ static void section_e(int T, size_t n, int raw, int quick)
 
 static void summary(void)
 {
-    printf("\n## targets (docs/DESIGN.md)\n");
+    printf("\n## targets (docs/benchmarks.md)\n");
     if (R.have_a) {
         double r1 = R.owner / R.plain, r2 = R.arc / R.owner;
         printf("owner pair within 1.1x of plain     %6.2fx  %s\n", r1, r1 <= 1.1 ? "MET" : "MISSED");

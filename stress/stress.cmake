@@ -33,7 +33,7 @@ foreach(variant IN ITEMS brc atomic)
   target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
   target_link_libraries(${target} PRIVATE ${lib} PkgConfig::HWLOC Threads::Threads m)
   if(FRT_SANITIZER STREQUAL "thread")
-    # TSan cannot run with this kernel's mmap randomisation (DEPENDENCIES.md);
+    # TSan cannot run with this kernel's mmap randomisation (docs/api.md, "What you need");
     # the personality is inherited by the cases' child processes.
     set_target_properties(${target} PROPERTIES CROSSCOMPILING_EMULATOR "setarch;-R")
   endif()

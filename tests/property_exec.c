@@ -150,7 +150,7 @@ static void obj_finalize(frt_object *self)
     if (atomic_fetch_add(&X.finalized[id], 1) != 0)
         prop_fail("finalize-once", "#%d finalized a second time", id);
     if (id % 4 == 0) {
-        /* From a finalizer a collection is refused (API.md). */
+        /* From a finalizer a collection is refused (docs/api.md). */
         long r = frt_gc_collect(2);
         if (r > 0)
             prop_fail("collect-in-finalizer", "frt_gc_collect from a finalizer returned %ld", r);

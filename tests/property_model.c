@@ -1,5 +1,5 @@
 /* The reference model: see property_model.h for what it does; the rules it
- * checks are those of API.md and docs/api.md ("Weak references and
+ * checks are those of docs/api.md ("Weak references and
  * finalizers", "A collection, in order", "Freeing: finalize, destroy").
  *
  * Selectors. An operation's operands pick among what its thread has when

@@ -1,4 +1,4 @@
-/* Weak references: the rules of API.md with exact counts, on one thread and
+/* Weak references: the rules of docs/api.md with exact counts, on one thread and
  * across threads, and the order inside a collection (CPython gh-136189):
  * callbacks of weakrefs to garbage run before finalizers, weakrefs without
  * callbacks survive until the resurrection check, garbage weakrefs never

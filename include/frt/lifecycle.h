@@ -10,6 +10,12 @@
 extern "C" {
 #endif
 
+/* Start from frt_config_default, then change fields: frt_init refuses
+ * (FRT_EINVAL) a config whose `version` that function did not set, such
+ * as one zeroed by hand, where 0 would silently mean "collector off, no
+ * thresholds, no arena cache". */
+#define FRT_CONFIG_VERSION 0x46525401u /* "FRT" 1 */
+
 typedef struct frt_config {
     size_t gc_threshold[3]; /* default {700, 10, 10} */
     int gc_enabled;         /* default 1 */
@@ -17,10 +23,13 @@ typedef struct frt_config {
     /* Empty arenas kept mapped for reuse before they go back to the OS
      * (frt_heap_trim returns them at once). Default 4. */
     size_t arena_cache;
+    unsigned version;       /* FRT_CONFIG_VERSION, set by frt_config_default */
 } frt_config;
 
 FRT_API void frt_config_default(frt_config *cfg);
-FRT_API int frt_init(const frt_config *cfg); /* NULL = defaults; attaches the calling thread */
+/* NULL = defaults; attaches the calling thread. FRT_EINVAL for a config
+ * that frt_config_default did not fill. */
+FRT_API int frt_init(const frt_config *cfg);
 FRT_API int frt_shutdown(void);              /* objects still alive (>= 0) or an FRT_E* code */
 FRT_API int frt_is_initialized(void);
 
