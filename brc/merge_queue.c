@@ -69,11 +69,39 @@ void frt__brc_merge_queue(frt_tstate *ts)
     free_dead(dead);
 }
 
+typedef struct disown_walk {
+    uintptr_t tid;
+    frt_object *dead;
+} disown_walk;
+
+/* Reads nothing but ob_tid, atomically: other threads may be freeing
+ * merged objects of our heap meanwhile (a free block's link overlays
+ * ob_tid and is written atomically, runtime/mpsc.h). A link or a free
+ * block never equals a thread pointer, so only our live objects match. */
+static void disown_one(void *block, size_t size, void *arg)
+{
+    (void)size;
+    disown_walk *d = arg;
+    frt_object *o = block;
+    if (atomic_load_explicit(&o->ob_tid, memory_order_relaxed) != d->tid)
+        return;
+    if (frt__brc_merge(o, 0) == 0) {
+        atomic_store_explicit(&o->ob_tid, (uintptr_t)d->dead, memory_order_relaxed);
+        d->dead = o;
+    }
+}
+
+/* Detach: give up every object we own, then close the queue. An object we
+ * own lives in our heap or among the large objects (object.c keeps it so),
+ * and the next thread given our thread pointer must find none of them
+ * claiming it. The walk costs one load per block of our heap. */
 void frt__brc_close_queue(frt_tstate *ts)
 {
-    frt_object *dead = NULL;
-    merge_nodes(frt_mpsc_close(&ts->brc_queue), &dead);
-    free_dead(dead);
+    disown_walk d = {atomic_load_explicit(&ts->tid, memory_order_relaxed), NULL};
+    frt__heap_walk_blocks(ts->heap, disown_one, &d);
+    frt__large_walk(disown_one, &d);
+    merge_nodes(frt_mpsc_close(&ts->brc_queue), &d.dead);
+    free_dead(d.dead);
 }
 
 /* Merge for a BLOCKED owner. Objects are freed only after we stop being a
@@ -145,4 +173,5 @@ void frt__brc_install(frt_hooks *hooks)
 {
     hooks->merge_queue = frt__brc_merge_queue;
     hooks->close_queue = frt__brc_close_queue;
+    hooks->merge = frt__brc_merge;
 }

@@ -117,13 +117,18 @@ static void make_immortal(frt_object *o)
     atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
 }
 
+void frt__incref_overflow(frt_object *o)
+{
+    make_immortal(o); /* the owner's count is full: never freed from now on */
+}
+
 void frt_set_immortal(frt_object *o)
 {
     if (!o || frt_is_immortal(o))
         return;
     FRT_CHECK_LIVE(o, "frt_set_immortal");
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
-    if (tid == frt__tls_tid || tid == 0) {
+    if (tid == frt__thread_id() || tid == 0) {
         /* Nobody else writes the local count of an object we own or that
          * has no owner; in-flight shared decrefs check immortality before
          * they can free it (frt__dealloc, frt__brc_merge). */
@@ -146,7 +151,7 @@ int frt_make_shared(frt_object *o)
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
     if (frt_is_immortal(o) || tid == 0)
         return FRT_EALREADY;
-    if (tid != frt__tls_tid)
+    if (tid != frt__thread_id())
         return FRT_ESTATE;
     frt__brc_merge(o, 0);
     return 0;
@@ -157,8 +162,8 @@ static void check(frt_object *o, const char *op)
 {
     if (!o)
         frt__fatal(NULL, op);
-    /* Attached means having a thread state: a detaching thread has already
-     * given up its id (it counts as a non-owner while its queue closes and
+    /* Attached means having a thread state: a detaching thread owns no
+     * object any more (it counts as a non-owner while its queue closes and
      * frees objects whose destroy decrefs more) but is still attached. */
     if (!frt__tstate())
         frt__misuse(o, "reference counted from a thread that is not attached");
@@ -179,7 +184,7 @@ void frt__decref_checked(frt_object *o)
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
     intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
     if (local != FRT_REF_IMMORTAL) {
-        if (tid == frt__tls_tid && local == 0)
+        if (tid == frt__thread_id() && local == 0)
             frt__misuse(o, "decref below zero");
         if (tid == 0 && FRT_REF_STATE(shared) == FRT_REF_MERGED && (shared >> FRT_REF_SHARED_SHIFT) <= 0)
             frt__misuse(o, "decref below zero");

@@ -8,7 +8,8 @@
 #include "try_incref.h"
 #include "weakref.h"
 
-frt_object *frt_new_var(const frt_type *type, size_t extra)
+/* owner: the id the object starts owned by, or 0 for shared from birth. */
+static frt_object *new_object(const frt_type *type, size_t extra, int shared)
 {
     frt_tstate *ts = frt__tstate();
     if (FRT_UNLIKELY(!ts)) {
@@ -37,17 +38,13 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
         return NULL;
     }
     memset((char *)o + sizeof(frt_object), 0, size - sizeof(frt_object));
-#if FRT_RC_ATOMIC_ONLY
-    /* The baseline build: no owner, every count atomic (like Arc). */
-    atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE | FRT_REF_MERGED,
+    /* The baseline build (FRT_RC_ATOMIC_ONLY) makes every object shared,
+     * like Arc; a detaching thread (owner_id 0) may own nothing. */
+    uintptr_t owner = FRT_RC_ATOMIC_ONLY || shared ? 0 : ts->owner_id;
+    atomic_store_explicit(&o->ob_tid, owner, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_local, owner ? 1 : 0, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_shared, owner ? 0 : FRT_REF_SHARED_ONE | FRT_REF_MERGED,
                           memory_order_relaxed);
-#else
-    atomic_store_explicit(&o->ob_tid, frt__tls_tid, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_local, 1, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_shared, 0, memory_order_relaxed);
-#endif
     atomic_store_explicit(&o->ob_flags, flags, memory_order_relaxed);
     o->ob_gc_bits = 0;
     o->ob_gen = 0;
@@ -57,9 +54,24 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
     return o;
 }
 
+frt_object *frt_new_var(const frt_type *type, size_t extra)
+{
+    return new_object(type, extra, 0);
+}
+
 frt_object *frt_new(const frt_type *type)
 {
-    return frt_new_var(type, 0);
+    return new_object(type, 0, 0);
+}
+
+frt_object *frt_new_shared_var(const frt_type *type, size_t extra)
+{
+    return new_object(type, extra, 1);
+}
+
+frt_object *frt_new_shared(const frt_type *type)
+{
+    return new_object(type, 0, 1);
 }
 
 const frt_type *frt_typeof(const frt_object *o)
@@ -96,23 +108,24 @@ static void release_block(frt_tstate *ts, frt_object *o)
  * alive again (one reference, ours); if the finalizer stored a reference
  * somewhere the object lives on, else the decref below brings it back
  * here, marked finalized, to be destroyed. */
-static int finalize_once(frt_object *o)
+static int finalize_once(frt_tstate *ts, frt_object *o)
 {
     const frt_type *t = o->ob_type;
     if (!t->finalize || (atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_FINALIZED))
         return 0;
     atomic_fetch_or_explicit(&o->ob_flags, FRT_OF_FINALIZED, memory_order_relaxed);
-    if (frt__tls_tid != FRT_TID_DETACHED) {
+    uintptr_t owner = ts ? ts->owner_id : 0;
+    if (owner) {
         /* Owned by us with a shared word of exactly 0: another thread's
          * weakref_get refuses it (try_incref.h), so no other thread ever
          * sees an object in the middle of its finalizer (as CPython's
          * _PyObject_ResurrectStart). */
-        atomic_store_explicit(&o->ob_tid, frt__tls_tid, memory_order_relaxed);
+        atomic_store_explicit(&o->ob_tid, owner, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_local, 1, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_shared, 0, memory_order_relaxed);
     } else {
-        /* A thread in the middle of detaching counts as a non-owner
-         * (tstate.c): the object comes back merged, with no owner. */
+        /* A thread in the middle of detaching owns nothing (tstate.c): the
+         * object comes back merged, with no owner. */
         atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE | FRT_REF_MERGED,
@@ -122,13 +135,22 @@ static int finalize_once(frt_object *o)
     /* Resurrected and weakly referenced: let other threads' gets in again. */
     if (atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_MAYBE_WEAKREF)
         frt__set_maybe_weakref(o);
+    if (owner && atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == owner &&
+        !(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_LARGE) &&
+        frt_arena_of(o)->heap != ts->heap) {
+        /* Owned objects must live in our heap (or the large list), where
+         * detach finds them to give them up: give this one up now. */
+        if (frt__rt.hooks.merge(o, -1) == 0)
+            frt__dealloc(o);
+        return 1;
+    }
     frt_decref(o);
     return 1;
 }
 
 static void dealloc_one(frt_tstate *ts, frt_object *o)
 {
-    if (finalize_once(o))
+    if (finalize_once(ts, o))
         return;
     /* Weakrefs are cleared (and their callbacks run) before destroy, while
      * the object is still whole. */

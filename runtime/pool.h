@@ -89,6 +89,9 @@ size_t frt__heap_trim_orphans(void);
 typedef void (*frt_block_visit)(void *block, size_t block_size, void *arg);
 void frt__heap_walk_objects(frt_heap *h, frt_block_visit fn, void *arg);
 void frt__heaps_walk_objects(frt_block_visit fn, void *arg);
+/* Every block carved from h's object pages, live or free, unread: for the
+ * owner of h while other threads run (brc/merge_queue.c at detach). */
+void frt__heap_walk_blocks(frt_heap *h, frt_block_visit fn, void *arg);
 
 /* Large objects, mapped one by one. */
 void *frt__large_alloc(size_t size);

@@ -1,9 +1,17 @@
 /* Attaching and detaching threads, and finding a thread by id.
  *
- * Thread states live in a slot table that only grows and are pooled, never
- * freed before shutdown, so a thread that looked a state up without a lock
- * can always dereference it; the generation inside the id tells it whether
- * the thread it wanted is still the one there. */
+ * A thread's id is its thread pointer (frt__thread_id), which the OS hands
+ * to a later thread once this one exits: detach therefore merges every
+ * object the thread still owns (brc/merge_queue.c), so an id found in an
+ * object always names the attached thread that owns it.
+ *
+ * Finding a thread by id: an open-addressed table with linear probing,
+ * written under threads_lock and read without a lock. An entry goes from
+ * empty to a state, from a state to GONE (detach) and from GONE to a state,
+ * never back to empty, so a reader's probe from an id's home slot always
+ * reaches that id's entry. Thread states are pooled, never freed before
+ * shutdown, so a reader may dereference any entry it loaded; the state's
+ * tid, read after, tells whether it is still the thread it wanted. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -13,16 +21,47 @@
 #include "os.h"
 #include "runtime.h"
 
-__thread uintptr_t frt__tls_tid __attribute__((tls_model("initial-exec"))) = FRT_TID_DETACHED;
+#if !(defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)))
+_Thread_local char frt__tls_anchor;
+#endif
 __thread frt_tstate *frt__tls_state __attribute__((tls_model("initial-exec")));
+
+#define TID_GONE ((frt_tstate *)1)
+#define TID_MASK (FRT_TID_TABLE_SIZE - 1)
+
+static uint32_t tid_home(uintptr_t tid)
+{
+    /* Thread pointers are at least 16-byte aligned and often page-spaced:
+     * Fibonacci hashing spreads them. */
+    return (uint32_t)(((uint64_t)tid * UINT64_C(0x9e3779b97f4a7c15)) >> (64 - FRT_TID_TABLE_BITS));
+}
 
 frt_tstate *frt__tstate_of_tid(uintptr_t tid)
 {
-    frt_tstate *ts =
-        atomic_load_explicit(&frt__rt.slots[tid & (FRT_MAX_THREADS - 1)], memory_order_acquire);
-    if (ts && atomic_load_explicit(&ts->tid, memory_order_acquire) == tid)
-        return ts;
+    uint32_t i = tid_home(tid);
+    for (uint32_t probes = 0; probes < FRT_TID_TABLE_SIZE; probes++, i = (i + 1) & TID_MASK) {
+        frt_tstate *ts = atomic_load_explicit(&frt__rt.by_tid[i], memory_order_acquire);
+        if (!ts)
+            return NULL;
+        if (ts != TID_GONE && atomic_load_explicit(&ts->tid, memory_order_acquire) == tid)
+            return ts;
+    }
     return NULL;
+}
+
+/* Under threads_lock. The table has twice as many entries as threads can
+ * be attached, so a free (empty or GONE) entry always exists. */
+static void tid_insert(frt_tstate *ts, uintptr_t tid)
+{
+    uint32_t i = tid_home(tid);
+    for (;;) {
+        frt_tstate *e = atomic_load_explicit(&frt__rt.by_tid[i], memory_order_relaxed);
+        if (!e || e == TID_GONE)
+            break;
+        i = (i + 1) & TID_MASK;
+    }
+    ts->tid_index = i;
+    atomic_store_explicit(&frt__rt.by_tid[i], ts, memory_order_release);
 }
 
 frt_tstate *frt__tstate_first(void)
@@ -54,7 +93,7 @@ static void registry_remove(frt_tstate *ts)
     atomic_store_explicit(&frt__rt.nthreads_hint, frt__rt.nthreads, memory_order_relaxed);
 }
 
-/* A pooled state, or a new slot. Under threads_lock. */
+/* A pooled state, or a new one. Under threads_lock. */
 static frt_tstate *state_get(void)
 {
     frt_tstate *ts = frt__rt.free_states;
@@ -62,13 +101,11 @@ static frt_tstate *state_get(void)
         frt__rt.free_states = ts->next_free;
         return ts;
     }
-    if (frt__rt.nslots >= FRT_MAX_THREADS)
+    if (frt__rt.nstates >= FRT_MAX_THREADS)
         return NULL;
     ts = frt__sys_calloc(1, sizeof *ts);
-    if (!ts)
-        return NULL;
-    ts->slot = frt__rt.nslots++;
-    atomic_store_explicit(&frt__rt.slots[ts->slot], ts, memory_order_release);
+    if (ts)
+        frt__rt.nstates++;
     return ts;
 }
 
@@ -99,7 +136,7 @@ int frt__tstate_attach(void)
     frt_tstate *ts = state_get();
     if (!ts) {
         frt_ticket_lock_release(&frt__rt.threads_lock);
-        return frt__rt.nslots >= FRT_MAX_THREADS ? FRT_ESTATE : FRT_ENOMEM;
+        return frt__rt.nstates >= FRT_MAX_THREADS ? FRT_ESTATE : FRT_ENOMEM;
     }
     frt_heap *heap = frt__heap_adopt();
     if (!heap) {
@@ -108,20 +145,19 @@ int frt__tstate_attach(void)
         frt_ticket_lock_release(&frt__rt.threads_lock);
         return FRT_ENOMEM;
     }
-    static uint64_t generations; /* under threads_lock; survives init cycles */
-    ts->generation = ++generations;
-    uintptr_t tid = (uintptr_t)(ts->generation << FRT_SLOT_BITS) | ts->slot;
+    uintptr_t tid = frt__thread_id();
     ts->heap = heap;
+    ts->owner_id = tid;
     ts->blocking_depth = ts->stw_depth = ts->in_dealloc = 0;
     ts->dealloc_pending = NULL;
     frt_mpsc_init(&ts->brc_queue); /* reopen: the last owner closed it */
     atomic_store_explicit(&ts->word, FRT_TS_ATTACHED, memory_order_relaxed);
     atomic_store_explicit(&ts->tid, tid, memory_order_release);
+    tid_insert(ts, tid);
     registry_insert(ts);
     frt_ticket_lock_release(&frt__rt.threads_lock);
 
     frt__tls_state = ts;
-    frt__tls_tid = tid;
     pthread_setspecific(frt__rt.exit_key, ts);
     return 0;
 }
@@ -141,17 +177,16 @@ void frt__tstate_detach(void)
         FRT_MISUSE(NULL, "frt_thread_detach while holding a stop-the-world");
         return;
     }
-    /* Merge what others queued for us, then close the queue: from now on a
-     * thread that would queue to us merges on the spot, and nobody counts on
-     * our local counts again (our id is never reused). */
+    /* Merge what others queued for us, then give up every object we own
+     * and close the queue (close_queue): from then on a thread that would
+     * queue to us merges on the spot, no object carries our id (the next
+     * thread given our thread pointer must own nothing it did not create),
+     * and destroy() calls run meanwhile count like any non-owner's. Objects
+     * made or resurrected from here on start merged (owner_id 0). */
     frt__safepoint_poll(ts);
     if (frt__rt.hooks.merge_queue)
         frt__rt.hooks.merge_queue(ts);
-    /* Stop counting as the owner before closing: once the queue is closed
-     * other threads merge our objects on the spot, writing their local
-     * counts, so destroy() calls run by the close below must count like any
-     * non-owner. */
-    frt__tls_tid = FRT_TID_DETACHED;
+    ts->owner_id = 0;
     if (frt__rt.hooks.close_queue)
         frt__rt.hooks.close_queue(ts);
     frt__heap_abandon(ts->heap);
@@ -165,6 +200,7 @@ void frt__tstate_detach(void)
 
     frt_ticket_lock_acquire(&frt__rt.threads_lock);
     registry_remove(ts);
+    atomic_store_explicit(&frt__rt.by_tid[ts->tid_index], TID_GONE, memory_order_release);
     atomic_store_explicit(&ts->tid, 0, memory_order_release);
     ts->heap = NULL;
     ts->next_free = frt__rt.free_states;
@@ -228,12 +264,13 @@ void frt__tstate_fini(void)
     frt_tstate *ts = frt__rt.free_states;
     while (ts) {
         frt_tstate *next = ts->next_free;
-        atomic_store(&frt__rt.slots[ts->slot], NULL);
         frt__sys_free(ts);
         ts = next;
     }
     frt__rt.free_states = NULL;
-    frt__rt.nslots = 0;
+    frt__rt.nstates = 0;
+    for (uint32_t i = 0; i < FRT_TID_TABLE_SIZE; i++)
+        atomic_store_explicit(&frt__rt.by_tid[i], NULL, memory_order_relaxed);
     pthread_key_delete(frt__rt.exit_key);
 }
 
