@@ -49,6 +49,18 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra)
 void frt__decref_shared(frt_object *o)
 {
     intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
+    if (FRT_REF_STATE(shared) == FRT_REF_MERGED) {
+        /* Merged is final while anyone holds a reference (only the thread
+         * that frees the object may resurrect it as owned): no state to
+         * preserve, so one fetch_sub does, where the loop below needs a CAS. */
+        intptr_t prev = atomic_fetch_sub_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE,
+                                                  memory_order_acq_rel);
+        if (prev == (FRT_REF_SHARED_ONE | FRT_REF_MERGED))
+            frt__dealloc(o);
+        else if (prev < (FRT_REF_SHARED_ONE | FRT_REF_MERGED))
+            frt__misuse(o, "decref below zero");
+        return;
+    }
     intptr_t next;
     int queue;
     do {
