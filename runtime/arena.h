@@ -23,8 +23,9 @@
 #define FRT_PAGE_SIZE ((size_t)1 << FRT_PAGE_SHIFT)
 #define FRT_PAGES_PER_ARENA (FRT_ARENA_SIZE / FRT_PAGE_SIZE)
 
-/* Class 0 (16 bytes) holds the runtime's own small records (BRC queue
- * nodes); objects are at least 32 bytes and use classes 1 and up. */
+/* Class 0 (16 bytes) is for the runtime's own small records (none today:
+ * it is never walked as objects); objects are at least 32 bytes and use
+ * classes 1 and up. */
 #define FRT_NCLASSES 36
 #define FRT_CLASS_RAW 0
 #define FRT_CLASS_NONE 0xff

@@ -31,9 +31,9 @@ uint64_t frt__now_ns(void);
  *   FRT_FAULT_ALLOC  the runtime's own calloc/realloc (thread states, heaps,
  *                    weakref buckets, the garbage list, gc callbacks, the
  *                    collector's work set and mark stack) and the exit key
- *   FRT_FAULT_NODE   BRC queue nodes (brc/merge_queue.c), taken from the
- *                    pusher's heap: a refused node makes the pusher stop the
- *                    world and merge, as a failed arena mapping does
+ *   FRT_FAULT_NODE   BRC queue entries (brc/merge_queue.c), one per queued
+ *                    object: a refused entry makes the pusher stop the
+ *                    world and merge, as a failed queue chunk does
  * The n-th request from now (1 = the next one) fails, and so does every
  * later one when sticky is set. n = 0 disarms. A fault may be armed before
  * frt_init (its own requests count); a successful frt_shutdown disarms

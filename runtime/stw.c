@@ -139,7 +139,7 @@ static void enter_blocked(frt_tstate *ts)
         while (!atomic_compare_exchange_weak(
             &ts->word, &w, (w & ~(FRT_TS_STATE | FRT_TS_ATTACH_WAITING)) | FRT_TS_BLOCKED)) {
         }
-        if (frt_mpsc_empty(&ts->brc_queue))
+        if (frt_objq_empty(&ts->brc_queue))
             return;
         frt__leave_blocked(ts);
     }

@@ -150,7 +150,7 @@ int frt__tstate_attach(void)
     ts->owner_id = tid;
     ts->blocking_depth = ts->stw_depth = ts->in_dealloc = 0;
     ts->dealloc_pending = NULL;
-    frt_mpsc_init(&ts->brc_queue); /* reopen: the last owner closed it */
+    frt_objq_open(&ts->brc_queue); /* reopen: the last owner closed it */
     atomic_store_explicit(&ts->word, FRT_TS_ATTACHED, memory_order_relaxed);
     atomic_store_explicit(&ts->tid, tid, memory_order_release);
     tid_insert(ts, tid);
@@ -264,6 +264,7 @@ void frt__tstate_fini(void)
     frt_tstate *ts = frt__rt.free_states;
     while (ts) {
         frt_tstate *next = ts->next_free;
+        frt_objq_destroy(&ts->brc_queue);
         frt__sys_free(ts);
         ts = next;
     }

@@ -20,6 +20,7 @@
 #include <frt/object.h>
 
 #include "mpsc.h"
+#include "obj_queue.h"
 #include "pool.h"
 
 enum {
@@ -50,7 +51,7 @@ typedef struct frt_tstate {
     _Atomic uint32_t word;
     _Atomic uintptr_t tid;  /* current id; 0 while the state is unused */
     uintptr_t owner_id;     /* ob_tid of the objects we create: tid, 0 once detaching */
-    frt_mpsc brc_queue;     /* objects other threads queued for us to merge */
+    frt_objq brc_queue;     /* objects other threads queued for us to merge */
     frt_heap *heap;
     uint32_t tid_index;     /* our entry in the id table */
     unsigned blocking_depth;
