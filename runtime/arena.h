@@ -77,6 +77,7 @@ typedef struct frt_arena {
     struct frt_arena *next, *prev;
     uint32_t pages_used;
     uint32_t numa_node;    /* where it was bound, or UINT32_MAX */
+    uint64_t released_ns;  /* in the arena cache: when it emptied */
     frt_page pages[FRT_PAGES_PER_ARENA];
     uint64_t genmap[2][FRT_GENMAP_WORDS];
 } frt_arena;
@@ -92,9 +93,16 @@ static inline frt_page *frt_page_of(const void *p)
     return &a->pages[((uintptr_t)p - (uintptr_t)a) >> FRT_PAGE_SHIFT];
 }
 
-/* Arena supply: the global cache of empty arenas, then the OS. */
+/* Arena supply: the global cache of empty arenas, then the OS. An arena
+ * the cache holds beyond frt_config.arena_cache is unmapped once it has
+ * been empty this long (arena.c: the delayed purge). */
+#define FRT_ARENA_PURGE_NS ((uint64_t)100 * 1000 * 1000)
 frt_arena *frt__arena_acquire(struct frt_heap *owner);
+/* The one place an arena that has emptied leaves its heap: cached, then
+ * unmapped by a later purge. */
 void frt__arena_release(frt_arena *a);
+/* Unmap what has been cached past the delay; cheap when nothing is due. */
+void frt__arena_purge_poll(void);
 size_t frt__arena_cache_trim(size_t keep); /* bytes returned to the OS */
 void frt__arena_unmap_all_cached(void);
 void frt__arena_destroy(frt_arena *a);     /* shutdown: straight back to the OS */

@@ -37,7 +37,8 @@ static frt_object *new_object(const frt_type *type, size_t extra, int shared)
         errno = ENOMEM;
         return NULL;
     }
-    memset((char *)o + sizeof(frt_object), 0, size - sizeof(frt_object));
+    if (size > sizeof(frt_object)) /* no call for a header-only object */
+        memset((char *)o + sizeof(frt_object), 0, size - sizeof(frt_object));
     /* The baseline build (FRT_RC_ATOMIC_ONLY) makes every object shared,
      * like Arc; a detaching thread (owner_id 0) may own nothing. */
     uintptr_t owner = FRT_RC_ATOMIC_ONLY || shared ? 0 : ts->owner_id;
@@ -184,6 +185,18 @@ void frt__dealloc(frt_object *o)
         dealloc_one(NULL, o);
         return;
     }
+#if !FRT_DEBUG
+    /* A trivial object (no finalize, no destroy, no flags: not large, no
+     * weakref, no finalizer; untracked) runs no code when freed: free its
+     * block here, without the loop below. Debug builds poison it there. */
+    const frt_type *t = o->ob_type;
+    if (!t->finalize && !t->destroy && !o->ob_gc_bits &&
+        !atomic_load_explicit(&o->ob_flags, memory_order_relaxed)) {
+        o->ob_type = NULL;
+        frt__block_free(ts->heap, o);
+        return;
+    }
+#endif
     if (ts->in_dealloc) {
         atomic_store_explicit(&o->ob_tid, (uintptr_t)ts->dealloc_pending, memory_order_relaxed);
         ts->dealloc_pending = o;

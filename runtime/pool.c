@@ -159,6 +159,7 @@ static frt_page *heap_new_page(frt_heap *h, unsigned cls)
 void *frt__heap_alloc_slow(frt_heap *h, unsigned cls)
 {
     frt__heap_collect_remote(h);
+    frt__arena_purge_poll(); /* one relaxed load unless a purge is due */
     frt_page *p = h->current[cls];
     for (;;) {
         if (p != &frt__empty_page) {

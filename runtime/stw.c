@@ -123,6 +123,7 @@ void frt_safepoint(void)
         return;
     }
     frt__heap_collect_remote(ts->heap);
+    frt__arena_purge_poll();
     frt__safepoint_poll(ts);
 }
 

@@ -4,6 +4,7 @@
  * back to the OS after a 64 MiB peak. */
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <frt/frt.h>
 
@@ -543,8 +544,67 @@ static void test_trim_peak(void)
     CHECK_EQ(frt_shutdown(), 0);
 }
 
+/* Delayed purge: arenas that empty beyond arena_cache stay mapped for the
+ * purge delay, so allocating them again maps nothing; past the delay the
+ * next purge check (here frt_safepoint) unmaps them without a trim; and a
+ * trim unmaps them at once. */
+static void fill_256(frt_object **objs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        objs[i] = new_total(256);
+        CHECK(objs[i]);
+    }
+}
+
+static void drop(frt_object **objs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        frt_decref(objs[i]);
+}
+
+static void test_delayed_purge(void)
+{
+    start();
+    frt_heap_trim();
+    frt_test_fault_set(FRT_FAULT_MAP, 0, 0);
+    const size_t n = 16 * FRT_ARENA_SIZE / 256; /* about 16 arenas, beyond arena_cache (4) */
+    frt_object **objs = malloc(n * sizeof *objs);
+    CHECK(objs);
+    fill_256(objs, n);
+    frt_heap_stats full = stats();
+    CHECK(full.arenas >= 12);
+    drop(objs, n);
+    frt_heap_stats emptied = stats();
+    CHECK_EQ(emptied.arenas, full.arenas); /* all kept: the delay has not passed */
+    long maps = frt_test_fault_count(FRT_FAULT_MAP);
+    fill_256(objs, n);
+    CHECK_EQ(frt_test_fault_count(FRT_FAULT_MAP), maps); /* reused, not mapped again */
+    drop(objs, n);
+
+    /* Past the delay, the purge gives back all but arena_cache arenas. */
+    struct timespec ts = {0, (long)(FRT_ARENA_PURGE_NS + FRT_ARENA_PURGE_NS / 2)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    frt_safepoint();
+    frt_heap_stats purged = stats();
+    fprintf(stderr, "delayed purge: %zu arenas at the peak, %zu kept after freeing, %zu after the "
+                    "delay\n", full.arenas, emptied.arenas, purged.arenas);
+    CHECK(purged.arenas < emptied.arenas);
+    CHECK(purged.arenas_returned > emptied.arenas_returned);
+
+    /* A trim hands back everything at once, delay or not. */
+    fill_256(objs, n);
+    drop(objs, n);
+    CHECK(stats().arenas > purged.arenas);
+    frt_heap_trim();
+    CHECK(stats().arenas <= 1); /* at most the pages a trim keeps current */
+    free(objs);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
 int main(void)
 {
+    test_delayed_purge();
     test_size_classes();
     test_every_class();
     test_recycle_zeroed();
