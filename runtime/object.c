@@ -170,33 +170,15 @@ static void dealloc_one(frt_tstate *ts, frt_object *o)
  * bring more counts to zero: those wait on a per-thread list and the
  * outermost call frees them in a loop, so freeing a chain of 10^7 objects
  * needs no stack (CPython needs its trashcan for the same thing). A dead
- * object's ob_tid is free to serve as the list link. */
-void frt__dealloc(frt_object *o)
+ * object's ob_tid is free to serve as the list link. Out of line, so that
+ * the trivial path in frt__dealloc saves no registers for it. */
+__attribute__((noinline)) static void dealloc_general(frt_tstate *ts, frt_object *o)
 {
-    if (FRT_UNLIKELY(atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) == FRT_REF_IMMORTAL))
-        return; /* made immortal while a decref was in flight */
-    if (FRT_UNLIKELY(!o->ob_type)) {
-        frt__misuse(o, "last reference dropped on a freed object");
-        return;
-    }
-    frt_tstate *ts = frt__tstate();
     if (!ts) {
         FRT_MISUSE(o, "last reference dropped by a thread that is not attached");
         dealloc_one(NULL, o);
         return;
     }
-#if !FRT_DEBUG
-    /* A trivial object (no finalize, no destroy, no flags: not large, no
-     * weakref, no finalizer; untracked) runs no code when freed: free its
-     * block here, without the loop below. Debug builds poison it there. */
-    const frt_type *t = o->ob_type;
-    if (!t->finalize && !t->destroy && !o->ob_gc_bits &&
-        !atomic_load_explicit(&o->ob_flags, memory_order_relaxed)) {
-        o->ob_type = NULL;
-        frt__block_free(ts->heap, o);
-        return;
-    }
-#endif
     if (ts->in_dealloc) {
         atomic_store_explicit(&o->ob_tid, (uintptr_t)ts->dealloc_pending, memory_order_relaxed);
         ts->dealloc_pending = o;
@@ -217,6 +199,30 @@ void frt__dealloc(frt_object *o)
         ts->dealloc_pending = (frt_object *)atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
     }
     ts->in_dealloc = 0;
+}
+
+void frt__dealloc(frt_object *o)
+{
+    if (FRT_UNLIKELY(atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) == FRT_REF_IMMORTAL))
+        return; /* made immortal while a decref was in flight */
+    const frt_type *t = o->ob_type;
+    if (FRT_UNLIKELY(!t)) {
+        frt__misuse(o, "last reference dropped on a freed object");
+        return;
+    }
+    frt_tstate *ts = frt__tstate();
+#if !FRT_DEBUG
+    /* A trivial object (no finalize, no destroy, no flags: not large, no
+     * weakref, no finalizer; untracked) runs no code when freed: free its
+     * block here, without the loop. Debug builds poison it there. */
+    if (FRT_LIKELY(ts != NULL) && !t->finalize && !t->destroy && !o->ob_gc_bits &&
+        !atomic_load_explicit(&o->ob_flags, memory_order_relaxed)) {
+        o->ob_type = NULL;
+        frt__block_free(ts->heap, o);
+        return;
+    }
+#endif
+    dealloc_general(ts, o);
 }
 
 /* A chain of dead objects linked through ob_tid (a merge's or a vanished
@@ -245,5 +251,5 @@ void frt__dealloc_chain(frt_object *chain)
         atomic_store_explicit(&last->ob_tid, (uintptr_t)ts->dealloc_pending, memory_order_relaxed);
         ts->dealloc_pending = chain;
     }
-    frt__dealloc(first);
+    dealloc_general(ts, first); /* never the trivial path: the loop must drain the chain */
 }

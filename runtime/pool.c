@@ -132,6 +132,14 @@ void frt__page_empty(frt_heap *h, frt_page *p)
         page_retire(h, p);
 }
 
+void frt__page_freed_slow(frt_heap *h, frt_page *p)
+{
+    if (p->in_full)
+        frt__page_unfull(h, p);
+    if (p->used == 0)
+        frt__page_empty(h, p);
+}
+
 static frt_page *heap_new_page(frt_heap *h, unsigned cls)
 {
     frt_page *p = h->free_pages;
