@@ -25,6 +25,7 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static frt_arena *cache, *cache_oldest; /* newest first, linked by next/prev */
 static size_t cache_len;
 static _Atomic uint64_t purge_due;     /* when the oldest cached arena expires; 0: none */
+static uint64_t purge_ns = FRT_ARENA_PURGE_NS; /* under cache_lock */
 
 void frt__arenas_fork(int phase)
 {
@@ -76,7 +77,7 @@ static void update_due(void)
 {
     uint64_t due = 0;
     if (cache_len > frt__rt.config.arena_cache)
-        due = cache_oldest->released_ns + FRT_ARENA_PURGE_NS;
+        due = cache_oldest->released_ns + purge_ns;
     atomic_store_explicit(&purge_due, due, memory_order_relaxed);
 }
 
@@ -152,7 +153,7 @@ static size_t cache_purge(size_t keep, int expired_only)
     for (;;) {
         pthread_mutex_lock(&cache_lock);
         frt_arena *a = cache_oldest;
-        if (cache_len <= keep || (expired_only && now - a->released_ns < FRT_ARENA_PURGE_NS))
+        if (cache_len <= keep || (expired_only && now - a->released_ns < purge_ns))
             a = NULL;
         if (a)
             cache_unlink(a);
@@ -169,6 +170,14 @@ void frt__arena_purge_poll(void)
     uint64_t due = atomic_load_explicit(&purge_due, memory_order_relaxed);
     if (due && frt__now_ns() >= due)
         cache_purge(frt__rt.config.arena_cache, 1);
+}
+
+void frt__arena_set_purge_delay(uint64_t ns)
+{
+    pthread_mutex_lock(&cache_lock);
+    purge_ns = ns;
+    update_due();
+    pthread_mutex_unlock(&cache_lock);
 }
 
 size_t frt__arena_cache_trim(size_t keep)

@@ -97,6 +97,8 @@ static inline frt_page *frt_page_of(const void *p)
  * the cache holds beyond frt_config.arena_cache is unmapped once it has
  * been empty this long (arena.c: the delayed purge). */
 #define FRT_ARENA_PURGE_NS ((uint64_t)100 * 1000 * 1000)
+/* Tests: another delay from now on (the default is FRT_ARENA_PURGE_NS). */
+void frt__arena_set_purge_delay(uint64_t ns);
 frt_arena *frt__arena_acquire(struct frt_heap *owner);
 /* The one place an arena that has emptied leaves its heap: cached, then
  * unmapped by a later purge. */

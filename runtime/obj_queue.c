@@ -54,7 +54,7 @@ int frt_objq_push(frt_objq *q, frt_object *o)
         }
         /* No chunk to spare: allocate one outside the lock, and go again. */
         frt_ticket_lock_release(&q->lock);
-        fresh = frt__sys_calloc(1, sizeof *fresh);
+        fresh = frt__sys_calloc_as(FRT_FAULT_NODE, 1, sizeof *fresh);
         if (!fresh)
             return FRT_OBJQ_NOMEM;
     }
