@@ -216,9 +216,12 @@ frt_tstate *frt__tstate_fork_child(frt_tstate *me)
         if (ts == me)
             continue;
         registry_remove(ts);
-        /* Id 0 first: from here a thread that would queue to it merges on
-         * the spot, as for any thread that has left. */
-        atomic_store_explicit(&ts->tid, 0, memory_order_release);
+        /* Out of the id table first: from here a thread that would queue
+         * to it merges on the spot, as for any thread that has left. Its
+         * id stays in ts->tid until take_over has given up its objects
+         * (the walk looks for that id; the OS gives the pointer to the
+         * child's next thread). */
+        atomic_store_explicit(&frt__rt.by_tid[ts->tid_index], TID_GONE, memory_order_release);
         atomic_store_explicit(&ts->word, FRT_TS_DETACHED, memory_order_relaxed);
         ts->next_free = gone;
         gone = ts;
@@ -232,9 +235,12 @@ frt_tstate *frt__tstate_fork_child(frt_tstate *me)
 void frt__tstate_take_over(frt_tstate *ts)
 {
     /* Its queue holds references others handed it: merge them (the owner
-     * cannot be writing local counts any more) and close it. */
+     * cannot be writing local counts any more), give up every object it
+     * owned, as its detach would have, and close the queue. */
+    ts->owner_id = 0;
     if (frt__rt.hooks.close_queue)
         frt__rt.hooks.close_queue(ts);
+    atomic_store_explicit(&ts->tid, 0, memory_order_release);
     /* Its heap becomes an orphan like a detached thread's: its objects stay
      * where heap walks find them, the next attaching thread adopts it. A
      * thread that vanished in the middle of detaching left it so already. */
