@@ -34,6 +34,7 @@ static __thread struct {
 static void (*const lock_hooks[])(int phase) = {
     frt__finalizers_fork, frt__weakrefs_fork, frt__heaps_fork,
     frt__arenas_fork,     frt__large_fork,    frt__stw_fork,
+    frt__parking_lot_fork,
 };
 #define NHOOKS (sizeof lock_hooks / sizeof lock_hooks[0])
 

@@ -710,7 +710,7 @@ static void do_global(const prop_op *op, size_t pidx, const prop_cfg *cfg, prop_
         r.result = frt_gc_collect(r.gen);
         if (r.result != e.ret)
             prop_fail("collect-result", "frt_gc_collect(%u) returned %ld; the model finds %ld "
-                      "unreachable (%zu of them resurrected)", r.gen, r.result, e.ret,
+                      "collected (%zu more resurrected)", r.gen, r.result, e.ret,
                       e.n_resurrected);
         res->collections_checked++;
         break;

@@ -968,7 +968,6 @@ void prop_model_predict_collect(prop_model *m, int gen, prop_expect *e)
         u[i] = in[i] && !mark[i];
         e->n_unreachable += u[i];
     }
-    e->ret = (long)e->n_unreachable;
     m->unreachable_found += e->n_unreachable;
 
     /* First stop: garbage weakrefs are cleared, and so are weakrefs with a
@@ -1004,6 +1003,8 @@ void prop_model_predict_collect(prop_model *m, int gen, prop_expect *e)
     p_mark_external(&p, u, 1, mark);
     for (size_t i = 0; i < N; i++)
         e->n_resurrected += u[i] && mark[i];
+    /* What collect returns leaves the resurrected out, as CPython. */
+    e->ret = (long)(e->n_unreachable - e->n_resurrected);
     for (size_t i = 0; i < N; i++) {
         if (!u[i] || mark[i])
             continue;

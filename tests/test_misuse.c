@@ -141,6 +141,57 @@ static int case_shutdown_in_shutdown(void)
     return frt_shutdown() == 1 ? 0 : 1; /* o is alive (leaked on purpose) */
 }
 
+/* A finalizer that detaches while its thread's dealloc loop still has
+ * objects pending (a parent's destroy dropped many children; the one
+ * dropped last is freed first and detaches). The detach is refused: the
+ * thread stays attached and the loop frees every pending child. */
+#define DETACH_CHILDREN 2001
+static int detach_destroyed, detach_attached_after = -1;
+
+static void detach_finalize(frt_object *self)
+{
+    (void)self;
+    frt_thread_detach();
+    detach_attached_after = frt_thread_is_attached();
+}
+
+static void count_destroy(frt_object *self)
+{
+    (void)self;
+    detach_destroyed++;
+}
+
+static const frt_type detach_child_type = {"misuse.child", sizeof(cell), NULL, NULL, NULL, count_destroy};
+static const frt_type detach_fin_type = {"misuse.detach", sizeof(cell), NULL, NULL, detach_finalize,
+                                         count_destroy};
+
+typedef struct parent {
+    frt_object ob;
+    frt_object *child[DETACH_CHILDREN];
+} parent;
+
+static void parent_destroy(frt_object *self)
+{
+    parent *p = (parent *)self;
+    for (int i = 0; i < DETACH_CHILDREN; i++)
+        frt_decref(p->child[i]);
+}
+
+static const frt_type parent_type = {"misuse.parent", sizeof(parent), NULL, NULL, NULL, parent_destroy};
+
+static int case_detach_in_finalizer(void)
+{
+    frt_init(NULL);
+    parent *p = (parent *)frt_new(&parent_type);
+    for (int i = 0; i < DETACH_CHILDREN; i++)
+        p->child[i] = frt_new(i == DETACH_CHILDREN - 1 ? &detach_fin_type : &detach_child_type);
+    frt_decref(&p->ob);
+    int ok = detach_attached_after == 1 && detach_destroyed == DETACH_CHILDREN && frt_thread_is_attached();
+    printf("detach in a finalizer: attached after %d, destroyed %d of %d\n", detach_attached_after,
+           detach_destroyed, DETACH_CHILDREN);
+    return ok && frt_shutdown() == 0 ? 0 : 1;
+}
+
 static int case_blocking_end_unbalanced(void)
 {
     frt_init(NULL);
@@ -163,6 +214,50 @@ static int case_shutdown_other_thread(void)
     void *ok = NULL;
     CHECK_EQ(pthread_join(test_spawn(other_thread_shutdown, NULL), &ok), 0);
     return ok && frt_shutdown() == 0 ? 0 : 1;
+}
+
+static frt_mutex held_elsewhere = FRT_MUTEX_INIT;
+
+static void *lock_and_leave(void *arg)
+{
+    (void)arg;
+    frt_mutex_lock(&held_elsewhere);
+    return NULL;
+}
+
+static int case_unlock_not_held(void)
+{
+    frt_init(NULL);
+    CHECK_EQ(pthread_join(test_spawn(lock_and_leave, NULL), NULL), 0);
+    frt_mutex_unlock(&held_elsewhere);
+    return 0;
+}
+
+static int case_unlock_unlocked(void)
+{
+    frt_mutex m = FRT_MUTEX_INIT;
+    return frt_mutex_unlock(&m) == FRT_ESTATE ? 0 : 1;
+}
+
+static int case_sections_out_of_order(void)
+{
+    frt_init(NULL);
+    frt_object *a = frt_new(&plain_type), *b = frt_new(&plain_type);
+    frt_critical_section ca, cb;
+    frt_critical_section_begin(&ca, a);
+    frt_critical_section_begin(&cb, b);
+    frt_critical_section_end(&ca);
+    return 0;
+}
+
+static int case_freed_while_locked(void)
+{
+    frt_init(NULL);
+    frt_object *o = frt_new(&plain_type);
+    FRT_BEGIN_CRITICAL_SECTION(o);
+    frt_decref(o);
+    FRT_END_CRITICAL_SECTION();
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -192,8 +287,17 @@ static const mcase cases[] = {
      NULL, 1},
     {"blocking_end without begin", case_blocking_end_unbalanced, "frt_blocking_end without frt_blocking_begin",
      NULL, 1},
+    {"detach in a finalizer", case_detach_in_finalizer, "frt_thread_detach from a finalizer, destroy or callback",
+     NULL, 1},
     {"shutdown from another thread", case_shutdown_other_thread,
      "frt_shutdown from a thread other than the one that called frt_init", NULL, 1},
+    {"unlock a mutex held elsewhere", case_unlock_not_held,
+     "frt_mutex_unlock by a thread that does not hold it", NULL, 0},
+    {"unlock an unlocked mutex", case_unlock_unlocked, "frt_mutex_unlock of an unlocked mutex", NULL, 1},
+    {"sections ended out of order", case_sections_out_of_order, "critical sections ended out of order",
+     "misuse.plain", 0},
+    {"freed while locked", case_freed_while_locked, "object freed while its mutex is locked",
+     "misuse.plain", 0},
 };
 
 static void run_case(const mcase *c)
