@@ -1,50 +1,40 @@
 /* Merge queues: how a non-owner hands a reference to an object's owner.
  *
- * A queue is an MPSC stack on the owner's thread state, of 16-byte nodes
- * allocated from the pusher's own heap (the object header has no spare word
- * for a link). The owner merges at its next safepoint. Three cases merge
- * elsewhere, each safe because the owner cannot be writing the local count:
+ * A queue is a chunked stack of object pointers on the owner's thread
+ * state (runtime/obj_queue.h): a push stores one pointer, allocating
+ * nothing per object, and only the push that finds the queue empty sets
+ * MERGE in the owner's state word. The owner merges at its next safepoint.
+ * Three cases merge elsewhere, each safe because the owner cannot be
+ * writing the local count:
  *   - the owner has detached (its id matches no thread, or its queue is
  *     closed): the pusher merges on the spot;
  *   - the owner is BLOCKED (frt_blocking_begin): the pusher registers as a
  *     helper in the owner's state word, which keeps the owner from
  *     re-attaching, and merges the owner's whole queue for it, so a thread
  *     parked in a long blocking call holds no memory hostage (gh-157838);
- *   - the queue node cannot be allocated: the pusher stops the world and
- *     merges with everyone parked. */
+ *   - the queue has no room and no chunk can be allocated: the pusher stops
+ *     the world and merges with everyone parked. */
 #include "brc.h"
 #include "../runtime/debug.h"
 #include "../runtime/object_internal.h"
 #include "../runtime/os.h"
 
-typedef struct brc_node {
-    frt_mpsc_node link;
-    frt_object *obj;
-} brc_node;
-
-_Static_assert(sizeof(brc_node) <= 16, "queue nodes live in the 16-byte raw class");
-
-static frt_heap *my_heap(void)
+/* Merge what was taken from q; objects whose count reached zero are
+ * chained through their (dead) ob_tid onto *dead for the caller to free.
+ * The chunks go back to q for its next pushes. */
+static void merge_chunks(frt_objq *q, frt_objq_chunk *chunks, frt_object **dead)
 {
-    frt_tstate *me = frt__tstate();
-    return me ? me->heap : NULL;
-}
-
-/* Merge a batch; objects whose count reached zero are chained through
- * their (dead) ob_tid onto *dead for the caller to free. */
-static void merge_nodes(frt_mpsc_node *n, frt_object **dead)
-{
-    frt_heap *heap = my_heap();
-    while (n) {
-        brc_node *bn = (brc_node *)n;
-        frt_object *o = bn->obj;
-        n = n->next;
-        frt__block_free(heap, bn);
-        if (frt__brc_merge(o, -1) == 0) {
-            atomic_store_explicit(&o->ob_tid, (uintptr_t)*dead, memory_order_relaxed);
-            *dead = o;
+    for (frt_objq_chunk *c = chunks; c; c = c->next) {
+        for (uint32_t i = 0; i < c->n; i++) {
+            frt_object *o = c->obj[i];
+            if (frt__brc_merge(o, -1) == 0) {
+                atomic_store_explicit(&o->ob_tid, (uintptr_t)*dead, memory_order_relaxed);
+                *dead = o;
+            }
         }
     }
+    if (chunks)
+        frt_objq_recycle(q, chunks);
 }
 
 static void free_dead(frt_object *dead)
@@ -54,7 +44,7 @@ static void free_dead(frt_object *dead)
 
 void frt__brc_take_queue(frt_tstate *ts, frt_object **dead)
 {
-    merge_nodes(frt_mpsc_take(&ts->brc_queue), dead);
+    merge_chunks(&ts->brc_queue, frt_objq_take(&ts->brc_queue), dead);
 }
 
 void frt__brc_free_dead(frt_object *dead)
@@ -65,21 +55,57 @@ void frt__brc_free_dead(frt_object *dead)
 void frt__brc_merge_queue(frt_tstate *ts)
 {
     frt_object *dead = NULL;
-    merge_nodes(frt_mpsc_take(&ts->brc_queue), &dead);
+    merge_chunks(&ts->brc_queue, frt_objq_take(&ts->brc_queue), &dead);
     free_dead(dead);
 }
 
-/* At detach, the owner still has its id: it merges and frees until the
- * queue is empty and closes it only then, so every object queued to it is
- * freed by it as the owner (finalize_once needs that). The loop ends: an
- * object is queued to its owner at most once, and only what the frees
- * themselves allocate can be queued anew. (A fork child closes the queue
- * of a thread that did not come along, whose id is gone already: nothing
- * is pushed to it any more, and one round empties it.) */
+typedef struct disown_walk {
+    uintptr_t tid;
+    frt_object *dead;
+} disown_walk;
+
+/* Reads nothing but ob_tid, atomically: other threads may be freeing
+ * merged objects of our heap meanwhile (a free block's link overlays
+ * ob_tid and is written atomically, runtime/mpsc.h). A link or a free
+ * block never equals a thread pointer, so only our live objects match. */
+static void disown_one(void *block, size_t size, void *arg)
+{
+    (void)size;
+    disown_walk *d = arg;
+    frt_object *o = block;
+    if (atomic_load_explicit(&o->ob_tid, memory_order_relaxed) != d->tid)
+        return;
+    if (frt__brc_merge(o, 0) == 0) {
+        atomic_store_explicit(&o->ob_tid, (uintptr_t)d->dead, memory_order_relaxed);
+        d->dead = o;
+    }
+}
+
+/* Detach. The owner keeps its id throughout: every object queued to it
+ * is merged and freed by it as the owner (finalize_once needs that), and
+ * it gives up every object it owns, since the next thread given its thread
+ * pointer must find none claiming it. An owned object lives in our heap or
+ * among the large objects (object.c keeps it so); the walk costs one load
+ * per block of our heap. The frees run finalizers and destroys, which may
+ * allocate (objects we own) and drop references (queued to us): so go
+ * round until a walk frees nothing and the queue closes empty, the only
+ * moment nothing of ours is left anywhere. It ends: an object is queued to
+ * us at most once, and only what the frees allocate can be ours anew. (A
+ * fork child closes the queue of a thread that did not come along: nothing
+ * is pushed to it any more and its frees run on the calling thread, so one
+ * round does.) */
 void frt__brc_close_queue(frt_tstate *ts)
 {
-    while (!frt_mpsc_close_empty(&ts->brc_queue))
+    uintptr_t tid = atomic_load_explicit(&ts->tid, memory_order_relaxed);
+    for (;;) {
         frt__brc_merge_queue(ts);
+        disown_walk d = {tid, NULL};
+        frt__heap_walk_blocks(ts->heap, disown_one, &d);
+        frt__large_walk(disown_one, &d);
+        if (!d.dead && frt_objq_close_empty(&ts->brc_queue))
+            return;
+        free_dead(d.dead);
+    }
 }
 
 /* Merge for a BLOCKED owner. Objects are freed only after we stop being a
@@ -90,7 +116,7 @@ static void help(frt_tstate *owner)
     if (!frt__tstate_help_begin(owner))
         return;
     frt_object *dead = NULL;
-    merge_nodes(frt_mpsc_take(&owner->brc_queue), &dead);
+    merge_chunks(&owner->brc_queue, frt_objq_take(&owner->brc_queue), &dead);
     frt__tstate_help_end(owner);
     free_dead(dead);
 }
@@ -115,17 +141,16 @@ void frt__brc_queue(frt_object *o)
         merge_here(o);
         return;
     }
-    frt_heap *heap = my_heap();
-    if (!heap) {
+    if (!frt__tstate()) {
         /* Misuse: a thread that is not attached cannot queue, nor stop the
          * world. Keeping the reference (a leak) is the safe failure. */
         frt__misuse(o, "last shared reference dropped by a thread that is not attached");
         return;
     }
-    /* FRT_FAULT_NODE lets a test refuse this node alone; the heap refuses
-     * it too when no arena can be mapped (FRT_FAULT_MAP). */
-    brc_node *bn = frt__fault_hit(FRT_FAULT_NODE) ? NULL : frt__heap_alloc(heap, FRT_CLASS_RAW);
-    if (!bn) {
+    /* FRT_FAULT_NODE lets a test refuse this queue entry alone; the queue
+     * refuses it too when it needs a chunk and none can be allocated. */
+    int pushed = frt__fault_hit(FRT_FAULT_NODE) ? FRT_OBJQ_NOMEM : frt_objq_push(&owner->brc_queue, o);
+    if (pushed == FRT_OBJQ_NOMEM) {
         if (frt_stop_the_world() == 0) {
             intptr_t count = frt__brc_merge(o, -1);
             frt_start_the_world();
@@ -136,13 +161,18 @@ void frt__brc_queue(frt_object *o)
         }
         return;
     }
-    bn->obj = o;
-    if (frt_mpsc_push(&owner->brc_queue, &bn->link) != 0) {
-        frt__block_free(heap, bn); /* closed: the owner has detached */
+    if (pushed == FRT_OBJQ_CLOSED) { /* the owner has detached */
         merge_here(o);
         return;
     }
-    uint32_t w = atomic_fetch_or_explicit(&owner->word, FRT_TS_MERGE, memory_order_seq_cst);
+    /* Only the push onto an empty queue sets MERGE: the owner clears it
+     * before it takes the queue, so a later push finds the queue empty
+     * again and sets it anew. Later pushes only look at the owner's state:
+     * if the first one's help was refused (a stop was suspending the
+     * owner), a BLOCKED owner must still not hold them hostage. */
+    uint32_t w = pushed == FRT_OBJQ_FIRST
+                     ? atomic_fetch_or_explicit(&owner->word, FRT_TS_MERGE, memory_order_seq_cst)
+                     : atomic_load_explicit(&owner->word, memory_order_relaxed);
     if (frt_ts_state(w) == FRT_TS_BLOCKED || frt_ts_state(w) == FRT_TS_SUSPENDED)
         help(owner); /* help_begin refuses a thread parked at a safepoint */
 }
@@ -151,4 +181,5 @@ void frt__brc_install(frt_hooks *hooks)
 {
     hooks->merge_queue = frt__brc_merge_queue;
     hooks->close_queue = frt__brc_close_queue;
+    hooks->merge = frt__brc_merge;
 }

@@ -49,6 +49,18 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra)
 void frt__decref_shared(frt_object *o)
 {
     intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
+    if (FRT_REF_STATE(shared) == FRT_REF_MERGED) {
+        /* Merged is final while anyone holds a reference (only the thread
+         * that frees the object may resurrect it as owned): no state to
+         * preserve, so one fetch_sub does, where the loop below needs a CAS. */
+        intptr_t prev = atomic_fetch_sub_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE,
+                                                  memory_order_acq_rel);
+        if (prev == (FRT_REF_SHARED_ONE | FRT_REF_MERGED))
+            frt__dealloc(o);
+        else if (prev < (FRT_REF_SHARED_ONE | FRT_REF_MERGED))
+            frt__misuse(o, "decref below zero");
+        return;
+    }
     intptr_t next;
     int queue;
     do {
@@ -117,13 +129,18 @@ static void make_immortal(frt_object *o)
     atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
 }
 
+void frt__incref_overflow(frt_object *o)
+{
+    make_immortal(o); /* the owner's count is full: never freed from now on */
+}
+
 void frt_set_immortal(frt_object *o)
 {
     if (!o || frt_is_immortal(o))
         return;
     FRT_CHECK_LIVE(o, "frt_set_immortal");
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
-    if (tid == frt__tls_tid || tid == 0) {
+    if (tid == frt__thread_id() || tid == 0) {
         /* Nobody else writes the local count of an object we own or that
          * has no owner; in-flight shared decrefs check immortality before
          * they can free it (frt__dealloc, frt__brc_merge). */
@@ -146,7 +163,7 @@ int frt_make_shared(frt_object *o)
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
     if (frt_is_immortal(o) || tid == 0)
         return FRT_EALREADY;
-    if (tid != frt__tls_tid)
+    if (tid != frt__thread_id())
         return FRT_ESTATE;
     frt__brc_merge(o, 0);
     return 0;
@@ -176,7 +193,7 @@ void frt__decref_checked(frt_object *o)
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
     intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
     if (local != FRT_REF_IMMORTAL) {
-        if (tid == frt__tls_tid && local == 0)
+        if (tid == frt__thread_id() && local == 0)
             frt__misuse(o, "decref below zero");
         if (tid == 0 && FRT_REF_STATE(shared) == FRT_REF_MERGED && (shared >> FRT_REF_SHARED_SHIFT) <= 0)
             frt__misuse(o, "decref below zero");

@@ -23,8 +23,9 @@
 #define FRT_PAGE_SIZE ((size_t)1 << FRT_PAGE_SHIFT)
 #define FRT_PAGES_PER_ARENA (FRT_ARENA_SIZE / FRT_PAGE_SIZE)
 
-/* Class 0 (16 bytes) holds the runtime's own small records (BRC queue
- * nodes); objects are at least 32 bytes and use classes 1 and up. */
+/* Class 0 (16 bytes) is for the runtime's own small records (none today:
+ * it is never walked as objects); objects are at least 32 bytes and use
+ * classes 1 and up. */
 #define FRT_NCLASSES 36
 #define FRT_CLASS_RAW 0
 #define FRT_CLASS_NONE 0xff
@@ -76,6 +77,7 @@ typedef struct frt_arena {
     struct frt_arena *next, *prev;
     uint32_t pages_used;
     uint32_t numa_node;    /* where it was bound, or UINT32_MAX */
+    uint64_t released_ns;  /* in the arena cache: when it emptied */
     frt_page pages[FRT_PAGES_PER_ARENA];
     uint64_t genmap[2][FRT_GENMAP_WORDS];
 } frt_arena;
@@ -91,9 +93,18 @@ static inline frt_page *frt_page_of(const void *p)
     return &a->pages[((uintptr_t)p - (uintptr_t)a) >> FRT_PAGE_SHIFT];
 }
 
-/* Arena supply: the global cache of empty arenas, then the OS. */
+/* Arena supply: the global cache of empty arenas, then the OS. An arena
+ * the cache holds beyond frt_config.arena_cache is unmapped once it has
+ * been empty this long (arena.c: the delayed purge). */
+#define FRT_ARENA_PURGE_NS ((uint64_t)100 * 1000 * 1000)
+/* Tests: another delay from now on (the default is FRT_ARENA_PURGE_NS). */
+void frt__arena_set_purge_delay(uint64_t ns);
 frt_arena *frt__arena_acquire(struct frt_heap *owner);
+/* The one place an arena that has emptied leaves its heap: cached, then
+ * unmapped by a later purge. */
 void frt__arena_release(frt_arena *a);
+/* Unmap what has been cached past the delay; cheap when nothing is due. */
+void frt__arena_purge_poll(void);
 size_t frt__arena_cache_trim(size_t keep); /* bytes returned to the OS */
 void frt__arena_unmap_all_cached(void);
 void frt__arena_destroy(frt_arena *a);     /* shutdown: straight back to the OS */

@@ -7,18 +7,17 @@
 
 static void report(const frt_object *o, const char *what)
 {
-    uintptr_t self = frt__tls_tid;
+    const char *attached = frt__tstate() ? "" : "unattached:";
+    unsigned long self = (unsigned long)frt__thread_id();
     if (!o) {
-        fprintf(stderr, "frt: misuse: %s (thread %s%lu)\n", what,
-                self == FRT_TID_DETACHED ? "unattached:" : "", self == FRT_TID_DETACHED ? 0ul : (unsigned long)self);
+        fprintf(stderr, "frt: misuse: %s (thread %s%lu)\n", what, attached, self);
     } else {
         /* Read what a freed block still says: the type slot is NULL there. */
         const frt_type *t = o->ob_type;
         uintptr_t owner = atomic_load_explicit(&((frt_object *)o)->ob_tid, memory_order_relaxed);
         fprintf(stderr, "frt: misuse: %s: object %p type '%s' owner %lu (thread %s%lu)\n", what,
                 (const void *)o, t ? (t->name ? t->name : "?") : "<freed>", (unsigned long)owner,
-                self == FRT_TID_DETACHED ? "unattached:" : "",
-                self == FRT_TID_DETACHED ? 0ul : (unsigned long)self);
+                attached, self);
     }
     fflush(stderr);
 }

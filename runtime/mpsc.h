@@ -21,6 +21,18 @@ typedef struct frt_mpsc {
 
 #define FRT_MPSC_CLOSED ((frt_mpsc_node *)1)
 
+/* The link of a node being pushed is stored atomically: a freed block is
+ * pushed as a node whose link overlays an object's ob_tid, which its
+ * heap's owner may be reading at that moment (brc/merge_queue.c). */
+static inline void frt_mpsc_link(frt_mpsc_node *n, frt_mpsc_node *next)
+{
+#if defined(__GNUC__)
+    __atomic_store_n(&n->next, next, __ATOMIC_RELAXED);
+#else
+    n->next = next;
+#endif
+}
+
 static inline void frt_mpsc_init(frt_mpsc *s)
 {
     atomic_store_explicit(&s->head, NULL, memory_order_relaxed);
@@ -36,7 +48,7 @@ static inline int frt_mpsc_push(frt_mpsc *s, frt_mpsc_node *n)
     do {
         if (old == FRT_MPSC_CLOSED)
             return -1;
-        n->next = old;
+        frt_mpsc_link(n, old);
     } while (!atomic_compare_exchange_weak_explicit(&s->head, &old, n, memory_order_seq_cst,
                                                     memory_order_acquire));
     return 0;
@@ -47,7 +59,7 @@ static inline int frt_mpsc_push_first(frt_mpsc *s, frt_mpsc_node *n)
 {
     frt_mpsc_node *old = atomic_load_explicit(&s->head, memory_order_relaxed);
     do {
-        n->next = old;
+        frt_mpsc_link(n, old);
     } while (!atomic_compare_exchange_weak_explicit(&s->head, &old, n, memory_order_seq_cst,
                                                     memory_order_relaxed));
     return old == NULL;

@@ -10,7 +10,8 @@
 
 _Static_assert(sizeof(frt_object) == 32, "the header is 32 bytes (docs/design.md)");
 
-frt_object *frt_new_var(const frt_type *type, size_t extra)
+/* shared: made shared from birth (frt_new_shared), owned by nobody. */
+static frt_object *new_object(const frt_type *type, size_t extra, int shared)
 {
     frt_tstate *ts = frt__tstate();
     if (FRT_UNLIKELY(!ts)) {
@@ -30,7 +31,7 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
     uint8_t flags = 0;
     if (FRT_LIKELY(size <= FRT_SMALL_MAX)) {
         o = frt__heap_alloc(ts->heap, frt_size_class(size));
-        if (FRT_LIKELY(o))
+        if (FRT_LIKELY(o) && size > sizeof(frt_object)) /* no call for a header-only object */
             memset((char *)o + sizeof(frt_object), 0, size - sizeof(frt_object));
     } else {
         /* A mapping of its own, fresh from the OS and so already zero:
@@ -42,17 +43,13 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
         errno = ENOMEM;
         return NULL;
     }
-#if FRT_RC_ATOMIC_ONLY
-    /* The baseline build: no owner, every count atomic (like Arc). */
-    atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE | FRT_REF_MERGED,
+    /* The baseline build (FRT_RC_ATOMIC_ONLY) makes every object shared,
+     * like Arc; a detaching thread (owner_id 0) may own nothing. */
+    uintptr_t owner = FRT_RC_ATOMIC_ONLY || shared ? 0 : ts->owner_id;
+    atomic_store_explicit(&o->ob_tid, owner, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_local, owner ? 1 : 0, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_ref_shared, owner ? 0 : FRT_REF_SHARED_ONE | FRT_REF_MERGED,
                           memory_order_relaxed);
-#else
-    atomic_store_explicit(&o->ob_tid, frt__tls_tid, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_local, 1, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_shared, 0, memory_order_relaxed);
-#endif
     atomic_store_explicit(&o->ob_flags, flags, memory_order_relaxed);
     atomic_store_explicit(&o->ob_mutex.v, 0, memory_order_relaxed);
     o->ob_gc_bits = 0;
@@ -63,9 +60,24 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
     return o;
 }
 
+frt_object *frt_new_var(const frt_type *type, size_t extra)
+{
+    return new_object(type, extra, 0);
+}
+
 frt_object *frt_new(const frt_type *type)
 {
-    return frt_new_var(type, 0);
+    return new_object(type, 0, 0);
+}
+
+frt_object *frt_new_shared_var(const frt_type *type, size_t extra)
+{
+    return new_object(type, extra, 1);
+}
+
+frt_object *frt_new_shared(const frt_type *type)
+{
+    return new_object(type, 0, 1);
 }
 
 const frt_type *frt_typeof(const frt_object *o)
@@ -102,25 +114,26 @@ static void release_block(frt_tstate *ts, frt_object *o)
  * alive again (one reference, ours); if the finalizer stored a reference
  * somewhere the object lives on, else the decref below brings it back
  * here, marked finalized, to be destroyed. */
-static int finalize_once(frt_object *o)
+static int finalize_once(frt_tstate *ts, frt_object *o)
 {
     const frt_type *t = o->ob_type;
     if (!t->finalize || (atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_FINALIZED))
         return 0;
     atomic_fetch_or_explicit(&o->ob_flags, FRT_OF_FINALIZED, memory_order_relaxed);
-    if (frt__tls_tid != FRT_TID_DETACHED) {
+    uintptr_t owner = ts ? ts->owner_id : 0;
+    if (owner) {
         /* Owned by us with a shared word of exactly 0: another thread's
          * weakref_get refuses it (try_incref.h), so no other thread ever
          * sees an object in the middle of its finalizer (as CPython's
          * _PyObject_ResurrectStart). */
-        atomic_store_explicit(&o->ob_tid, frt__tls_tid, memory_order_relaxed);
+        atomic_store_explicit(&o->ob_tid, owner, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_local, 1, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_shared, 0, memory_order_relaxed);
     } else {
         /* Only a thread that is not attached gets here, by a misuse the
          * debug build reports (frt__dealloc): with no id to own the object
-         * by, it comes back merged, with no owner. Every attached thread
-         * has its id until detach ends (tstate.c). */
+         * by, it comes back merged, with no owner. An attached thread owns
+         * by its id until its detach has closed its queue (tstate.c). */
         atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE | FRT_REF_MERGED,
@@ -130,13 +143,22 @@ static int finalize_once(frt_object *o)
     /* Resurrected and weakly referenced: let other threads' gets in again. */
     if (atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_MAYBE_WEAKREF)
         frt__set_maybe_weakref(o);
+    if (owner && atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == owner &&
+        !(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_LARGE) &&
+        frt_arena_of(o)->heap != ts->heap) {
+        /* Owned objects must live in our heap (or the large list), where
+         * detach finds them to give them up: give this one up now. */
+        if (frt__rt.hooks.merge(o, -1) == 0)
+            frt__dealloc(o);
+        return 1;
+    }
     frt_decref(o);
     return 1;
 }
 
 static void dealloc_one(frt_tstate *ts, frt_object *o)
 {
-    if (finalize_once(o))
+    if (finalize_once(ts, o))
         return;
     /* Weakrefs are cleared (and their callbacks run) before destroy, while
      * the object is still whole. */
@@ -155,20 +177,10 @@ static void dealloc_one(frt_tstate *ts, frt_object *o)
  * bring more counts to zero: those wait on a per-thread list and the
  * outermost call frees them in a loop, so freeing a chain of 10^7 objects
  * needs no stack (CPython needs its trashcan for the same thing). A dead
- * object's ob_tid is free to serve as the list link. */
-void frt__dealloc(frt_object *o)
+ * object's ob_tid is free to serve as the list link. Out of line, so that
+ * the trivial path in frt__dealloc saves no registers for it. */
+__attribute__((noinline)) static void dealloc_general(frt_tstate *ts, frt_object *o)
 {
-    if (FRT_UNLIKELY(atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) == FRT_REF_IMMORTAL))
-        return; /* made immortal while a decref was in flight */
-    if (FRT_UNLIKELY(!o->ob_type)) {
-        frt__misuse(o, "last reference dropped on a freed object");
-        return;
-    }
-#if FRT_DEBUG
-    if (frt_mutex_is_locked(&o->ob_mutex))
-        frt__misuse(o, "object freed while its mutex is locked (a critical section without a reference?)");
-#endif
-    frt_tstate *ts = frt__tstate();
     if (!ts) {
         FRT_MISUSE(o, "last reference dropped by a thread that is not attached");
         dealloc_one(NULL, o);
@@ -194,6 +206,34 @@ void frt__dealloc(frt_object *o)
         ts->dealloc_pending = (frt_object *)atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
     }
     ts->in_dealloc = 0;
+}
+
+void frt__dealloc(frt_object *o)
+{
+    if (FRT_UNLIKELY(atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) == FRT_REF_IMMORTAL))
+        return; /* made immortal while a decref was in flight */
+    const frt_type *t = o->ob_type;
+    if (FRT_UNLIKELY(!t)) {
+        frt__misuse(o, "last reference dropped on a freed object");
+        return;
+    }
+#if FRT_DEBUG
+    if (frt_mutex_is_locked(&o->ob_mutex))
+        frt__misuse(o, "object freed while its mutex is locked (a critical section without a reference?)");
+#endif
+    frt_tstate *ts = frt__tstate();
+#if !FRT_DEBUG
+    /* A trivial object (no finalize, no destroy, no flags: not large, no
+     * weakref, no finalizer; untracked) runs no code when freed: free its
+     * block here, without the loop. Debug builds poison it there. */
+    if (FRT_LIKELY(ts != NULL) && !t->finalize && !t->destroy && !o->ob_gc_bits &&
+        !atomic_load_explicit(&o->ob_flags, memory_order_relaxed)) {
+        o->ob_type = NULL;
+        frt__block_free(ts->heap, o);
+        return;
+    }
+#endif
+    dealloc_general(ts, o);
 }
 
 /* A chain of dead objects linked through ob_tid (a merge's or a vanished
@@ -222,5 +262,5 @@ void frt__dealloc_chain(frt_object *chain)
         atomic_store_explicit(&last->ob_tid, (uintptr_t)ts->dealloc_pending, memory_order_relaxed);
         ts->dealloc_pending = chain;
     }
-    frt__dealloc(first);
+    dealloc_general(ts, first); /* never the trivial path: the loop must drain the chain */
 }

@@ -111,9 +111,9 @@ long frt_test_sys_live(void)
     return atomic_load(&sys_live);
 }
 
-void *frt__sys_calloc(size_t n, size_t size)
+void *frt__sys_calloc_as(int kind, size_t n, size_t size)
 {
-    if (frt__fault_hit(FRT_FAULT_ALLOC)) {
+    if (frt__fault_hit(kind)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -121,6 +121,11 @@ void *frt__sys_calloc(size_t n, size_t size)
     if (q)
         atomic_fetch_add_explicit(&sys_live, 1, memory_order_relaxed);
     return q;
+}
+
+void *frt__sys_calloc(size_t n, size_t size)
+{
+    return frt__sys_calloc_as(FRT_FAULT_ALLOC, n, size);
 }
 
 void *frt__sys_realloc(void *p, size_t size)

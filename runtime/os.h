@@ -18,6 +18,8 @@ void frt__os_discard(void *p, size_t size);
 /* Zeroed memory for the runtime's own structures (thread states, heaps,
  * collector buffers). Counted by the FRT_FAULT_ALLOC hook. */
 void *frt__sys_calloc(size_t n, size_t size);
+/* The same, counted as a request of another FRT_FAULT_* kind. */
+void *frt__sys_calloc_as(int kind, size_t n, size_t size);
 void *frt__sys_realloc(void *p, size_t size);
 void frt__sys_free(void *p);
 /* The thread-exit key (frt_init). Counted by the FRT_FAULT_ALLOC hook:
@@ -31,9 +33,10 @@ uint64_t frt__now_ns(void);
  *   FRT_FAULT_ALLOC  the runtime's own calloc/realloc (thread states, heaps,
  *                    weakref buckets, the garbage list, gc callbacks, the
  *                    collector's work set and mark stack) and the exit key
- *   FRT_FAULT_NODE   BRC queue nodes (brc/merge_queue.c), taken from the
- *                    pusher's heap: a refused node makes the pusher stop the
- *                    world and merge, as a failed arena mapping does
+ *   FRT_FAULT_NODE   BRC queue memory: one request per queued object
+ *                    (brc/merge_queue.c) and one per queue chunk allocated
+ *                    (obj_queue.c); a refused one makes the pusher stop the
+ *                    world and merge
  * The n-th request from now (1 = the next one) fails, and so does every
  * later one when sticky is set. n = 0 disarms. A fault may be armed before
  * frt_init (its own requests count); a successful frt_shutdown disarms

@@ -132,6 +132,14 @@ void frt__page_empty(frt_heap *h, frt_page *p)
         page_retire(h, p);
 }
 
+void frt__page_freed_slow(frt_heap *h, frt_page *p)
+{
+    if (p->in_full)
+        frt__page_unfull(h, p);
+    if (p->used == 0)
+        frt__page_empty(h, p);
+}
+
 static frt_page *heap_new_page(frt_heap *h, unsigned cls)
 {
     frt_page *p = h->free_pages;
@@ -159,6 +167,7 @@ static frt_page *heap_new_page(frt_heap *h, unsigned cls)
 void *frt__heap_alloc_slow(frt_heap *h, unsigned cls)
 {
     frt__heap_collect_remote(h);
+    frt__arena_purge_poll(); /* one relaxed load unless a purge is due */
     frt_page *p = h->current[cls];
     for (;;) {
         if (p != &frt__empty_page) {
@@ -293,7 +302,7 @@ size_t frt__heap_trim_orphans(void)
     return bytes;
 }
 
-void frt__heap_walk_objects(frt_heap *h, frt_block_visit fn, void *arg)
+static void heap_walk(frt_heap *h, int live_only, frt_block_visit fn, void *arg)
 {
     for (frt_arena *a = h->arenas; a; a = a->next) {
         for (unsigned i = 0; i < FRT_PAGES_PER_ARENA; i++) {
@@ -302,11 +311,21 @@ void frt__heap_walk_objects(frt_heap *h, frt_block_visit fn, void *arg)
                 continue;
             for (uint32_t k = 0; k < p->reserved; k++) {
                 frt_object *o = (frt_object *)(p->start + (size_t)k * p->block_size);
-                if (o->ob_type)
+                if (!live_only || o->ob_type)
                     fn(o, p->block_size, arg);
             }
         }
     }
+}
+
+void frt__heap_walk_objects(frt_heap *h, frt_block_visit fn, void *arg)
+{
+    heap_walk(h, 1, fn, arg);
+}
+
+void frt__heap_walk_blocks(frt_heap *h, frt_block_visit fn, void *arg)
+{
+    heap_walk(h, 0, fn, arg);
 }
 
 void frt__heaps_walk_objects(frt_block_visit fn, void *arg)

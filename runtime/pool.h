@@ -36,6 +36,8 @@ extern frt_page frt__empty_page;
 void *frt__heap_alloc_slow(frt_heap *h, unsigned cls);
 void frt__page_unfull(frt_heap *h, frt_page *p);
 void frt__page_empty(frt_heap *h, frt_page *p);
+/* A block was freed into p, which was full or is now empty. */
+void frt__page_freed_slow(frt_heap *h, frt_page *p);
 
 static inline void *frt__heap_alloc(frt_heap *h, unsigned cls)
 {
@@ -65,10 +67,10 @@ static inline void frt__block_free(frt_heap *h, void *ptr)
         atomic_store_explicit(&h->blocks[p->cls],
                               atomic_load_explicit(&h->blocks[p->cls], memory_order_relaxed) - 1,
                               memory_order_relaxed);
-        if (FRT_UNLIKELY(p->in_full))
-            frt__page_unfull(h, p);
-        if (FRT_UNLIKELY(--p->used == 0))
-            frt__page_empty(h, p);
+        /* One test, and a tail call for the rare cases: the common path
+         * keeps nothing live across a call, so it saves no registers. */
+        if (FRT_UNLIKELY((--p->used == 0) | p->in_full))
+            frt__page_freed_slow(h, p);
     } else {
         frt__block_free_remote(a, p, b);
     }
@@ -89,6 +91,9 @@ size_t frt__heap_trim_orphans(void);
 typedef void (*frt_block_visit)(void *block, size_t block_size, void *arg);
 void frt__heap_walk_objects(frt_heap *h, frt_block_visit fn, void *arg);
 void frt__heaps_walk_objects(frt_block_visit fn, void *arg);
+/* Every block carved from h's object pages, live or free, unread: for the
+ * owner of h while other threads run (brc/merge_queue.c at detach). */
+void frt__heap_walk_blocks(frt_heap *h, frt_block_visit fn, void *arg);
 
 /* Large objects, mapped one by one. A new one is all zero bytes (a fresh
  * mapping, never reused), and stays uncommitted until written. */

@@ -17,6 +17,9 @@ typedef struct frt_hooks {
      * helped); close it for good at detach. */
     void (*merge_queue)(frt_tstate *ts);
     void (*close_queue)(frt_tstate *ts);
+    /* brc: give up the caller's ownership of o, adding extra to its count;
+     * returns the count (frt__brc_merge). */
+    intptr_t (*merge)(frt_object *o, intptr_t extra);
     /* collector: a pending automatic collection; tracked-object accounting;
      * runtime shutdown (finalizers, last collection). NULL until it lands. */
     void (*collect_pending)(frt_tstate *ts);
@@ -41,8 +44,8 @@ typedef struct frt_runtime {
     size_t nthreads;
     _Atomic size_t nthreads_hint; /* nthreads, for readers without the lock */
     frt_tstate *free_states;      /* pool: states are never freed before shutdown */
-    uint32_t nslots;
-    _Atomic(frt_tstate *) slots[FRT_MAX_THREADS];
+    uint32_t nstates;             /* thread states ever made (at most FRT_MAX_THREADS) */
+    _Atomic(frt_tstate *) by_tid[FRT_TID_TABLE_SIZE]; /* see tstate.c */
 
     _Atomic int stw_active;
     frt_tstate *stw_owner;

@@ -131,6 +131,7 @@ void frt_safepoint(void)
         return;
     }
     frt__heap_collect_remote(ts->heap);
+    frt__arena_purge_poll();
     frt__safepoint_poll(ts);
 }
 
@@ -154,7 +155,7 @@ static void enter_blocked(frt_tstate *ts)
         if (frt__rt.hooks.merge_queue)
             frt__rt.hooks.merge_queue(ts);
         go_blocked(ts);
-        if (frt_mpsc_empty(&ts->brc_queue))
+        if (frt_objq_empty(&ts->brc_queue))
             return;
         frt__leave_blocked(ts);
     }

@@ -31,7 +31,7 @@ static inline int frt__try_incref(frt_object *o)
     uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
     if (local == FRT_REF_IMMORTAL)
         return 1;
-    if (atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == frt__tls_tid) {
+    if (atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == frt__thread_id()) {
         if (local == 0)
             return 0; /* our own last decref is freeing it right now */
         atomic_store_explicit(&o->ob_ref_local, local + 1, memory_order_relaxed);

@@ -20,6 +20,7 @@
 #include <frt/object.h>
 
 #include "mpsc.h"
+#include "obj_queue.h"
 #include "pool.h"
 
 enum {
@@ -40,19 +41,19 @@ enum {
     FRT_TS_HELPERS = 0xffffu << 16
 };
 
-/* A thread id is (generation << FRT_SLOT_BITS) | slot: the slot finds the
- * thread state in one load, the generation makes an id unique for the life
- * of the process (a slot's next thread gets the next generation). */
-#define FRT_SLOT_BITS 16
-#define FRT_MAX_THREADS (1u << FRT_SLOT_BITS)
+/* Thread ids are thread pointers (frt__thread_id in <frt/object.h>): an
+ * open-addressed table, twice the most threads, finds a thread by its id. */
+#define FRT_MAX_THREADS (1u << 16)
+#define FRT_TID_TABLE_BITS 17
+#define FRT_TID_TABLE_SIZE (1u << FRT_TID_TABLE_BITS)
 
 typedef struct frt_tstate {
     _Atomic uint32_t word;
     _Atomic uintptr_t tid;  /* current id; 0 while the state is unused */
-    frt_mpsc brc_queue;     /* objects other threads queued for us to merge */
+    uintptr_t owner_id;     /* ob_tid of the objects we create: tid, 0 once detaching */
+    frt_objq brc_queue;     /* objects other threads queued for us to merge */
     frt_heap *heap;
-    uint32_t slot;
-    uint64_t generation;
+    uint32_t tid_index;     /* our entry in the id table */
     unsigned blocking_depth;
     unsigned stw_depth;      /* stops this thread holds */
     unsigned in_dealloc;     /* dealloc loop running on this thread */

@@ -44,6 +44,27 @@ target_link_libraries(frt-bench-brc-atomic PRIVATE frt_rc_atomic)
 target_compile_definitions(frt-bench-brc-atomic PRIVATE FRT_BENCH_ATOMIC=1)
 add_dependencies(frt-bench-brc frt-bench-brc-atomic)
 
+# The owner pair through the shared library (what `pkg-config --libs frt`
+# links): the same source against libfrt.so, run by frt-bench-brc for
+# section a, which prints both.
+add_executable(frt-bench-brc-shared ${CMAKE_CURRENT_SOURCE_DIR}/bench_brc.c)
+frt_bench_target(frt-bench-brc-shared)
+target_link_libraries(frt-bench-brc-shared PRIVATE frt)
+target_compile_definitions(frt-bench-brc-shared PRIVATE FRT_BENCH_SHARED=1)
+add_dependencies(frt-bench-brc frt-bench-brc-shared)
+
+# Fixed loops for an instruction counter (valgrind callgrind): exact
+# per-operation costs whatever the machine's load, static and shared.
+foreach(lib IN ITEMS frt_static frt)
+  set(name frt-bench-instructions)
+  if(lib STREQUAL "frt")
+    set(name frt-bench-instructions-shared)
+  endif()
+  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/bench_instructions.c)
+  frt_bench_target(${name})
+  target_link_libraries(${name} PRIVATE ${lib})
+endforeach()
+
 add_executable(frt-bench-stw ${CMAKE_CURRENT_SOURCE_DIR}/bench_stw.c)
 frt_bench_target(frt-bench-stw)
 target_link_libraries(frt-bench-stw PRIVATE frt_static)

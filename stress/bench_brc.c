@@ -32,8 +32,11 @@
  *      atomic) runs the same workload; frt-bench-brc runs it as a child
  *      process and prints the ratio.
  *
- * Built twice (stress/bench.cmake): frt-bench-brc against frt_static, and
- * frt-bench-brc-atomic against frt_rc_atomic with FRT_BENCH_ATOMIC=1. */
+ * Built three times (stress/bench.cmake): frt-bench-brc against frt_static,
+ * frt-bench-brc-atomic against frt_rc_atomic with FRT_BENCH_ATOMIC=1, and
+ * frt-bench-brc-shared against libfrt.so with FRT_BENCH_SHARED=1, which
+ * frt-bench-brc runs for section a to print the owner pair through the
+ * shared library beside the static one. */
 #define _GNU_SOURCE
 #include <libgen.h>
 #include <pthread.h>
@@ -46,8 +49,13 @@
 #ifndef FRT_BENCH_ATOMIC
 #define FRT_BENCH_ATOMIC 0
 #endif
+#ifndef FRT_BENCH_SHARED
+#define FRT_BENCH_SHARED 0
+#endif
 #if FRT_BENCH_ATOMIC
 #define LIB_LABEL "frt_rc_atomic (same sources, FRT_RC_ATOMIC_ONLY=1: every count atomic)"
+#elif FRT_BENCH_SHARED
+#define LIB_LABEL "libfrt.so (biased reference counting, shared library)"
 #else
 #define LIB_LABEL "frt (biased reference counting)"
 #endif
@@ -185,6 +193,7 @@ static void run_variants(variant *v, int nv)
 
 static struct {
     double owner, plain, arc, merged;
+    double shared_owner_ratio; /* owner / plain through libfrt.so */
     double nonowner, arc_other;
     double fs_alone, fs_hammer, fs_other_line, hammer_ns;
     double min_eff;
@@ -192,10 +201,15 @@ static struct {
     double mix_brc, mix_atomic; /* ns per object */
 } R;
 
+#if !FRT_BENCH_ATOMIC && !FRT_BENCH_SHARED
+static int run_sibling(const char *name, const char *args, const char *tag, int nkeys,
+                       const char *const *keys, double *out);
+#endif
+
 /* ------------------------------------------------------------------ */
 /* a: owner pair.                                                     */
 
-static void section_a(void)
+static void section_a(int raw, int quick)
 {
     frt_object *o = new_obj();
     frt_object *m = new_obj();
@@ -209,6 +223,15 @@ static void section_a(void)
         {.name = "frt after frt_make_shared", .fn = loop_frt, .arg = m},
     };
     run_variants(v, 4);
+    if (raw) {
+        printf("PAIR lib=%s reps=%d owner=%.4f plain=%.4f atomic=%.4f merged=%.4f\n", LIB_LABEL,
+               g_reps, v[0].med, v[1].med, v[2].med, v[3].med);
+        frt_decref(o);
+        frt_decref(m);
+        free(p);
+        free(a);
+        return;
+    }
     printf("\n## a. incref+decref pair on the owner thread (ns per pair, median of %d)\n", g_reps);
 #if FRT_BENCH_ATOMIC
     printf("# this library counts every object atomically: the 'owner pair' is the atomic path\n");
@@ -222,6 +245,27 @@ static void section_a(void)
     printf("frt owner / plain              %8.3fx   (target <= 1.1x)\n", v[0].med / v[1].med);
     printf("C11 atomic / frt owner         %8.3fx   (target >= 15x)\n", v[2].med / v[0].med);
     printf("frt merged / C11 atomic        %8.3fx\n", v[3].med / v[2].med);
+#if !FRT_BENCH_ATOMIC && !FRT_BENCH_SHARED
+    /* The program that links libfrt.so runs the same loops in its own
+     * process, right after: its owner pair against its own plain pair. */
+    const char *qa = quick ? "--only a --quick" : "--only a";
+    static const char *const keys[2] = {"owner", "plain"};
+    double sv[2];
+    if (run_sibling("frt-bench-brc-shared", qa, "PAIR ", 2, keys, sv) == 0) {
+        double so = sv[0], sp = sv[1];
+        printf("through libfrt.so: frt owner pair %.3f ns, plain pair %.3f ns (frt-bench-brc-shared,"
+               " same run)\n", so, sp);
+        printf("libfrt.a owner / plain         %8.3fx   (target <= 1.55x)\n", v[0].med / v[1].med);
+        printf("libfrt.so owner / plain        %8.3fx   (target <= 1.55x)\n", so / sp);
+        printf("libfrt.so / libfrt.a (each / its plain) %.3fx   (target within 5%%)\n",
+               (so / sp) / (v[0].med / v[1].med));
+        R.shared_owner_ratio = so / sp;
+    } else {
+        printf("# frt-bench-brc-shared could not be run from the directory of this program\n");
+    }
+#else
+    (void)quick;
+#endif
     R.owner = v[0].med;
     R.plain = v[1].med;
     R.arc = v[2].med;
@@ -697,10 +741,12 @@ static double mix_measure(int T, size_t n, double *samples)
     return bench_median(s, (size_t)g_reps);
 }
 
-#if !FRT_BENCH_ATOMIC
-/* Run the sibling built against frt_rc_atomic; its median ns/object, or a
- * negative value if it could not be run. */
-static double run_atomic_sibling(int T, size_t n, int quick)
+#if !FRT_BENCH_ATOMIC && !FRT_BENCH_SHARED
+/* Run the sibling program `name` (next to this one) with args; out[i] gets
+ * the value of keys[i]= on its line starting with tag. 0, or -1 if it
+ * could not be run. */
+static int run_sibling(const char *name, const char *args, const char *tag, int nkeys,
+                       const char *const *keys, double *out)
 {
     char self[4096];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -708,22 +754,38 @@ static double run_atomic_sibling(int T, size_t n, int quick)
         return -1;
     self[len] = 0;
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s/frt-bench-brc-atomic' --mix --raw --mix-threads %d --mix-objects %zu"
-                              " --reps %d%s",
-             dirname(self), T, n, g_reps, quick ? " --quick" : "");
+    snprintf(cmd, sizeof cmd, "'%s/%s' %s --raw --reps %d", dirname(self), name, args, g_reps);
     fflush(stdout);
     FILE *f = popen(cmd, "r");
     if (!f)
         return -1;
-    char line[512];
-    double ns = -1;
+    char line[512], want[64];
+    int found = 0;
     while (fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, "ns_per_object=");
-        if (strncmp(line, "MIX ", 4) == 0 && p)
-            ns = strtod(p + 14, NULL);
+        if (strncmp(line, tag, strlen(tag)) != 0)
+            continue;
+        for (int i = 0; i < nkeys; i++) {
+            snprintf(want, sizeof want, " %s=", keys[i]);
+            const char *p = strstr(line, want);
+            if (p) {
+                out[i] = strtod(p + strlen(want), NULL);
+                found++;
+            }
+        }
     }
     int st = pclose(f);
-    return st == 0 ? ns : -1;
+    return st == 0 && found == nkeys ? 0 : -1;
+}
+
+/* The sibling built against frt_rc_atomic: its median ns/object. */
+static double run_atomic_sibling(int T, size_t n, int quick)
+{
+    char args[256];
+    snprintf(args, sizeof args, "--mix --mix-threads %d --mix-objects %zu%s", T, n,
+             quick ? " --quick" : "");
+    static const char *const key[1] = {"ns_per_object"};
+    double ns;
+    return run_sibling("frt-bench-brc-atomic", args, "MIX ", 1, key, &ns) == 0 ? ns : -1;
 }
 #endif
 
@@ -747,7 +809,7 @@ static void section_e(int T, size_t n, int raw, int quick)
     printf("%-34s %8.2f ns per object  (%.2f Mobjects/s, min %.2f, max %.2f ns)\n", LIB_LABEL, ns,
            1e3 / ns, bench_min(samples, (size_t)g_reps), bench_max(samples, (size_t)g_reps));
     R.mix_brc = ns;
-#if !FRT_BENCH_ATOMIC
+#if !FRT_BENCH_ATOMIC && !FRT_BENCH_SHARED
     double at = run_atomic_sibling(T, n, quick);
     if (at > 0) {
         printf("%-34s %8.2f ns per object  (%.2f Mobjects/s; frt-bench-brc-atomic, same run)\n",
@@ -772,10 +834,17 @@ static void summary(void)
         double r1 = R.owner / R.plain, r2 = R.arc / R.owner;
         printf("owner pair within 1.1x of plain     %6.2fx  %s\n", r1, r1 <= 1.1 ? "MET" : "MISSED");
         printf("owner pair >= 15x faster than atomic %5.2fx  %s\n", r2, r2 >= 15 ? "MET" : "MISSED");
+        if (R.shared_owner_ratio > 0) {
+            double rs = R.shared_owner_ratio, d = rs / r1;
+            printf("libfrt.so owner pair <= 1.55x plain %6.2fx  %s\n", rs, rs <= 1.55 ? "MET" : "MISSED");
+            printf("libfrt.so within 5%% of libfrt.a     %6.2fx  %s\n", d,
+                   d <= 1.05 && d >= 0.95 ? "MET" : "MISSED");
+        }
     }
     if (R.have_b) {
         double r = R.nonowner / R.arc_other;
         printf("non-owner pair <= 1.2x atomic       %6.2fx  %s\n", r, r <= 1.2 ? "MET" : "MISSED");
+        printf("non-owner pair <= 1.0x atomic (issue 12) %.2fx  %s\n", r, r <= 1.0 ? "MET" : "MISSED");
     }
     if (R.have_c) {
         double r = R.fs_hammer / R.fs_alone;
@@ -796,7 +865,7 @@ static const char usage[] =
     "  --threads L    thread counts for sections d and f (default 1,2,..,2 x CPUs)\n"
     "  --only S       run only these sections (letters a-f)\n"
     "  --mix          only the mixed workload (section e)\n"
-    "  --raw          with --mix: one machine-readable line (used between the two builds)\n";
+    "  --raw          with --mix or --only a: one machine-readable line (used between the builds)\n";
 
 int main(int argc, char **argv)
 {
@@ -862,7 +931,7 @@ int main(int argc, char **argv)
     for (const char *c = only; *c; c++) {
         switch (*c) {
         case 'a':
-            section_a();
+            section_a(raw, quick);
             break;
         case 'b':
             section_b();

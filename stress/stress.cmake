@@ -132,7 +132,7 @@ string(REPLACE "|" ";" emu "${EMU}")
 file(REMOVE_RECURSE ${DIR})
 file(MAKE_DIRECTORY ${DIR})
 execute_process(COMMAND ${emu} ${PROG} --workload private,handoff --threads 1,2 --duration 0.2
-                        --rc both --json ${DIR}/r.json --csv ${DIR}/r.csv --plot ${DIR}/plots
+                        --rc both --seeds 2 --json ${DIR}/r.json --csv ${DIR}/r.csv --plot ${DIR}/plots
                         --report ${DIR}/report.txt
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 message("${out}${err}")
@@ -154,8 +154,12 @@ foreach(i RANGE ${last})
 endforeach()
 string(JSON eff GET "${json}" results 0 efficiency)
 string(JSON ratio GET "${json}" results 0 brc_over_atomic)
-if(NOT eff EQUAL 1 OR ratio STREQUAL "" OR ratio STREQUAL "NOTFOUND")
-  message(FATAL_ERROR "derived fields missing: efficiency ${eff}, brc_over_atomic ${ratio}")
+string(JSON ratio_cpu GET "${json}" results 0 brc_over_atomic_cpu)
+string(JSON seeds GET "${json}" results 0 seeds)
+if(NOT eff EQUAL 1 OR ratio STREQUAL "" OR ratio STREQUAL "NOTFOUND" OR ratio_cpu STREQUAL ""
+   OR NOT seeds EQUAL 2)
+  message(FATAL_ERROR "derived fields missing: efficiency ${eff}, brc_over_atomic ${ratio}, "
+                      "brc_over_atomic_cpu ${ratio_cpu}, seeds ${seeds}")
 endif()
 file(STRINGS ${DIR}/r.csv rows)
 list(LENGTH rows nrows)
@@ -163,8 +167,9 @@ if(NOT nrows EQUAL 9)
   message(FATAL_ERROR "r.csv has ${nrows} lines, expected a header and 8 rows")
 endif()
 file(READ ${DIR}/report.txt report)
-if(NOT report MATCHES "brc/atomic" OR NOT report MATCHES "8 cases, 0 failed")
-  message(FATAL_ERROR "report.txt lacks the tables")
+if(NOT report MATCHES "brc/atomic" OR NOT report MATCHES "8 cases, 0 failed"
+   OR NOT report MATCHES "median over 2 seeds")
+  message(FATAL_ERROR "report.txt lacks the tables or the --seeds note")
 endif()
 find_program(GNUPLOT gnuplot)
 if(GNUPLOT)

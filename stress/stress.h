@@ -59,6 +59,7 @@ typedef struct stress_options {
     uint64_t ops;           /* operations per worker thread; 0: use duration */
     uint64_t seed;
     int seed_given;
+    unsigned seeds;         /* each case runs with seed, seed + 1, ..: the median is kept */
     stress_pin pin;
     const char *topology;   /* NULL: this host; else a synthetic description or an XML file */
     int rc;                 /* STRESS_RC_* bits */
@@ -168,6 +169,9 @@ struct stress_workload {
     const char *name;
     const char *what;      /* one line for --list and the docs */
     const char *op;        /* what one counted operation is (ops/s are of these) */
+    /* Why biased counting can lose to atomic counting here (the report
+     * prints it beside a brc/atomic below 1); NULL: no known reason. */
+    const char *brc_note;
     /* Names of the kinds it counts, NULL-terminated: every object of a named
      * kind must be destroyed by the end; a kind left unnamed (an immortal
      * object's) is never destroyed. */

@@ -20,6 +20,8 @@ static const char usage[] =
     "  --duration SECONDS             length of each case (default 2)\n"
     "  --ops N                        instead: operations per worker thread\n"
     "  --seed N                       random seed (default: from the clock, printed)\n"
+    "  --seeds N                      run every case with seeds seed..seed+N-1 and report the\n"
+    "                                 median run and the median brc/atomic (default 1)\n"
     "  --pin none|compact|scatter|numa   thread placement (default none)\n"
     "  --topology host|DESC|FILE.xml  the host (default), an hwloc synthetic description\n"
     "                                 such as \"pack:2 numa:4 core:16 pu:2\", or an XML file;\n"
@@ -157,6 +159,7 @@ void stress_options_parse(stress_options *opt, int argc, char **argv)
 {
     memset(opt, 0, sizeof *opt);
     opt->duration = 2.0;
+    opt->seeds = 1;
     opt->pin = STRESS_PIN_NONE;
     opt->rc = stress_own_rc();
     opt->stw_probe_ms = 20;
@@ -200,6 +203,11 @@ void stress_options_parse(stress_options *opt, int argc, char **argv)
         } else if (FLAG("--seed")) {
             opt->seed = parse_u64(name, VALUE());
             opt->seed_given = 1;
+        } else if (FLAG("--seeds")) {
+            uint64_t k = parse_u64(name, VALUE());
+            if (k < 1 || k > 99)
+                die("--seeds must be 1..99%s", "");
+            opt->seeds = (unsigned)k;
         } else if (FLAG("--pin")) {
             const char *v = VALUE();
             if (strcmp(v, "none") == 0)

@@ -43,6 +43,8 @@ void stress_derive(stress_result *r, size_t n, unsigned cpus)
                 const stress_result *a = b == &r[i] ? &r[j] : &r[i];
                 r[i].brc_over_atomic = b->ops_per_s / a->ops_per_s;
             }
+        if (isfinite(r[i].brc_over_atomic_median)) /* --seeds: per-seed ratios, median */
+            r[i].brc_over_atomic = r[i].brc_over_atomic_median;
     }
 }
 
@@ -109,6 +111,36 @@ static void fmt3(char *buf, size_t len, double a, double b, double c, uint64_t n
         snprintf(buf, len, "%.1f/%.1f/%.1f", a, b, c);
 }
 
+/* Each brc/atomic below 1, with the workload's reason (stress_workload's
+ * brc_note): the report explains its own losses. */
+static void report_below_one(FILE *f, const stress_options *opt, const stress_result *r, size_t n)
+{
+    unsigned seeds = opt->seeds ? opt->seeds : 1;
+    fprintf(f, "brc/atomic: ops/s of brc over atomic; per CPU-s: the same with ops per CPU-second of "
+               "each case's process, which other load on the machine does not lower\n");
+    if (seeds > 1)
+        fprintf(f, "for each seed brc and atomic ran back to back; both ratios are the median over "
+                   "%u seeds (%llu..%llu) of that seed's ratio, and each Mops/s is the run of "
+                   "median throughput\n",
+                seeds, (unsigned long long)opt->seed, (unsigned long long)(opt->seed + seeds - 1));
+    int any = 0;
+    for (unsigned wi = 0; wi < opt->nworkloads; wi++) {
+        const stress_workload *wl = opt->workloads[wi];
+        for (unsigned ti = 0; ti < opt->nthreads; ti++) {
+            const stress_result *x = find(r, n, wl->name, opt->threads[ti], "brc");
+            if (!x || !isfinite(x->brc_over_atomic) || x->brc_over_atomic >= 1.0)
+                continue;
+            if (!any)
+                fprintf(f, "below 1.0x (biased counting slower than atomic counting here):\n");
+            any = 1;
+            fprintf(f, "  %-12s %3u threads %.2fx (%.2fx per CPU-s): %s\n", wl->name,
+                    opt->threads[ti], x->brc_over_atomic, x->brc_over_atomic_cpu,
+                    wl->brc_note ? wl->brc_note : "no known cause: noise from other load is "
+                                                  "likely (see the CPUs column)");
+        }
+    }
+}
+
 void stress_report_tables(FILE *f, const stress_options *opt, const stress_result *r, size_t n,
                           unsigned cpus)
 {
@@ -122,7 +154,7 @@ void stress_report_tables(FILE *f, const stress_options *opt, const stress_resul
     for (int k = first; k <= last; k++)
         fprintf(f, "  %9s Mops/s %7s %5s %5s", rcs[k], "speedup", "eff", "CPUs");
     if (both)
-        fprintf(f, "  %10s", "brc/atomic");
+        fprintf(f, "  %10s %9s", "brc/atomic", "per CPU-s");
     fprintf(f, "  status\n");
     for (unsigned wi = 0; wi < opt->nworkloads; wi++) {
         const char *wl = opt->workloads[wi]->name;
@@ -130,7 +162,7 @@ void stress_report_tables(FILE *f, const stress_options *opt, const stress_resul
             uint64_t t = opt->threads[ti];
             fprintf(f, "%-12s %7llu", wl, (unsigned long long)t);
             char status[96] = "";
-            double ratio = NAN;
+            double ratio = NAN, ratio_cpu = NAN;
             for (int k = first; k <= last; k++) {
                 const stress_result *x = find(r, n, wl, t, rcs[k]);
                 char a[32], b[32], c[32], d[32];
@@ -141,21 +173,26 @@ void stress_report_tables(FILE *f, const stress_options *opt, const stress_resul
                 fprintf(f, "  %16s %7s %5s %5s", a, b, c, d);
                 if (x && isfinite(x->brc_over_atomic))
                     ratio = x->brc_over_atomic;
+                if (x && isfinite(x->brc_over_atomic_cpu))
+                    ratio_cpu = x->brc_over_atomic_cpu;
                 if (x && !ok(x)) {
                     size_t l = strlen(status);
                     snprintf(status + l, sizeof status - l, "%s%s: %s", l ? ", " : "", rcs[k], x->status);
                 }
             }
             if (both) {
-                char a[32];
+                char a[32], b[32];
                 fmt_num(a, sizeof a, ratio, "%.2fx");
-                fprintf(f, "  %10s", a);
+                fmt_num(b, sizeof b, ratio_cpu, "%.2fx");
+                fprintf(f, "  %10s %9s", a, b);
             }
             fprintf(f, "  %s\n", *status ? status : "ok");
         }
     }
     fprintf(f, "CPUs: CPU time of the case's process during its timed stretch / the stretch: below "
                "min(threads, %u), the case did not get the CPUs it asked for (other load)\n", cpus);
+    if (both)
+        report_below_one(f, opt, r, n);
     fprintf(f, "operations:");
     for (unsigned wi = 0; wi < opt->nworkloads; wi++)
         fprintf(f, "%s %s = %s", wi ? ";" : "", opt->workloads[wi]->name, opt->workloads[wi]->op);

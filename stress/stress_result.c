@@ -26,7 +26,12 @@ const stress_field stress_fields[] = {
     D(ops_per_cpu_s, "operations per CPU-second of the timed stretch (other load does not lower it)"),
     DD(speedup, "ops_per_s / ops_per_s at the smallest thread count of the sweep"),
     DD(efficiency, "speedup / (min(threads, CPUs) / min(base threads, CPUs))"),
-    DD(brc_over_atomic, "ops_per_s(brc) / ops_per_s(atomic), same workload and threads"),
+    DD(brc_over_atomic, "ops_per_s(brc) / ops_per_s(atomic), same workload, threads and seed; with"
+                        " --seeds N the median over the N seeds"),
+    DD(brc_over_atomic_cpu, "ops_per_cpu_s(brc) / ops_per_cpu_s(atomic), median over the seeds:"
+                            " the ratio with other load on the machine taken out"),
+    {"seeds", STRESS_F_U64, offsetof(stress_result, seeds), 0, 1, "seeds the case ran with (--seeds);"
+                        " its other fields are those of the run of median ops_per_s"},
     U(gc_collections, "collections (FRT_GC_STOP callbacks)"),
     U(gc_collected, "objects the collector freed"),
     D(gc_pause_p50_us, "collection pause, median, us"),
@@ -54,7 +59,8 @@ const size_t stress_nfields = sizeof stress_fields / sizeof stress_fields[0];
 void stress_result_init(stress_result *r)
 {
     memset(r, 0, sizeof *r);
-    r->speedup = r->efficiency = r->brc_over_atomic = NAN;
+    r->speedup = r->efficiency = r->brc_over_atomic = r->brc_over_atomic_median =
+        r->brc_over_atomic_cpu = NAN;
     strcpy(r->status, "error");
 }
 

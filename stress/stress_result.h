@@ -24,6 +24,9 @@ typedef struct stress_result {
     double speedup;       /* ops/s over ops/s at the sweep's smallest thread count */
     double efficiency;    /* speedup / (min(T, CPUs) / min(T0, CPUs)) */
     double brc_over_atomic; /* ops/s of brc / ops/s of atomic, same workload and threads */
+    uint64_t seeds;       /* seeds the case ran with; the record is the median run's */
+    double brc_over_atomic_median; /* the median over those seeds of each seed's ratio */
+    double brc_over_atomic_cpu; /* the same ratio of ops_per_cpu_s: immune to other load */
     /* collector, from frt_gc_callback_add (FRT_GC_STOP) */
     uint64_t gc_collections;
     uint64_t gc_collected;

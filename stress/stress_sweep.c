@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -248,6 +249,46 @@ static void print_case_line(const stress_options *opt, const stress_result *r)
     fflush(stdout);
 }
 
+/* One case with one seed, in this process or a child. */
+static void run_one(const stress_options *opt, const stress_workload *wl, unsigned threads,
+                    int rc_bit, stress_topo *topo, stress_result *r)
+{
+    if (rc_bit == stress_own_rc() && opt->in_process) {
+        int rc = stress_run_case(opt, wl, threads, topo, r);
+        if (rc == STRESS_CASE_ABANDONED) {
+            fprintf(stderr, "frt-stress: --in-process: stopping at the first failed "
+                            "case (its objects are still held)\n");
+            fflush(NULL);
+            _exit(1);
+        }
+    } else {
+        run_child(opt, wl, threads, rc_bit, r);
+    }
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* runs[k] for seed k: the run of median throughput (a failed run wins, so
+ * that the report shows the failure). */
+static stress_result pick_median(stress_result *runs, unsigned k)
+{
+    double v[100];
+    for (unsigned i = 0; i < k; i++) {
+        if (case_failed(&runs[i]))
+            return runs[i];
+        v[i] = runs[i].ops_per_s;
+    }
+    qsort(v, k, sizeof v[0], by_value);
+    for (unsigned i = 0; i < k; i++)
+        if (runs[i].ops_per_s == v[(k - 1) / 2])
+            return runs[i];
+    return runs[0];
+}
+
 int stress_sweep(const stress_options *opt, stress_topo *topo, stress_result **out, size_t *nout)
 {
     int rcs[2], nrc = 0;
@@ -255,9 +296,11 @@ int stress_sweep(const stress_options *opt, stress_topo *topo, stress_result **o
         rcs[nrc++] = STRESS_RC_BRC;
     if (opt->rc & STRESS_RC_ATOMIC_BIT)
         rcs[nrc++] = STRESS_RC_ATOMIC_BIT;
+    unsigned seeds = opt->seeds ? opt->seeds : 1;
     size_t total = (size_t)opt->nworkloads * opt->nthreads * (size_t)nrc;
     stress_result *res = calloc(total ? total : 1, sizeof *res);
-    if (!res) {
+    stress_result *runs = calloc((size_t)seeds * 2, sizeof *runs);
+    if (!res || !runs) {
         fprintf(stderr, "frt-stress: out of memory\n");
         exit(3);
     }
@@ -265,24 +308,38 @@ int stress_sweep(const stress_options *opt, stress_topo *topo, stress_result **o
     int failed = 0;
     for (unsigned wi = 0; wi < opt->nworkloads; wi++) {
         for (unsigned ti = 0; ti < opt->nthreads; ti++) {
+            /* Seed by seed, brc and atomic back to back: a burst of other
+             * load hits both sides of that seed's ratio. */
+            double ratio[100], ratio_cpu[100];
+            unsigned nratio = 0;
+            for (unsigned k = 0; k < seeds; k++) {
+                stress_options o = *opt;
+                o.seed = opt->seed + k;
+                for (int ri = 0; ri < nrc; ri++) {
+                    stress_result *r = &runs[(size_t)ri * seeds + k];
+                    run_one(&o, opt->workloads[wi], opt->threads[ti], rcs[ri], topo, r);
+                    print_case_line(opt, r);
+                }
+                stress_result *b = &runs[k], *a = &runs[seeds + k];
+                if (nrc == 2 && !case_failed(a) && !case_failed(b) && a->ops_per_s > 0 &&
+                    a->ops_per_cpu_s > 0) {
+                    ratio[nratio] = b->ops_per_s / a->ops_per_s;
+                    ratio_cpu[nratio++] = b->ops_per_cpu_s / a->ops_per_cpu_s;
+                }
+            }
+            qsort(ratio, nratio, sizeof ratio[0], by_value);
+            qsort(ratio_cpu, nratio, sizeof ratio_cpu[0], by_value);
             for (int ri = 0; ri < nrc; ri++) {
                 stress_result *r = &res[n++];
-                if (rcs[ri] == stress_own_rc() && opt->in_process) {
-                    int rc = stress_run_case(opt, opt->workloads[wi], opt->threads[ti], topo, r);
-                    if (rc == STRESS_CASE_ABANDONED) {
-                        fprintf(stderr, "frt-stress: --in-process: stopping at the first failed "
-                                        "case (its objects are still held)\n");
-                        fflush(NULL);
-                        _exit(1);
-                    }
-                } else {
-                    run_child(opt, opt->workloads[wi], opt->threads[ti], rcs[ri], r);
-                }
+                *r = pick_median(&runs[(size_t)ri * seeds], seeds);
+                r->seeds = seeds;
+                r->brc_over_atomic_median = nratio ? ratio[(nratio - 1) / 2] : NAN;
+                r->brc_over_atomic_cpu = nratio ? ratio_cpu[(nratio - 1) / 2] : NAN;
                 failed += case_failed(r);
-                print_case_line(opt, r);
             }
         }
     }
+    free(runs);
     *out = res;
     *nout = n;
     return failed;

@@ -173,6 +173,8 @@ const stress_workload stress_wl_shared_read = {
     .what = "every thread reads one hot object, counting on its shared count; references "
             "travel through a mailbox",
     .op = "one incref, read, decref of the hot object (or a hold/release/mailbox swap)",
+    .brc_note = "every count is a non-owner's atomic on one hot object, as in the atomic build;"
+                " biased counting adds its owner test to each and has nothing to gain",
     .kinds = {"hot", NULL},
     .thread_state = sizeof(reader_state),
     .setup = setup,

@@ -543,8 +543,71 @@ static void test_trim_peak(void)
     CHECK_EQ(frt_shutdown(), 0);
 }
 
+/* Delayed purge: arenas that empty beyond arena_cache stay mapped for the
+ * purge delay, so allocating them again maps nothing; past the delay the
+ * next purge check (here frt_safepoint) unmaps them without a trim; and a
+ * trim unmaps them at once. The delay is set by the test (an hour, then
+ * none), so no step depends on how fast this machine runs. */
+static void fill_256(frt_object **objs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        objs[i] = new_total(256);
+        CHECK(objs[i]);
+    }
+}
+
+static void drop(frt_object **objs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        frt_decref(objs[i]);
+}
+
+static void test_delayed_purge(void)
+{
+    start();
+    frt_heap_trim();
+    frt_test_fault_set(FRT_FAULT_MAP, 0, 0);
+    frt__arena_set_purge_delay((uint64_t)3600 * 1000000000u);
+    const size_t n = 16 * FRT_ARENA_SIZE / 256; /* about 16 arenas, beyond arena_cache (4) */
+    frt_object **objs = malloc(n * sizeof *objs);
+    CHECK(objs);
+    fill_256(objs, n);
+    frt_heap_stats full = stats();
+    CHECK(full.arenas >= 12);
+    drop(objs, n);
+    frt_heap_stats emptied = stats();
+    CHECK_EQ(emptied.arenas, full.arenas); /* all kept: the delay has not passed */
+    long maps = frt_test_fault_count(FRT_FAULT_MAP);
+    fill_256(objs, n);
+    CHECK_EQ(frt_test_fault_count(FRT_FAULT_MAP), maps); /* reused, not mapped again */
+    drop(objs, n);
+
+    /* Past the delay, the purge gives back all but arena_cache arenas. */
+    frt_safepoint();
+    CHECK_EQ(stats().arenas, emptied.arenas); /* an hour has not passed */
+    frt__arena_set_purge_delay(0);
+    frt_safepoint();
+    frt_heap_stats purged = stats();
+    fprintf(stderr, "delayed purge: %zu arenas at the peak, %zu kept after freeing, %zu after the "
+                    "delay\n", full.arenas, emptied.arenas, purged.arenas);
+    CHECK(purged.arenas < emptied.arenas);
+    CHECK(purged.arenas_returned > emptied.arenas_returned);
+
+    /* A trim hands back everything at once, delay or not. */
+    frt__arena_set_purge_delay((uint64_t)3600 * 1000000000u);
+    fill_256(objs, n);
+    drop(objs, n);
+    CHECK(stats().arenas > purged.arenas);
+    frt_heap_trim();
+    CHECK(stats().arenas <= 1); /* at most the pages a trim keeps current */
+    frt__arena_set_purge_delay(FRT_ARENA_PURGE_NS);
+    free(objs);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
 int main(void)
 {
+    test_delayed_purge();
     test_size_classes();
     test_every_class();
     test_recycle_zeroed();

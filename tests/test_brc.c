@@ -884,6 +884,137 @@ static void test_set_immortal_non_owner(void)
     CHECK_EQ(atomic_load(&destroyed), 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* 8. Thread ids are thread pointers, which the OS gives a later thread
+ *    once one exits: detach gives every owned object up (small, large and
+ *    resurrected ones), so a thread that gets a dead thread's pointer owns
+ *    nothing of the dead thread's, attached or not; and a finalizer run
+ *    on another heap's object does not leave it owned outside its heap.  */
+
+#define R_OBJS 3
+static tobj *r_objs[R_OBJS];
+static uintptr_t r_tid[2];
+static _Atomic long r_pass;
+
+static void *r_creator(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    r_tid[0] = frt__thread_id();
+    r_objs[0] = make();
+    tobj *big = (tobj *)frt_new_var(&tobj_type, FRT_SMALL_MAX); /* mapped alone */
+    CHECK(big);
+    big->id = atomic_fetch_add(&next_id, 1);
+    big->magic = MAGIC;
+    r_objs[1] = big;
+    r_objs[2] = make();
+    for (int i = 0; i < R_OBJS; i++) {
+        frt_incref(&r_objs[i]->ob);
+        frt_incref(&r_objs[i]->ob);
+        frt_decref(&r_objs[i]->ob); /* two references, counted on our side */
+        CHECK(frt_is_owned(&r_objs[i]->ob));
+    }
+    if (arg)
+        return NULL; /* exits attached: the exit hook detaches */
+    frt_thread_detach();
+    return NULL;
+}
+
+static void *r_reuser(void *arg)
+{
+    (void)arg;
+    r_tid[1] = frt__thread_id();
+    for (int i = 0; i < R_OBJS; i++)
+        CHECK(!frt_is_owned(&r_objs[i]->ob)); /* not attached: nothing is ours */
+    CHECK_EQ(frt_thread_attach(), 0);
+    for (int i = 0; i < R_OBJS; i++) {
+        CHECK(!frt_is_owned(&r_objs[i]->ob));
+        frt_incref(&r_objs[i]->ob);
+        frt_decref(&r_objs[i]->ob);
+        frt_decref(&r_objs[i]->ob); /* one of the two: shared path, atomic */
+    }
+    frt_thread_detach();
+    return NULL;
+}
+
+static tobj *_Atomic f_kept;
+static void resurrect_finalize(frt_object *self)
+{
+    atomic_store(&f_kept, (tobj *)frt_newref(self));
+}
+static const frt_type resurrect_type = {"resurrect", sizeof(tobj), NULL, NULL, resurrect_finalize,
+                                        tobj_destroy};
+
+static void *f_maker(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    tobj *t = (tobj *)frt_new(&resurrect_type);
+    CHECK(t);
+    t->id = atomic_fetch_add(&next_id, 1);
+    t->magic = MAGIC;
+    CHECK_EQ(frt_make_shared(&t->ob), 0);
+    atomic_store(&f_kept, t);
+    frt_blocking_begin(); /* stays attached while the main thread finalizes */
+    test_wait_at_least(&r_pass, 1, 0, "finalized");
+    frt_blocking_end();
+    frt_thread_detach();
+    return NULL;
+}
+
+static void test_thread_pointer_reuse(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset_counts();
+    int reused = 0;
+    for (int exit_attached = 0; exit_attached < 2; exit_attached++) {
+        join(test_spawn(r_creator, (void *)(intptr_t)exit_attached));
+        for (int i = 0; i < R_OBJS; i++) {
+            CHECK_EQ(atomic_load_explicit(&r_objs[i]->ob.ob_tid, memory_order_relaxed), (uintptr_t)0);
+            CHECK_EQ(frt_refcount(&r_objs[i]->ob), 2);
+        }
+        join(test_spawn(r_reuser, NULL)); /* glibc usually hands it the same pointer */
+        reused += r_tid[0] == r_tid[1];
+        for (int i = 0; i < R_OBJS; i++) {
+            CHECK_EQ(frt_refcount(&r_objs[i]->ob), 1);
+            frt_decref(&r_objs[i]->ob);
+        }
+    }
+    check_destroyed_once(0, 2 * R_OBJS);
+
+    /* We free an object of another thread's heap; its finalizer keeps it. */
+    pthread_t t = test_spawn(f_maker, NULL);
+    tobj *f;
+    while (!(f = atomic_load(&f_kept)))
+        sched_yield();
+    atomic_store(&f_kept, NULL);
+    frt_decref(&f->ob); /* last reference: finalize, resurrected */
+    CHECK(atomic_load(&f_kept) == f);
+    CHECK(!frt_is_owned(&f->ob));
+    CHECK_EQ(atomic_load_explicit(&f->ob.ob_tid, memory_order_relaxed), (uintptr_t)0);
+    CHECK_EQ(frt_refcount(&f->ob), 1);
+    atomic_store(&r_pass, 1);
+    join(t);
+    frt_decref(&f->ob);
+    check_destroyed_once(0, 2 * R_OBJS + 1);
+
+    /* Shared from birth: no owner, the same counts. */
+    tobj *sh = (tobj *)frt_new_shared(&tobj_type);
+    CHECK(sh);
+    sh->id = atomic_fetch_add(&next_id, 1);
+    sh->magic = MAGIC;
+    CHECK(!frt_is_owned(&sh->ob));
+    CHECK_EQ(frt_make_shared(&sh->ob), FRT_EALREADY);
+    CHECK_EQ(frt_refcount(&sh->ob), 1);
+    frt_incref(&sh->ob);
+    CHECK_EQ(frt_refcount(&sh->ob), 2);
+    frt_decref(&sh->ob);
+    frt_decref(&sh->ob);
+    check_destroyed_once(0, 2 * R_OBJS + 2);
+    fprintf(stderr, "test_brc: thread pointer reused in %d of 2 rounds\n", reused);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
 int main(void)
 {
     test_watchdog("test_brc", 240);
@@ -895,6 +1026,7 @@ int main(void)
     test_thread_exit();
     test_producer_consumer();
     test_set_immortal_non_owner();
+    test_thread_pointer_reuse();
     fprintf(stderr, "test_brc: %.2f s\n", (double)(test_now_ns() - t0) / 1e9);
     TEST_PASS("test_brc");
     return 0;

@@ -9,7 +9,7 @@
  * itself. Wherever a finalizer runs, a third thread G tries
  * frt_weakref_get on O_k's weakref while it runs: that must return NULL
  * (docs/api.md), and what the finalizer allocates must belong to the
- * thread that runs it, never to FRT_TID_DETACHED.
+ * thread that runs it (its thread pointer), never to nobody.
  *
  * Before the fix, T dropped its id before its last merge, and an O_k
  * finalized by that merge came back shared, where G's get took it. */
@@ -31,7 +31,7 @@ static const frt_type plain_type = {"detach.plain", sizeof(frt_object), NULL, NU
 static frt_weakref *_Atomic probe;
 static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic long answers, quit;
-static _Atomic long got_while_finalizing, made_detached, finalized, destroyed;
+static _Atomic long got_while_finalizing, made_unowned, finalized, destroyed;
 
 static frt_weakref *wrs[K];
 static frt_object *_Atomic handed[K];
@@ -55,8 +55,8 @@ static void target_finalize(frt_object *self)
     pthread_mutex_unlock(&probe_lock);
     frt_object *made = frt_new(&plain_type);
     CHECK(made != NULL);
-    if (atomic_load_explicit(&made->ob_tid, memory_order_relaxed) == FRT_TID_DETACHED)
-        atomic_fetch_add(&made_detached, 1);
+    if (atomic_load_explicit(&made->ob_tid, memory_order_relaxed) != frt__thread_id())
+        atomic_fetch_add(&made_unowned, 1);
     frt_decref(made);
     atomic_fetch_add(&finalized, 1);
 }
@@ -145,17 +145,17 @@ int main(void)
             CHECK(!frt_weakref_alive(wrs[k]));
             frt_decref(frt_weakref_object(wrs[k]));
         }
-        if (atomic_load(&got_while_finalizing) || atomic_load(&made_detached))
+        if (atomic_load(&got_while_finalizing) || atomic_load(&made_unowned))
             break;
     }
     atomic_store(&quit, 1);
     test_join(g);
     fprintf(stderr,
             "test_detach_finalize: %ld rounds: weakref_get during finalize: %ld, objects made with the "
-            "detached id: %ld\n",
-            round, atomic_load(&got_while_finalizing), atomic_load(&made_detached));
+            "wrong owner: %ld\n",
+            round, atomic_load(&got_while_finalizing), atomic_load(&made_unowned));
     CHECK_EQ(atomic_load(&got_while_finalizing), 0);
-    CHECK_EQ(atomic_load(&made_detached), 0);
+    CHECK_EQ(atomic_load(&made_unowned), 0);
     CHECK_EQ(frt_shutdown(), 0);
     TEST_PASS("test_detach_finalize");
     return 0;

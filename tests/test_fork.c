@@ -190,6 +190,14 @@ static void child_run(int attach_first)
     if (attach_first) /* forked by a thread that is not attached */
         CHECK_EQ(frt_thread_attach(), 0);
     CHECK(frt_thread_is_attached());
+    /* Ids are thread pointers, and the child's next threads get the
+     * vanished workers' ones: none of their objects still names them. */
+    for (int w = 0; w < WORKERS; w++)
+        for (int i = 0; i < SLOTS; i++)
+            if (roots[w][i]) {
+                uintptr_t tid = atomic_load_explicit(&roots[w][i]->ob_tid, memory_order_relaxed);
+                CHECK(tid == 0 || tid == frt__thread_id());
+            }
     /* Before the fix: waits forever for the threads that stayed behind. */
     CHECK(frt_gc_collect(2) >= 0);
 

@@ -68,8 +68,8 @@ static void check_all_parked(const char *where)
             continue;
         uint32_t st = frt_ts_state(atomic_load(&ts->word));
         if (st != FRT_TS_SUSPENDED && st != FRT_TS_DETACHED) {
-            fprintf(stderr, "test_stw: %s: thread slot %u in state %u while the world is stopped\n",
-                    where, ts->slot, st);
+            fprintf(stderr, "test_stw: %s: thread %#lx in state %u while the world is stopped\n",
+                    where, (unsigned long)atomic_load(&ts->tid), st);
             exit(1);
         }
     }

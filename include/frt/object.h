@@ -75,20 +75,47 @@ struct frt_type {
     void (*destroy)(frt_object *self);
 };
 
-/* The calling thread's id as objects record it. Threads that are not
- * attached hold FRT_TID_DETACHED, which no object carries, so they always
- * take the shared path. Initial-exec TLS: one load on the fast path. */
-#define FRT_TID_DETACHED (~(uintptr_t)0)
-#if defined(__GNUC__)
-FRT_API extern __thread uintptr_t frt__tls_tid __attribute__((tls_model("initial-exec")));
+/* The calling thread's id as objects record it: the thread pointer, which
+ * the OS gives every live thread uniquely (as CPython's _Py_ThreadId). One
+ * register read, no TLS lookup, so the owner test costs the same through
+ * libfrt.so as through libfrt.a. An exited thread's pointer goes to a later
+ * thread, so detaching merges every object the thread still owns: no
+ * object ever carries the id of a thread that is not attached as its owner,
+ * and a thread that is not attached (or is detaching) takes the shared path
+ * on every object. Not volatile: the compiler may keep it in a register
+ * across a loop. Other targets use the address of a thread-local byte,
+ * unique among live threads in the same way. */
+#if defined(__GNUC__) && defined(__x86_64__)
+static inline uintptr_t frt__thread_id(void)
+{
+    uintptr_t tid;
+    __asm__("movq %%fs:0, %0" : "=r"(tid));
+    return tid;
+}
+#elif defined(__GNUC__) && defined(__aarch64__)
+static inline uintptr_t frt__thread_id(void)
+{
+    uintptr_t tid;
+    __asm__("mrs %0, tpidr_el0" : "=r"(tid));
+    return tid;
+}
 #else
-FRT_API extern _Thread_local uintptr_t frt__tls_tid;
+FRT_API extern _Thread_local char frt__tls_anchor;
+static inline uintptr_t frt__thread_id(void)
+{
+    return (uintptr_t)&frt__tls_anchor;
+}
 #endif
 
 /* Allocation. Both return a zeroed object with refcount 1 owned by the
  * caller, or NULL (bad type, unattached thread, or out of memory). */
 FRT_API frt_object *frt_new(const frt_type *type);
 FRT_API frt_object *frt_new_var(const frt_type *type, size_t extra);
+/* The same, but shared from birth: no owner, every count atomic, as after
+ * frt_make_shared. For objects made to be handed to another thread, which
+ * then drops them without queueing them back to their creator. */
+FRT_API frt_object *frt_new_shared(const frt_type *type);
+FRT_API frt_object *frt_new_shared_var(const frt_type *type, size_t extra);
 FRT_API const frt_type *frt_typeof(const frt_object *o);
 
 /* Slow paths of the inline functions below (brc/). */
@@ -96,32 +123,36 @@ FRT_API void frt__decref_shared(frt_object *o);
 FRT_API void frt__merge_zero_local(frt_object *o);
 FRT_API void frt__incref_checked(frt_object *o);
 FRT_API void frt__decref_checked(frt_object *o);
+FRT_API void frt__incref_overflow(frt_object *o);
 
 /* The fast paths proper; frt_incref/frt_decref add the misuse checks of a
  * debug build in front of them. */
+/* Ownership is tested first: an immortal object has no owner (ob_tid 0),
+ * so the owner's path needs no immortal test, and the shared path makes it.
+ * An owner's count that reaches FRT_REF_IMMORTAL makes the object immortal
+ * (no owner) at once, so an owned object never holds that value. */
 static inline void frt__incref_fast(frt_object *o)
 {
-    uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
-    uint32_t next = local + 1;
-    if (FRT_UNLIKELY(next == 0))
-        return; /* immortal */
-    if (FRT_LIKELY(atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == frt__tls_tid))
-        atomic_store_explicit(&o->ob_ref_local, next, memory_order_relaxed);
-    else
+    if (FRT_LIKELY(atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == frt__thread_id())) {
+        uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) + 1;
+        atomic_store_explicit(&o->ob_ref_local, local, memory_order_relaxed);
+        if (FRT_UNLIKELY(local == FRT_REF_IMMORTAL))
+            frt__incref_overflow(o);
+    } else if (FRT_LIKELY(atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) !=
+                          FRT_REF_IMMORTAL)) {
         atomic_fetch_add_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE, memory_order_relaxed);
+    }
 }
 
 static inline void frt__decref_fast(frt_object *o)
 {
-    uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
-    if (FRT_UNLIKELY(local == FRT_REF_IMMORTAL))
-        return;
-    if (FRT_LIKELY(atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == frt__tls_tid)) {
-        local--;
+    if (FRT_LIKELY(atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == frt__thread_id())) {
+        uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) - 1;
         atomic_store_explicit(&o->ob_ref_local, local, memory_order_relaxed);
         if (FRT_UNLIKELY(local == 0))
             frt__merge_zero_local(o);
-    } else {
+    } else if (FRT_LIKELY(atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) !=
+                          FRT_REF_IMMORTAL)) {
         frt__decref_shared(o);
     }
 }
@@ -178,7 +209,8 @@ FRT_API int frt_make_shared(frt_object *o);
 /* 1 when the calling thread owns o (counts it without atomics). */
 static inline int frt_is_owned(const frt_object *o)
 {
-    return atomic_load_explicit(&((frt_object *)o)->ob_tid, memory_order_relaxed) == frt__tls_tid;
+    return atomic_load_explicit(&((frt_object *)o)->ob_tid, memory_order_relaxed) ==
+           frt__thread_id();
 }
 
 #ifdef __cplusplus

@@ -1,0 +1,120 @@
+/* The chunked object queue behind the BRC merge queues (obj_queue.h). */
+#include "obj_queue.h"
+#include "os.h"
+
+#define SPARE_MAX 4
+
+void frt_objq_open(frt_objq *q)
+{
+    frt_ticket_lock_acquire(&q->lock);
+    q->closed = 0;
+    frt_ticket_lock_release(&q->lock);
+}
+
+/* Under the lock: a chunk with room on top, from the spares if any. */
+static frt_objq_chunk *room(frt_objq *q)
+{
+    frt_objq_chunk *c = q->head;
+    if (c && c->n < FRT_OBJQ_CHUNK)
+        return c;
+    c = q->spare;
+    if (!c)
+        return NULL;
+    q->spare = c->next;
+    q->nspare--;
+    c->n = 0;
+    c->next = q->head;
+    q->head = c;
+    return c;
+}
+
+int frt_objq_push(frt_objq *q, frt_object *o)
+{
+    frt_objq_chunk *fresh = NULL;
+    for (;;) {
+        frt_ticket_lock_acquire(&q->lock);
+        if (q->closed) {
+            frt_ticket_lock_release(&q->lock);
+            frt__sys_free(fresh);
+            return FRT_OBJQ_CLOSED;
+        }
+        if (fresh) {
+            fresh->next = q->spare;
+            q->spare = fresh;
+            q->nspare++;
+            fresh = NULL;
+        }
+        frt_objq_chunk *c = room(q);
+        if (c) {
+            c->obj[c->n++] = o;
+            uint32_t n = atomic_load_explicit(&q->count, memory_order_relaxed);
+            atomic_store_explicit(&q->count, n + 1, memory_order_seq_cst);
+            frt_ticket_lock_release(&q->lock);
+            return n == 0 ? FRT_OBJQ_FIRST : FRT_OBJQ_PUSHED;
+        }
+        /* No chunk to spare: allocate one outside the lock, and go again. */
+        frt_ticket_lock_release(&q->lock);
+        fresh = frt__sys_calloc_as(FRT_FAULT_NODE, 1, sizeof *fresh);
+        if (!fresh)
+            return FRT_OBJQ_NOMEM;
+    }
+}
+
+static frt_objq_chunk *take(frt_objq *q)
+{
+    frt_ticket_lock_acquire(&q->lock);
+    frt_objq_chunk *c = q->head;
+    q->head = NULL;
+    atomic_store_explicit(&q->count, 0, memory_order_seq_cst);
+    frt_ticket_lock_release(&q->lock);
+    return c;
+}
+
+frt_objq_chunk *frt_objq_take(frt_objq *q)
+{
+    if (frt_objq_empty(q))
+        return NULL; /* the owner's safepoint: no lock when nothing came */
+    return take(q);
+}
+
+int frt_objq_close_empty(frt_objq *q)
+{
+    frt_ticket_lock_acquire(&q->lock);
+    int empty = atomic_load_explicit(&q->count, memory_order_relaxed) == 0;
+    if (empty)
+        q->closed = 1;
+    frt_ticket_lock_release(&q->lock);
+    return empty;
+}
+
+void frt_objq_recycle(frt_objq *q, frt_objq_chunk *chunks)
+{
+    frt_ticket_lock_acquire(&q->lock);
+    while (chunks && q->nspare < SPARE_MAX) {
+        frt_objq_chunk *next = chunks->next;
+        chunks->next = q->spare;
+        q->spare = chunks;
+        q->nspare++;
+        chunks = next;
+    }
+    frt_ticket_lock_release(&q->lock);
+    while (chunks) {
+        frt_objq_chunk *next = chunks->next;
+        frt__sys_free(chunks);
+        chunks = next;
+    }
+}
+
+void frt_objq_destroy(frt_objq *q)
+{
+    frt_objq_chunk *lists[2] = {q->head, q->spare};
+    for (int i = 0; i < 2; i++)
+        while (lists[i]) {
+            frt_objq_chunk *next = lists[i]->next;
+            frt__sys_free(lists[i]);
+            lists[i] = next;
+        }
+    q->head = q->spare = NULL;
+    q->nspare = 0;
+    atomic_store_explicit(&q->count, 0, memory_order_relaxed);
+}

@@ -1,0 +1,63 @@
+/* A queue of object pointers in chunks, behind a ticket lock: the BRC
+ * merge queue on each thread state (brc/merge_queue.c pushes and drains).
+ *
+ * A push stores one pointer in the current chunk, so handing an object to
+ * its owner allocates nothing per object (a 16-byte node each, before); a
+ * chunk holds 62 pointers and drained chunks are kept for reuse by the
+ * queue's owner. The lock is held for a few stores. `count` is read without
+ * the lock (seq_cst, see frt_objq_empty) by a thread deciding to block. */
+#ifndef FRT_RUNTIME_OBJ_QUEUE_H
+#define FRT_RUNTIME_OBJ_QUEUE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <frt/object.h>
+
+#include "ticket_lock.h"
+
+#define FRT_OBJQ_CHUNK 62
+
+typedef struct frt_objq_chunk {
+    struct frt_objq_chunk *next;
+    uint32_t n;
+    frt_object *obj[FRT_OBJQ_CHUNK];
+} frt_objq_chunk;
+
+typedef struct frt_objq {
+    frt_ticket_lock lock;
+    _Atomic uint32_t count;  /* objects queued; written under the lock */
+    int closed;              /* under the lock */
+    frt_objq_chunk *head;    /* newest chunk first, only head partly filled */
+    frt_objq_chunk *spare;   /* drained chunks */
+    unsigned nspare;
+} frt_objq;
+
+enum { FRT_OBJQ_PUSHED = 0, FRT_OBJQ_FIRST = 1, FRT_OBJQ_CLOSED = -1, FRT_OBJQ_NOMEM = -2 };
+
+/* Open (again, after a close): the chunks kept for reuse stay. */
+void frt_objq_open(frt_objq *q);
+/* FRT_OBJQ_FIRST when the queue was empty (the owner needs telling),
+ * FRT_OBJQ_PUSHED otherwise; FRT_OBJQ_CLOSED or FRT_OBJQ_NOMEM when o was
+ * not queued. */
+int frt_objq_push(frt_objq *q, frt_object *o);
+/* Everything queued so far (NULL if none), leaving the queue empty. */
+frt_objq_chunk *frt_objq_take(frt_objq *q);
+/* Close, making every later push fail, but only if empty: 1 when closed
+ * (now or before), 0 when something is queued, which the caller merges
+ * before it tries again. */
+int frt_objq_close_empty(frt_objq *q);
+/* Drained chunks back to q for reuse (a few are kept, the rest freed). */
+void frt_objq_recycle(frt_objq *q, frt_objq_chunk *chunks);
+/* Free every chunk (the queue's thread state is going away). */
+void frt_objq_destroy(frt_objq *q);
+
+/* Sequentially consistent, as the push's count store: a thread that went
+ * BLOCKED and then finds the queue empty cannot miss a push whose pusher
+ * did not see it BLOCKED (runtime/stw.c). */
+static inline int frt_objq_empty(frt_objq *q)
+{
+    return atomic_load_explicit(&q->count, memory_order_seq_cst) == 0;
+}
+
+#endif

@@ -1,0 +1,89 @@
+/* frt-bench-instructions: fixed loops for an instruction counter, so that
+ * the cost of the fast paths can be compared exactly, whatever the load on
+ * the machine (wall-clock benchmarks are the other programs here):
+ *
+ *   valgrind --tool=callgrind --cache-sim=yes build/release/stress/frt-bench-instructions
+ *   callgrind_annotate --inclusive=yes callgrind.out.<pid>
+ *
+ * then divide each function's inclusive count by its operations (printed).
+ * Built against libfrt.a and, as frt-bench-instructions-shared, against
+ * libfrt.so: the owner pair must cost the same through both. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <frt/frt.h>
+
+#define PAIRS 1000000L
+#define BULK 200000L
+#define ROUNDS 5
+
+static const frt_type t32 = {"t32", 32, NULL, NULL, NULL, NULL};
+static const frt_type t256 = {"t256", 256, NULL, NULL, NULL, NULL};
+
+#define BARRIER() __asm__ volatile("" ::: "memory")
+
+/* The same loop as frt-bench-brc's: an op, a barrier, an op, a barrier. */
+__attribute__((noinline)) static void owner_pairs(frt_object *o, long n)
+{
+    for (long i = 0; i < n; i++) {
+        frt_incref(o);
+        BARRIER();
+        frt_decref(o);
+        BARRIER();
+    }
+}
+
+/* A merged object: the non-owner's path, from one thread. (The nop, one
+ * instruction per call, keeps the compiler from folding the two loops.) */
+__attribute__((noinline)) static void merged_pairs(frt_object *o, long n)
+{
+    __asm__ volatile("nop");
+    for (long i = 0; i < n; i++) {
+        frt_incref(o);
+        BARRIER();
+        frt_decref(o);
+        BARRIER();
+    }
+}
+
+__attribute__((noinline)) static void bulk(const frt_type *t, frt_object **v, long n)
+{
+    for (long i = 0; i < n; i++)
+        if (!(v[i] = frt_new(t)))
+            abort();
+    for (long i = 0; i < n; i++)
+        frt_decref(v[i]);
+}
+
+__attribute__((noinline)) static void bulk32(frt_object **v, long n)
+{
+    bulk(&t32, v, n);
+}
+
+__attribute__((noinline)) static void bulk256(frt_object **v, long n)
+{
+    bulk(&t256, v, n);
+}
+
+int main(void)
+{
+    if (frt_init(NULL) != 0)
+        return 1;
+    frt_object *o = frt_new(&t32);
+    frt_object **v = malloc(BULK * sizeof *v);
+    if (!o || !v)
+        return 1;
+    owner_pairs(o, PAIRS);
+    frt_make_shared(o);
+    merged_pairs(o, PAIRS);
+    frt_decref(o);
+    for (int r = 0; r < ROUNDS; r++)
+        bulk32(v, BULK);
+    for (int r = 0; r < ROUNDS; r++)
+        bulk256(v, BULK);
+    free(v);
+    printf("owner_pairs: %ld pairs; merged_pairs: %ld pairs; bulk32, bulk256: %ld frt_new + "
+           "frt_decref each\n",
+           PAIRS, PAIRS, (long)ROUNDS * BULK);
+    return frt_shutdown() == 0 ? 0 : 1;
+}
