@@ -7,6 +7,7 @@
 #include "debug.h"
 #include "fork.h"
 #include "os.h"
+#include "qsbr.h"
 #include "runtime.h"
 #include "weakref.h"
 
@@ -26,6 +27,7 @@ void frt_config_default(frt_config *cfg)
     cfg->gc_enabled = 1;
     cfg->gc_debug = 0;
     cfg->arena_cache = 4;
+    cfg->reclaim_limit = (size_t)8 << 20;
 }
 
 int frt_is_initialized(void)
@@ -42,6 +44,8 @@ int frt_init(const frt_config *cfg)
     frt_config_default(&c);
     if (cfg)
         c = *cfg;
+    if (c.reclaim_limit == 0)
+        c.reclaim_limit = (size_t)8 << 20;
     frt__rt.config = c;
     frt__rt.threads = NULL;
     frt__rt.nthreads = 0;
@@ -128,6 +132,7 @@ int frt_shutdown(void)
      * what is still alive, then give every arena back. Objects still alive
      * are not destroyed: their memory goes with the arenas. */
     frt__tstate_detach();
+    frt__qsbr_barrier(); /* deferred frees land before the arenas go */
     size_t alive = 0;
     frt__heaps_walk_objects(count_alive, &alive);
     frt__heaps_release_all();

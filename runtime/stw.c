@@ -19,6 +19,7 @@
 #include "fork.h"
 #include "futex.h"
 #include "os.h"
+#include "qsbr.h"
 #include "runtime.h"
 
 #define SPIN_BEFORE_SLEEP 2000
@@ -87,12 +88,16 @@ void frt__safepoint_park(frt_tstate *ts)
         if (atomic_compare_exchange_weak(&ts->word, &w, nw))
             break;
     }
+    /* Parked, the thread reads no slot: grace periods need not wait. */
+    frt__qsbr_offline();
     wait_word(ts, not_suspended); /* the stopper hands us ATTACHED */
+    frt__qsbr_online();
 }
 
 void frt__safepoint_slow(frt_tstate *ts)
 {
     ts->safepoint_polls++;
+    frt__qsbr_quiescent();
     for (;;) {
         uint32_t w = atomic_load(&ts->word);
         if (w & FRT_TS_STOP) {
@@ -123,7 +128,17 @@ void frt_safepoint(void)
         return;
     }
     frt__heap_collect_remote(ts->heap);
+    frt__qsbr_quiescent();
     frt__safepoint_poll(ts);
+    /* Too much memory waits for a grace period: wait for one here, where
+     * the caller holds nothing, in a blocking section so that neither a
+     * stop-the-world nor the grace period waits for us. */
+    if (FRT_UNLIKELY(frt__qsbr_over_limit()) && !ts->blocking_depth && !ts->stw_depth &&
+        !ts->in_dealloc && !ts->in_gc_callback) {
+        frt_blocking_begin();
+        frt__qsbr_barrier();
+        frt_blocking_end();
+    }
 }
 
 /* ATTACHED -> BLOCKED, after merging our queue. A thread that pushed while
@@ -198,8 +213,10 @@ void frt_blocking_begin(void)
      * collection cannot run once the depth says "blocked". */
     if (ts->blocking_depth == 0)
         frt__safepoint_poll(ts);
-    if (ts->blocking_depth++ == 0)
+    if (ts->blocking_depth++ == 0) {
         enter_blocked(ts);
+        frt__qsbr_offline();
+    }
 }
 
 void frt_blocking_end(void)
@@ -209,8 +226,11 @@ void frt_blocking_end(void)
         FRT_MISUSE(NULL, "frt_blocking_end without frt_blocking_begin");
         return;
     }
-    if (--ts->blocking_depth == 0)
+    if (--ts->blocking_depth == 0) {
+        /* Online first: leaving runs queued work that may read slots. */
+        frt__qsbr_online();
         frt__leave_blocked(ts);
+    }
 }
 
 int frt__tstate_help_begin(frt_tstate *owner)

@@ -11,6 +11,7 @@
 #include "fork.h"
 #include "object_internal.h"
 #include "os.h"
+#include "qsbr.h"
 #include "runtime.h"
 
 __thread uintptr_t frt__tls_tid __attribute__((tls_model("initial-exec"))) = FRT_TID_DETACHED;
@@ -134,6 +135,7 @@ int frt__tstate_attach(void)
     frt_ticket_lock_release(&frt__rt.threads_lock);
 
     tls_set(ts, tid);
+    frt__qsbr_register();
     return 0;
 }
 
@@ -170,6 +172,9 @@ void frt__tstate_detach(void)
     if (frt__rt.hooks.close_queue)
         frt__rt.hooks.close_queue(ts);
     frt__heap_abandon(ts->heap);
+    /* After the last frees this thread may run: they are handed over, and
+     * grace periods stop waiting for us. */
+    frt__qsbr_unregister();
 
     /* DETACHED satisfies a stop in progress; the word keeps no pending bits. */
     uint32_t w = atomic_load(&ts->word);

@@ -12,5 +12,6 @@
 #include <frt/heap.h>
 #include <frt/gc.h>
 #include <frt/weakref.h>
+#include <frt/ref.h>
 
 #endif

@@ -17,6 +17,10 @@ typedef struct frt_config {
     /* Empty arenas kept mapped for reuse before they go back to the OS
      * (frt_heap_trim returns them at once). Default 4. */
     size_t arena_cache;
+    /* Bytes of freed objects that may wait for a grace period (deferred
+     * reclamation, docs/design.md) before frt_safepoint waits for one in a
+     * blocking section. Default 8 MiB. */
+    size_t reclaim_limit;
 } frt_config;
 
 FRT_API void frt_config_default(frt_config *cfg);

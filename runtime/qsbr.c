@@ -1,0 +1,164 @@
+/* Deferred reclamation through liburcu's QSBR flavour (see qsbr.h).
+ *
+ * ThreadSanitizer cannot see liburcu's synchronisation (inline assembly in
+ * an uninstrumented library), so this file states it: a thread releases
+ * gp_token before it announces a quiescent state, goes offline or
+ * unregisters, and the call_rcu callback acquires it before freeing; a
+ * batch is released before call_rcu and acquired by its callback. That is
+ * exactly the happens-before a grace period provides, and nothing more:
+ * a block freed without going through here is still reported.
+ * tsan_default_suppressions below keeps liburcu's own internals (its
+ * threads and futexes) out of reports, and nothing of frt's. */
+#include <stdint.h>
+#include <urcu-qsbr.h>
+#include <urcu/call-rcu.h>
+
+#include "os.h"
+#include "pool.h"
+#include "qsbr.h"
+#include "runtime.h"
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FRT_QSBR_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define FRT_QSBR_TSAN 1
+#endif
+
+#if FRT_QSBR_TSAN
+#include <sanitizer/tsan_interface.h>
+static char gp_token;
+#define TSAN_RELEASE(p) __tsan_release(p)
+#define TSAN_ACQUIRE(p) __tsan_acquire(p)
+
+__attribute__((visibility("default"))) const char *__tsan_default_suppressions(void);
+__attribute__((visibility("default"))) const char *__tsan_default_suppressions(void)
+{
+    return "called_from_lib:liburcu-qsbr.so.8\n"
+           "called_from_lib:liburcu-common.so.8\n";
+}
+#else
+#define TSAN_RELEASE(p) ((void)0)
+#define TSAN_ACQUIRE(p) ((void)0)
+#endif
+
+/* Blocks per batch: one call_rcu (and one grace period's wait) per this
+ * many frees, and the most a thread keeps before handing them over. */
+#define BATCH_BLOCKS 256
+#define LARGE_TAG ((uintptr_t)1) /* blocks are 16-byte aligned */
+
+typedef struct batch {
+    struct rcu_head head;
+    unsigned n;
+    size_t bytes;
+    uintptr_t blocks[BATCH_BLOCKS];
+} batch;
+
+static __thread batch *tls_batch;
+static __thread int tls_registered;
+
+static _Atomic size_t waiting_bytes, waiting_blocks, waiting_peak;
+
+void frt__qsbr_register(void)
+{
+    if (!tls_registered) {
+        rcu_register_thread();
+        tls_registered = 1;
+    }
+}
+
+static void batch_free(struct rcu_head *head)
+{
+    batch *b = caa_container_of(head, batch, head);
+    TSAN_ACQUIRE(&gp_token);
+    TSAN_ACQUIRE(b);
+    for (unsigned i = 0; i < b->n; i++) {
+        if (b->blocks[i] & LARGE_TAG)
+            frt__large_free((void *)(b->blocks[i] & ~LARGE_TAG));
+        else
+            frt__block_free(NULL, (void *)b->blocks[i]);
+    }
+    atomic_fetch_sub(&waiting_blocks, b->n);
+    atomic_fetch_sub(&waiting_bytes, b->bytes);
+    frt__sys_free(b);
+}
+
+static void flush(void)
+{
+    batch *b = tls_batch;
+    if (!b || b->n == 0)
+        return;
+    tls_batch = NULL;
+    TSAN_RELEASE(b);
+    call_rcu(&b->head, batch_free);
+}
+
+void frt__qsbr_unregister(void)
+{
+    flush();
+    if (tls_registered) {
+        TSAN_RELEASE(&gp_token);
+        rcu_unregister_thread();
+        tls_registered = 0;
+    }
+}
+
+void frt__qsbr_quiescent(void)
+{
+    TSAN_RELEASE(&gp_token);
+    rcu_quiescent_state();
+}
+
+void frt__qsbr_offline(void)
+{
+    flush();
+    TSAN_RELEASE(&gp_token);
+    rcu_thread_offline();
+}
+
+void frt__qsbr_online(void)
+{
+    rcu_thread_online();
+}
+
+void frt__qsbr_defer_free(void *block, size_t bytes, int large)
+{
+    batch *b = tls_batch;
+    if (!b) {
+        b = frt__sys_calloc(1, sizeof *b);
+        if (!b)
+            return; /* out of memory: the block stays allocated, which is safe */
+        tls_batch = b;
+    }
+    b->blocks[b->n++] = (uintptr_t)block | (large ? LARGE_TAG : 0);
+    b->bytes += bytes;
+    atomic_fetch_add(&waiting_blocks, 1);
+    size_t now = atomic_fetch_add(&waiting_bytes, bytes) + bytes;
+    size_t peak = atomic_load(&waiting_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&waiting_peak, &peak, now)) {
+    }
+    /* A thread that is not registered (a misuse, or detaching) must not
+     * keep a batch that no later flush would find. */
+    if (b->n == BATCH_BLOCKS || !tls_registered)
+        flush();
+}
+
+int frt__qsbr_over_limit(void)
+{
+    return atomic_load_explicit(&waiting_bytes, memory_order_relaxed) > frt__rt.config.reclaim_limit;
+}
+
+void frt__qsbr_barrier(void)
+{
+    flush();
+    rcu_barrier();
+}
+
+void frt__qsbr_stats(size_t *bytes, size_t *blocks, size_t *peak)
+{
+    *bytes = atomic_load(&waiting_bytes);
+    *blocks = atomic_load(&waiting_blocks);
+    *peak = atomic_load(&waiting_peak);
+}
