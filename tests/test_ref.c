@@ -102,6 +102,15 @@ static void test_deferred(void)
     CHECK_EQ(st.reclaim_waiting_blocks, 0);
     CHECK_EQ(st.reclaim_waiting_bytes, 0);
 
+    /* A large object is unmapped when freed: a reader's try-incref on a
+     * dead published one must still find its header (no fault). */
+    o = frt_new_var(&leaf_type, FRT_SMALL_MAX);
+    frt_ref_store(&r, o);
+    frt_decref(o);
+    frt_ref_clear(&r);
+    CHECK_EQ(frt_try_incref(o), 0);
+    frt_heap_trim();
+
     /* An object never stored in a slot is freed at once, as before. */
     frt_decref(frt_new(&leaf_type));
     frt_heap_get_stats(&st);
