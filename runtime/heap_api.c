@@ -29,13 +29,7 @@ size_t frt_heap_trim(void)
 {
     size_t bytes = 0;
     frt_tstate *ts = frt__tstate();
-    /* Blocks waiting for a grace period come back first. A blocking
-     * section: the wait holds up neither a stop nor the grace period. */
-    if (ts && !ts->blocking_depth && !ts->stw_depth && !ts->in_dealloc && !ts->in_gc_callback) {
-        frt_blocking_begin();
-        frt__qsbr_barrier();
-        frt_blocking_end();
-    }
+    frt__qsbr_drain(); /* blocks waiting for a grace period come back first */
     if (ts)
         bytes += frt__heap_trim(ts->heap);
     bytes += frt__heap_trim_orphans();

@@ -131,8 +131,10 @@ int frt_shutdown(void)
     /* Leave as any thread leaves (merging what is queued to us), then count
      * what is still alive, then give every arena back. Objects still alive
      * are not destroyed: their memory goes with the arenas. */
+    frt__qsbr_drain(); /* deferred work that drops references, while attached */
     frt__tstate_detach();
     frt__qsbr_barrier(); /* deferred frees land before the arenas go */
+    frt__qsbr_run_ready();
     size_t alive = 0;
     frt__heaps_walk_objects(count_alive, &alive);
     frt__heaps_release_all();

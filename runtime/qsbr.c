@@ -16,19 +16,10 @@
 #include "os.h"
 #include "pool.h"
 #include "qsbr.h"
+#include "debug.h"
 #include "runtime.h"
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FRT_QSBR_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define FRT_QSBR_TSAN 1
-#endif
-
 #if FRT_QSBR_TSAN
-#include <sanitizer/tsan_interface.h>
 static char gp_token;
 #define TSAN_RELEASE(p) __tsan_release(p)
 #define TSAN_ACQUIRE(p) __tsan_acquire(p)
@@ -37,7 +28,8 @@ __attribute__((visibility("default"))) const char *__tsan_default_suppressions(v
 __attribute__((visibility("default"))) const char *__tsan_default_suppressions(void)
 {
     return "called_from_lib:liburcu-qsbr.so.8\n"
-           "called_from_lib:liburcu-common.so.8\n";
+           "called_from_lib:liburcu-common.so.8\n"
+           "called_from_lib:liburcu-cds.so.8\n";
 }
 #else
 #define TSAN_RELEASE(p) ((void)0)
@@ -48,6 +40,8 @@ __attribute__((visibility("default"))) const char *__tsan_default_suppressions(v
  * many frees, and the most a thread keeps before handing them over. */
 #define BATCH_BLOCKS 256
 #define LARGE_TAG ((uintptr_t)1) /* blocks are 16-byte aligned */
+#define LATER_TAG ((uintptr_t)2) /* an frt_qsbr_later, not a block */
+#define TAGS (LARGE_TAG | LATER_TAG)
 
 typedef struct batch {
     struct rcu_head head;
@@ -60,6 +54,7 @@ static __thread batch *tls_batch;
 static __thread int tls_registered;
 
 static _Atomic size_t waiting_bytes, waiting_blocks, waiting_peak;
+static _Atomic(frt_qsbr_later *) ready; /* grace period over; for an attached thread */
 
 void frt__qsbr_register(void)
 {
@@ -74,13 +69,23 @@ static void batch_free(struct rcu_head *head)
     batch *b = caa_container_of(head, batch, head);
     TSAN_ACQUIRE(&gp_token);
     TSAN_ACQUIRE(b);
+    unsigned later = 0;
     for (unsigned i = 0; i < b->n; i++) {
-        if (b->blocks[i] & LARGE_TAG)
-            frt__large_free((void *)(b->blocks[i] & ~LARGE_TAG));
-        else
-            frt__block_free(NULL, (void *)b->blocks[i]);
+        void *p = (void *)(b->blocks[i] & ~TAGS);
+        if (b->blocks[i] & LATER_TAG) {
+            frt_qsbr_later *w = p;
+            w->next = atomic_load_explicit(&ready, memory_order_relaxed);
+            while (!atomic_compare_exchange_weak_explicit(&ready, &w->next, w, memory_order_release,
+                                                          memory_order_relaxed)) {
+            }
+            later++;
+        } else if (b->blocks[i] & LARGE_TAG) {
+            frt__large_free(p);
+        } else {
+            frt__block_free(NULL, p);
+        }
     }
-    atomic_fetch_sub(&waiting_blocks, b->n);
+    atomic_fetch_sub(&waiting_blocks, b->n - later);
     atomic_fetch_sub(&waiting_bytes, b->bytes);
     frt__sys_free(b);
 }
@@ -123,7 +128,32 @@ void frt__qsbr_online(void)
     rcu_thread_online();
 }
 
+static void defer(uintptr_t entry, size_t bytes, int counted);
+
 void frt__qsbr_defer_free(void *block, size_t bytes, int large)
+{
+    defer((uintptr_t)block | (large ? LARGE_TAG : 0), bytes, 1);
+}
+
+void frt__qsbr_defer_call(frt_qsbr_later *w, void (*fn)(frt_qsbr_later *w))
+{
+    w->fn = fn;
+    defer((uintptr_t)w | LATER_TAG, 0, 0);
+}
+
+void frt__qsbr_run_ready(void)
+{
+    if (!atomic_load_explicit(&ready, memory_order_relaxed))
+        return;
+    frt_qsbr_later *w = atomic_exchange_explicit(&ready, NULL, memory_order_acquire);
+    while (w) {
+        frt_qsbr_later *next = w->next;
+        w->fn(w);
+        w = next;
+    }
+}
+
+static void defer(uintptr_t entry, size_t bytes, int counted)
 {
     batch *b = tls_batch;
     if (!b) {
@@ -132,9 +162,9 @@ void frt__qsbr_defer_free(void *block, size_t bytes, int large)
             return; /* out of memory: the block stays allocated, which is safe */
         tls_batch = b;
     }
-    b->blocks[b->n++] = (uintptr_t)block | (large ? LARGE_TAG : 0);
+    b->blocks[b->n++] = entry;
     b->bytes += bytes;
-    atomic_fetch_add(&waiting_blocks, 1);
+    atomic_fetch_add(&waiting_blocks, (size_t)counted);
     size_t now = atomic_fetch_add(&waiting_bytes, bytes) + bytes;
     size_t peak = atomic_load(&waiting_peak);
     while (now > peak && !atomic_compare_exchange_weak(&waiting_peak, &peak, now)) {
@@ -154,6 +184,17 @@ void frt__qsbr_barrier(void)
 {
     flush();
     rcu_barrier();
+}
+
+void frt__qsbr_drain(void)
+{
+    frt_tstate *ts = frt__tstate();
+    if (!ts || ts->blocking_depth || ts->stw_depth || ts->in_dealloc || ts->in_gc_callback)
+        return;
+    frt_blocking_begin();
+    frt__qsbr_barrier();
+    frt_blocking_end();
+    frt__qsbr_run_ready();
 }
 
 void frt__qsbr_stats(size_t *bytes, size_t *blocks, size_t *peak)

@@ -131,14 +131,10 @@ void frt_safepoint(void)
     frt__qsbr_quiescent();
     frt__safepoint_poll(ts);
     /* Too much memory waits for a grace period: wait for one here, where
-     * the caller holds nothing, in a blocking section so that neither a
-     * stop-the-world nor the grace period waits for us. */
-    if (FRT_UNLIKELY(frt__qsbr_over_limit()) && !ts->blocking_depth && !ts->stw_depth &&
-        !ts->in_dealloc && !ts->in_gc_callback) {
-        frt_blocking_begin();
-        frt__qsbr_barrier();
-        frt_blocking_end();
-    }
+     * the caller holds nothing (qsbr.h). */
+    if (FRT_UNLIKELY(frt__qsbr_over_limit()))
+        frt__qsbr_drain();
+    frt__qsbr_run_ready();
 }
 
 /* ATTACHED -> BLOCKED, after merging our queue. A thread that pushed while
