@@ -8,9 +8,10 @@
 #include <frt/ref.h>
 
 #include "debug.h"
+#include "object_internal.h"
 #include "try_incref.h"
 
-static void publish(frt_object *o)
+void frt__ref_publish(frt_object *o)
 {
     frt_incref(o);
     if (atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) == FRT_REF_IMMORTAL)
@@ -39,7 +40,7 @@ int frt_ref_init(frt_ref *r, frt_object *o)
         return FRT_EINVAL;
     FRT_CHECK_LIVE(o, "frt_ref_init");
     if (o)
-        publish(o);
+        frt__ref_publish(o);
     atomic_init(&r->ptr, o);
     return 0;
 }
@@ -72,7 +73,7 @@ frt_object *frt_ref_exchange(frt_ref *r, frt_object *o)
         return NULL;
     FRT_CHECK_LIVE(o, "frt_ref_exchange");
     if (o)
-        publish(o);
+        frt__ref_publish(o);
     return atomic_exchange_explicit(&r->ptr, o, memory_order_acq_rel);
 }
 
@@ -97,7 +98,7 @@ int frt_ref_compare_exchange(frt_ref *r, frt_object *expected, frt_object *desir
         return rc;
     FRT_CHECK_LIVE(desired, "frt_ref_compare_exchange");
     if (desired)
-        publish(desired);
+        frt__ref_publish(desired);
     frt_object *seen = expected;
     if (atomic_compare_exchange_strong_explicit(&r->ptr, &seen, desired, memory_order_acq_rel,
                                                 memory_order_acquire)) {

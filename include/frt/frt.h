@@ -13,5 +13,6 @@
 #include <frt/gc.h>
 #include <frt/weakref.h>
 #include <frt/ref.h>
+#include <frt/map.h>
 
 #endif
