@@ -25,6 +25,7 @@
 #include "object_internal.h"
 #include "os.h"
 #include "qsbr.h"
+#include "tstate.h"
 #include "try_incref.h"
 
 /* A deleted entry's value: an immortal object no caller ever sees. */
@@ -41,6 +42,8 @@ struct frt_map {
     const frt_map_key_ops *ops; /* NULL: byte keys */
     unsigned flags;
     _Atomic long len;
+    _Atomic unsigned long buckets; /* the size the table was last resized to */
+    _Atomic int resizing;
 };
 
 typedef struct node {
@@ -163,6 +166,33 @@ static void node_retire(frt_map *m, node *n, frt_object *old, drops *d)
     drop_later(d, old);
 }
 
+/* Keep about one entry per bucket. rculfhash resizes while readers and
+ * other writers go on; the thread that crosses a threshold does it, in a
+ * blocking section (a resize waits for grace periods), and only from a
+ * clean point (else a later write does it). liburcu's own automatic
+ * resizing never ran here (its worker stayed idle), so the map drives it. */
+static void maybe_resize(frt_map *m)
+{
+    unsigned long n = (unsigned long)atomic_load_explicit(&m->len, memory_order_relaxed);
+    unsigned long b = atomic_load_explicit(&m->buckets, memory_order_relaxed), want = b;
+    if (n > b)
+        while (want < 2 * n)
+            want <<= 1;
+    else if (b > 64 && n < b / 8)
+        want = b / 4;
+    frt_tstate *ts = frt__tstate();
+    if (want == b || !ts || ts->blocking_depth || ts->stw_depth || ts->in_dealloc || ts->in_gc_callback)
+        return;
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&m->resizing, &idle, 1))
+        return;
+    frt_blocking_begin();
+    cds_lfht_resize(m->ht, want);
+    frt_blocking_end();
+    atomic_store_explicit(&m->buckets, want, memory_order_relaxed);
+    atomic_store(&m->resizing, 0);
+}
+
 static int try_delete(frt_map *m, node *n, frt_object *expect, drops *d)
 {
     if (!atomic_compare_exchange_strong_explicit(&n->value, &expect, TOMB, memory_order_acq_rel,
@@ -279,8 +309,10 @@ static int map_set(frt_map *m, key *k, frt_object *value)
                 return FRT_ENOMEM;
             }
             n = insert(m, k, fresh, stored);
-            if (n == fresh)
+            if (n == fresh) {
+                maybe_resize(m);
                 return 0;
+            }
         }
         frt_object *cur = atomic_load_explicit(&n->value, memory_order_acquire);
         int done = cur != TOMB && atomic_compare_exchange_strong_explicit(
@@ -314,6 +346,8 @@ static int map_delete(frt_map *m, key *k)
             }
         }
         drop_now(&d);
+        if (res == 1)
+            maybe_resize(m);
         if (res >= 0)
             return res;
     }
@@ -357,6 +391,8 @@ static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
     }
     if (fresh)
         node_free(&fresh->later);
+    else if (res)
+        maybe_resize(m); /* we inserted */
     frt_xdecref(stored);
     return res;
 }
@@ -520,8 +556,7 @@ frt_map *frt_map_new(unsigned flags, const frt_map_key_ops *key_ops)
         return NULL;
     if (key_ops && (!key_ops->hash || !key_ops->eq))
         return NULL;
-    struct cds_lfht *ht = cds_lfht_new_flavor(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-                                              &urcu_qsbr_flavor, NULL);
+    struct cds_lfht *ht = cds_lfht_new_flavor(64, 64, 0, 0, &urcu_qsbr_flavor, NULL);
     if (!ht)
         return NULL;
     frt_map *m = (frt_map *)frt_new(&map_type);
@@ -532,6 +567,7 @@ frt_map *frt_map_new(unsigned flags, const frt_map_key_ops *key_ops)
     m->ht = ht;
     m->ops = key_ops;
     m->flags = flags;
+    atomic_store(&m->buckets, 64);
     return m;
 }
 

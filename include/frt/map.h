@@ -1,9 +1,10 @@
 /* A concurrent hash map from keys (bytes, or objects) to objects.
  *
  * get is lock-free and returns a new strong reference; set, delete and
- * get_or_insert are linearizable; the table grows and shrinks in the
- * background without blocking readers; iteration is safe while other
- * threads write. With FRT_MAP_WEAK_VALUES the map holds its values weakly
+ * get_or_insert are linearizable; the table grows and shrinks without
+ * blocking readers or other writers (the writer that crosses a size
+ * threshold resizes it, in a blocking section); iteration is safe while
+ * other threads write. With FRT_MAP_WEAK_VALUES the map holds its values weakly
  * (Python's WeakValueDictionary): an entry disappears when its value dies,
  * with no user callback. Built on liburcu's lock-free resizable hash table
  * (rculfhash) and frt's deferred reclamation; docs/design.md has how.
