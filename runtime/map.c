@@ -208,7 +208,7 @@ static frt_object *resolve(frt_map *m, frt_object *v, drops *d)
 {
     if (!(m->flags & FRT_MAP_WEAK_VALUES))
         return v;
-    frt_object *t = frt_weakref_get((frt_weakref *)v);
+    frt_object *t = frt_weakref_get(frt_weakref_from_object(v));
     drop_later(d, v);
     return t;
 }
@@ -269,12 +269,13 @@ static node *node_new(const key *k)
 static frt_object *stored_new(frt_map *m, frt_object *value)
 {
     if (m->flags & FRT_MAP_WEAK_VALUES) {
-        frt_object *wr = (frt_object *)frt_weakref_new(value, NULL, NULL);
+        frt_weakref *wr = frt_weakref_new(value, NULL, NULL);
         if (!wr)
             return NULL;
-        frt__ref_publish(wr);
-        frt_decref(wr);
-        return wr;
+        frt_object *o = frt_weakref_object(wr);
+        frt__ref_publish(o);
+        frt_decref(o);
+        return o;
     }
     frt__ref_publish(value);
     return value;
@@ -342,7 +343,7 @@ static int map_delete(frt_map *m, key *k)
             if (cur != TOMB && try_delete(m, n, cur, &d)) {
                 res = 1;
                 if (m->flags & FRT_MAP_WEAK_VALUES) /* a dead value was no entry */
-                    res = frt_weakref_alive((frt_weakref *)cur) ? 1 : 0;
+                    res = frt_weakref_alive(frt_weakref_from_object(cur)) ? 1 : 0;
             }
         }
         drop_now(&d);

@@ -52,6 +52,10 @@ typedef struct batch {
 
 static __thread batch *tls_batch;
 static __thread int tls_registered;
+/* Registered and online. A quiescent state announced while offline would
+ * put the thread back online (liburcu stores the grace-period counter), so
+ * frt_safepoint inside a blocking section must announce nothing. */
+static __thread int tls_online;
 
 static _Atomic size_t waiting_bytes, waiting_blocks, waiting_peak;
 static _Atomic(frt_qsbr_later *) ready; /* grace period over; for an attached thread */
@@ -61,6 +65,7 @@ void frt__qsbr_register(void)
     if (!tls_registered) {
         rcu_register_thread();
         tls_registered = 1;
+        tls_online = 1;
     }
 }
 
@@ -107,11 +112,14 @@ void frt__qsbr_unregister(void)
         TSAN_RELEASE(&gp_token);
         rcu_unregister_thread();
         tls_registered = 0;
+        tls_online = 0;
     }
 }
 
 void frt__qsbr_quiescent(void)
 {
+    if (!tls_online)
+        return;
     TSAN_RELEASE(&gp_token);
     rcu_quiescent_state();
 }
@@ -119,13 +127,19 @@ void frt__qsbr_quiescent(void)
 void frt__qsbr_offline(void)
 {
     flush();
+    if (!tls_online)
+        return;
     TSAN_RELEASE(&gp_token);
     rcu_thread_offline();
+    tls_online = 0;
 }
 
 void frt__qsbr_online(void)
 {
+    if (!tls_registered || tls_online)
+        return;
     rcu_thread_online();
+    tls_online = 1;
 }
 
 static void defer(uintptr_t entry, size_t bytes, int counted);

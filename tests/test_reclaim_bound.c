@@ -4,8 +4,9 @@
  * reclaim_limit plus one unflushed batch per thread (docs/design.md,
  * "Deferred reclamation"). A third thread stays attached and online,
  * passing safepoints, as a busy thread would. If the blocked thread held
- * grace periods back, the writer would wait at its first frt_safepoint over
- * the limit for ever (the watchdog fails the test). */
+ * grace periods back (also after it calls frt_safepoint inside its section),
+ * the writer would wait at its first frt_safepoint over the limit for ever
+ * (the watchdog fails the test). */
 #include <frt/frt.h>
 
 #include "test_util.h"
@@ -27,6 +28,9 @@ static void *sleeper(void *arg)
     (void)arg;
     CHECK_EQ(frt_thread_attach(), 0);
     frt_blocking_begin();
+    /* A safepoint inside the section must not bring the thread back
+     * online (liburcu's quiescent state would). */
+    frt_safepoint();
     atomic_store(&parked, 1);
     while (!atomic_load(&done))
         test_sleep_us(1000);
