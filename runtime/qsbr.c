@@ -17,6 +17,7 @@
 #include "pool.h"
 #include "qsbr.h"
 #include "debug.h"
+#include "fork.h"
 #include "runtime.h"
 
 #if FRT_QSBR_TSAN
@@ -58,7 +59,8 @@ static __thread int tls_registered;
 static __thread int tls_online;
 
 static _Atomic size_t waiting_bytes, waiting_blocks, waiting_peak;
-static _Atomic(frt_qsbr_later *) ready; /* grace period over; for an attached thread */
+static _Atomic(frt_qsbr_later *) ready;
+static _Atomic int forked_child; /* frt__qsbr_fork */ /* grace period over; for an attached thread */
 
 void frt__qsbr_register(void)
 {
@@ -191,13 +193,30 @@ static void defer(uintptr_t entry, size_t bytes, int counted)
 
 int frt__qsbr_over_limit(void)
 {
-    return atomic_load_explicit(&waiting_bytes, memory_order_relaxed) > frt__rt.config.reclaim_limit;
+    return !atomic_load_explicit(&forked_child, memory_order_relaxed) &&
+           atomic_load_explicit(&waiting_bytes, memory_order_relaxed) > frt__rt.config.reclaim_limit;
 }
 
 void frt__qsbr_barrier(void)
 {
     flush();
-    rcu_barrier();
+    if (!atomic_load_explicit(&forked_child, memory_order_relaxed))
+        rcu_barrier();
+}
+
+/* fork (runtime/fork.c). liburcu 0.13 has no way to take its registry
+ * and grace-period locks across fork (its before/after-fork functions for
+ * the QSBR flavour are not exported), and pausing its call_rcu thread with
+ * the world stopped hung or crashed the child in test_fork. So the child
+ * gives up waiting: blocks deferred before or after the fork are freed only
+ * if liburcu's call_rcu thread runs there, and nothing in the child ever
+ * waits for a grace period (frt_heap_trim, frt_shutdown and the
+ * reclaim_limit stop waiting). The memory may leak in the child; it is
+ * never reused early. */
+void frt__qsbr_fork(int phase)
+{
+    if (phase == FRT_FORK_CHILD)
+        atomic_store(&forked_child, 1);
 }
 
 void frt__qsbr_drain(void)
