@@ -9,6 +9,8 @@
 #include "try_incref.h"
 #include "weakref.h"
 
+_Static_assert(sizeof(frt_object) == 32, "the header is 32 bytes (docs/design.md)");
+
 frt_object *frt_new_var(const frt_type *type, size_t extra)
 {
     frt_tstate *ts = frt__tstate();
@@ -26,7 +28,7 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
     frt__safepoint_poll(ts);
 
     frt_object *o;
-    uint16_t flags = 0;
+    uint8_t flags = 0;
     if (FRT_LIKELY(size <= FRT_SMALL_MAX)) {
         o = frt__heap_alloc(ts->heap, frt_size_class(size));
     } else {
@@ -50,6 +52,7 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
     atomic_store_explicit(&o->ob_ref_shared, 0, memory_order_relaxed);
 #endif
     atomic_store_explicit(&o->ob_flags, flags, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_mutex.v, 0, memory_order_relaxed);
     o->ob_gc_bits = 0;
     o->ob_gen = 0;
     o->ob_type = type;
@@ -76,7 +79,7 @@ const frt_type *frt_typeof(const frt_object *o)
 
 static void release_block(frt_tstate *ts, frt_object *o)
 {
-    uint16_t flags = atomic_load_explicit(&o->ob_flags, memory_order_relaxed);
+    uint8_t flags = atomic_load_explicit(&o->ob_flags, memory_order_relaxed);
     size_t size = o->ob_type->size;
     o->ob_type = NULL; /* marks the block free for heap walks and misuse checks */
 #if FRT_DEBUG
@@ -163,6 +166,10 @@ void frt__dealloc(frt_object *o)
         frt__misuse(o, "last reference dropped on a freed object");
         return;
     }
+#if FRT_DEBUG
+    if (frt_mutex_is_locked(&o->ob_mutex))
+        frt__misuse(o, "object freed while its mutex is locked (a critical section without a reference?)");
+#endif
     frt_tstate *ts = frt__tstate();
     if (!ts) {
         FRT_MISUSE(o, "last reference dropped by a thread that is not attached");

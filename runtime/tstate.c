@@ -128,6 +128,7 @@ int frt__tstate_attach(void)
     ts->heap = heap;
     ts->blocking_depth = ts->stw_depth = ts->in_dealloc = 0;
     ts->dealloc_pending = NULL;
+    ts->cs_top = NULL;
     frt_mpsc_init(&ts->brc_queue); /* reopen: the last owner closed it */
     atomic_store_explicit(&ts->word, FRT_TS_ATTACHED, memory_order_relaxed);
     atomic_store_explicit(&ts->tid, tid, memory_order_release);
@@ -161,6 +162,11 @@ void frt__tstate_detach(void)
     if (ts->in_dealloc || ts->in_gc_callback) {
         FRT_MISUSE(NULL, "frt_thread_detach from a finalizer, destroy or callback");
         return;
+    }
+    if (ts->cs_top) {
+        FRT_MISUSE(ts->cs_top->obj[0], "frt_thread_detach inside a critical section");
+        frt__cs_suspend_all(ts); /* release build: let the locks go */
+        ts->cs_top = NULL;
     }
     /* Merge and free what others queued for us until the queue is empty,
      * then close it (brc/merge_queue.c), all as the owner: the finalize and

@@ -134,7 +134,7 @@ static void unlink_ref(wr_shard *s, frt_weakref *wr)
     for (frt_weakref *o = *head; o; o = o->link)
         if (atomic_load_explicit(&o->target, memory_order_relaxed) == t)
             return;
-    atomic_fetch_and_explicit(&t->ob_flags, (uint16_t)~FRT_OF_MAYBE_WEAKREF, memory_order_release);
+    atomic_fetch_and_explicit(&t->ob_flags, (uint8_t)~FRT_OF_MAYBE_WEAKREF, memory_order_release);
 }
 
 void frt__weakref_unregister(frt_weakref *wr)

@@ -47,10 +47,3 @@ add_dependencies(frt-bench-brc frt-bench-brc-atomic)
 add_executable(frt-bench-stw ${CMAKE_CURRENT_SOURCE_DIR}/bench_stw.c)
 frt_bench_target(frt-bench-stw)
 target_link_libraries(frt-bench-stw PRIVATE frt_static)
-
-# Lock-free reads (frt_ref, the map, deferred reclamation) against a
-# mutex-sharded baseline: the rows of bench_share_reclaim.c, on their own.
-add_executable(frt-bench-share-reclaim ${CMAKE_CURRENT_SOURCE_DIR}/bench_share_reclaim.c)
-frt_bench_target(frt-bench-share-reclaim)
-target_link_libraries(frt-bench-share-reclaim PRIVATE frt_static)
-target_compile_definitions(frt-bench-share-reclaim PRIVATE BENCH_SHARE_RECLAIM_MAIN=1)

@@ -1,17 +1,37 @@
-/* frt-bench-share: sharing objects between threads. Each row is a
- * function that measures one thing against its baseline in the same run
- * and prints one line (what, figures, ratio, target). The lock rows and the
- * reference/map/reclamation rows live in their own files; the program runs
- * every row of every list. Method and figures: docs/benchmarks.md. */
+/* frt-bench-share: the pieces a file of rows needs. A row is a function
+ * that measures one thing against its baseline in the same run (variants
+ * interleaved, bench_common.h) and prints its figures and ratio. Each
+ * stress/bench_share*.c file registers its rows with BENCH_SHARE_ROW, so a
+ * new file adds rows without touching the others; rows run in `order`. */
 #ifndef FRT_STRESS_BENCH_SHARE_H
 #define FRT_STRESS_BENCH_SHARE_H
 
-typedef struct bench_share_row {
-    const char *name;
-    void (*run)(int quick); /* quick: smaller sizes (sanitizer builds, smoke tests) */
-} bench_share_row;
+#include "bench_common.h"
 
-/* stress/bench_share_reclaim.c: frt_ref loads, the map, deferred reclamation. */
-extern const bench_share_row bench_share_reclaim_rows[]; /* NULL-name terminated */
+typedef struct share_ctx {
+    int reps;         /* repetitions per figure (median reported) */
+    double target_ns; /* length of one timed repetition */
+    int quick;
+} share_ctx;
+
+typedef struct share_row {
+    int order;        /* rows run in increasing order */
+    const char *name; /* for --only (a substring) */
+    void (*run)(const share_ctx *ctx);
+} share_row;
+
+void bench_share_register(const share_row *row);
+
+#define BENCH_SHARE_ROW(order_, fn)                                                                \
+    static const share_row fn##_row = {(order_), #fn, fn};                                         \
+    __attribute__((constructor)) static void fn##_register(void)                                   \
+    {                                                                                              \
+        bench_share_register(&fn##_row);                                                           \
+    }
+
+/* One figure against its baseline: "name  x ns" lines and the ratio with
+ * its target (target <= 0: for information). */
+void bench_share_print(const share_ctx *ctx, const bench_variant *v, int nv, const char *ratio,
+                       double target);
 
 #endif

@@ -55,7 +55,7 @@ static void loop_pair(void *arg, size_t n)
     }
 }
 
-static void row_ref_load(int quick)
+static void row_ref_load(const share_ctx *ctx)
 {
     /* Made by this thread, then shared: every count is the atomic,
      * non-owner one, as for a field another thread filled. */
@@ -64,12 +64,13 @@ static void row_ref_load(int quick)
     frt_ref_init(&ref_slot, ref_obj);
     bench_variant v[2] = {{"ref_load+decref", loop_ref_load, NULL, 0, 0, {0}},
                           {"non-owner incref+decref", loop_pair, NULL, 0, 0, {0}}};
-    bench_run_variants(v, 2, quick ? 3 : 11, quick ? 2e6 : 2e7);
-    printf("ref_load     frt_ref_load+decref %.2f ns   non-owner incref+decref %.2f ns   ratio %.2fx "
-           "(target <= 2x)\n", v[0].med, v[1].med, v[0].med / v[1].med);
+    bench_run_variants(v, 2, ctx->reps, ctx->target_ns);
+    printf("\n## frt_ref_load + decref vs a non-owner incref+decref pair, one thread (ns per pair)\n");
+    bench_share_print(ctx, v, 2, "ref_load+decref / incref+decref", 2.0);
     frt_ref_clear(&ref_slot);
     frt_decref(ref_obj);
 }
+BENCH_SHARE_ROW(40, row_ref_load)
 
 /* ------------------------------------------------------------------ */
 /* The baseline: 64 shards, each a pthread mutex and an open-addressing */
@@ -261,8 +262,10 @@ static void fill(frt_map *m, sharded *sh, uint64_t nkeys)
     }
 }
 
-static void row_map_mix(int quick)
+static void row_map_mix(const share_ctx *ctx)
 {
+    int quick = ctx->quick;
+    printf("\n## frt_map 90%% get / 10%% set vs a 64-way mutex-sharded map (Mops/s)\n");
     uint64_t nkeys = quick ? 20000 : 1000000;
     frt_map *m = frt_map_new(0, NULL);
     sharded *sh = sharded_new(nkeys);
@@ -286,9 +289,12 @@ static void row_map_mix(int quick)
     frt_decref((frt_object *)m);
     sharded_free(sh);
 }
+BENCH_SHARE_ROW(50, row_map_mix)
 
-static void row_map_readers(int quick)
+static void row_map_readers(const share_ctx *ctx)
 {
+    int quick = ctx->quick;
+    printf("\n## frt_map get only, 2 readers vs 1 on distinct keys (Mops/s)\n");
     uint64_t nkeys = quick ? 20000 : 1000000;
     frt_map *m = frt_map_new(0, NULL);
     fill(m, NULL, nkeys);
@@ -305,6 +311,7 @@ static void row_map_readers(int quick)
            "ratio %.2fx (target >= 1.7x; %ld CPUs)\n", m1, m2, m2 / m1, bench_ncpus());
     frt_decref((frt_object *)m);
 }
+BENCH_SHARE_ROW(60, row_map_readers)
 
 /* ------------------------------------------------------------------ */
 /* reclaim                                                             */
@@ -323,8 +330,10 @@ static void *sleeper(void *arg)
     return NULL;
 }
 
-static void row_reclaim(int quick)
+static void row_reclaim(const share_ctx *ctx)
 {
+    int quick = ctx->quick;
+    printf("\n## memory waiting for a grace period while a thread is blocked\n");
     frt_heap_trim(); /* what earlier rows left waiting is not this row's */
     pthread_t t;
     atomic_store(&sleeper_done, 0);
@@ -354,28 +363,4 @@ static void row_reclaim(int quick)
            "blocks per thread (+%zu KiB)\n", (double)dur / 1e9, (unsigned long long)frees,
            most >> 10, 8192, (size_t)256 * 32 * 2 >> 10);
 }
-
-const bench_share_row bench_share_reclaim_rows[] = {
-    {"ref_load", row_ref_load},
-    {"map_mix", row_map_mix},
-    {"map_readers", row_map_readers},
-    {"reclaim", row_reclaim},
-    {NULL, NULL},
-};
-
-#ifdef BENCH_SHARE_RECLAIM_MAIN
-/* Until these rows join frt-bench-share: run them on their own. */
-int main(int argc, char **argv)
-{
-    int quick = bench_flag(argc, argv, "--quick") || bench_sanitized();
-    const char *only = bench_opt(argc, argv, "--row");
-    bench_print_machine("frt-bench-share-reclaim");
-    if (frt_init(NULL) != 0)
-        return 1;
-    for (const bench_share_row *r = bench_share_reclaim_rows; r->name; r++)
-        if (!only || strcmp(only, r->name) == 0)
-            r->run(quick);
-    frt_shutdown();
-    return 0;
-}
-#endif
+BENCH_SHARE_ROW(70, row_reclaim)

@@ -5,13 +5,13 @@
 # build/bench-report/. Run it on an otherwise idle machine: the figures are
 # wall-clock medians.
 #   stress/run_benchmarks.sh [--quick]     --quick: a few seconds each
-#   FRT_BENCH_ONLY="alloc brc"              a subset (alloc brc stw gc weakref stress kvserver)
+#   FRT_BENCH_ONLY="alloc brc"              a subset (alloc brc stw gc weakref share stress kvserver)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 quick=()
 [[ ${1:-} == --quick ]] && quick=(--quick)
-only=${FRT_BENCH_ONLY:-alloc brc stw gc weakref stress kvserver}
+only=${FRT_BENCH_ONLY:-alloc brc stw gc weakref share stress kvserver}
 out=build/bench-report
 mkdir -p "$out"
 cmake --preset release >/dev/null
@@ -32,6 +32,7 @@ for b in $only; do
     stw) run stw "$bin/frt-bench-stw" "${quick[@]}" ;;
     gc) run gc "$bin/frt-bench-gc" "${quick[@]}" ;;
     weakref) run weakref "$bin/frt-bench-weakref" "${quick[@]}" ;;
+    share) run share "$bin/frt-bench-share" "${quick[@]}" ;;
     stress)
       secs=3
       [[ ${#quick[@]} -gt 0 ]] && secs=1

@@ -234,6 +234,50 @@ static int case_shutdown_other_thread(void)
     return ok && frt_shutdown() == 0 ? 0 : 1;
 }
 
+static frt_mutex held_elsewhere = FRT_MUTEX_INIT;
+
+static void *lock_and_leave(void *arg)
+{
+    (void)arg;
+    frt_mutex_lock(&held_elsewhere);
+    return NULL;
+}
+
+static int case_unlock_not_held(void)
+{
+    frt_init(NULL);
+    CHECK_EQ(pthread_join(test_spawn(lock_and_leave, NULL), NULL), 0);
+    frt_mutex_unlock(&held_elsewhere);
+    return 0;
+}
+
+static int case_unlock_unlocked(void)
+{
+    frt_mutex m = FRT_MUTEX_INIT;
+    return frt_mutex_unlock(&m) == FRT_ESTATE ? 0 : 1;
+}
+
+static int case_sections_out_of_order(void)
+{
+    frt_init(NULL);
+    frt_object *a = frt_new(&plain_type), *b = frt_new(&plain_type);
+    frt_critical_section ca, cb;
+    frt_critical_section_begin(&ca, a);
+    frt_critical_section_begin(&cb, b);
+    frt_critical_section_end(&ca);
+    return 0;
+}
+
+static int case_freed_while_locked(void)
+{
+    frt_init(NULL);
+    frt_object *o = frt_new(&plain_type);
+    FRT_BEGIN_CRITICAL_SECTION(o);
+    frt_decref(o);
+    FRT_END_CRITICAL_SECTION();
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* The driver.                                                         */
 
@@ -267,6 +311,13 @@ static const mcase cases[] = {
      NULL, 1},
     {"shutdown from another thread", case_shutdown_other_thread,
      "frt_shutdown from a thread other than the one that called frt_init", NULL, 1},
+    {"unlock a mutex held elsewhere", case_unlock_not_held,
+     "frt_mutex_unlock by a thread that does not hold it", NULL, 0},
+    {"unlock an unlocked mutex", case_unlock_unlocked, "frt_mutex_unlock of an unlocked mutex", NULL, 1},
+    {"sections ended out of order", case_sections_out_of_order, "critical sections ended out of order",
+     "misuse.plain", 0},
+    {"freed while locked", case_freed_while_locked, "object freed while its mutex is locked",
+     "misuse.plain", 0},
 };
 
 static void run_case(const mcase *c)

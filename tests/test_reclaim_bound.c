@@ -6,7 +6,10 @@
  * passing safepoints, as a busy thread would. If the blocked thread held
  * grace periods back (also after it calls frt_safepoint inside its section),
  * the writer would wait at its first frt_safepoint over the limit for ever
- * (the watchdog fails the test). */
+ * (the watchdog fails the test). The writer also holds a mutex that a
+ * fourth thread waits for the whole time: a lock wait is offline too, or
+ * the writer would wait for a grace period that waits for the waiter,
+ * which waits for the writer. */
 #include <frt/frt.h>
 
 #include "test_util.h"
@@ -21,7 +24,8 @@ typedef struct blob {
 } blob;
 
 static const frt_type blob_type = {"bound.blob", sizeof(blob), NULL, NULL, NULL, NULL};
-static _Atomic int done, parked;
+static _Atomic int done, parked, waiting;
+static frt_mutex held = FRT_MUTEX_INIT;
 
 static void *sleeper(void *arg)
 {
@@ -51,6 +55,17 @@ static void *poller(void *arg)
     return NULL;
 }
 
+static void *lock_waiter(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    atomic_store(&waiting, 1);
+    CHECK_EQ(frt_mutex_lock(&held), 0); /* contended until the writer is done */
+    CHECK_EQ(frt_mutex_unlock(&held), 0);
+    frt_thread_detach();
+    return NULL;
+}
+
 int main(void)
 {
     test_watchdog("test_reclaim_bound", 240);
@@ -62,6 +77,11 @@ int main(void)
     pthread_t p = test_spawn(poller, NULL);
     while (!atomic_load(&parked))
         test_sleep_us(100);
+    CHECK_EQ(frt_mutex_lock(&held), 0);
+    pthread_t w = test_spawn(lock_waiter, NULL);
+    while (!atomic_load(&waiting))
+        test_sleep_us(100);
+    test_sleep_us(20000); /* past its spinning, parked on the lock */
 
     frt_ref slot = FRT_REF_INIT;
     size_t most = 0;
@@ -85,6 +105,8 @@ int main(void)
     CHECK(most <= bound);
 
     frt_ref_clear(&slot);
+    CHECK_EQ(frt_mutex_unlock(&held), 0);
+    test_join(w);
     atomic_store(&done, 1);
     test_join(s);
     test_join(p);

@@ -14,5 +14,6 @@
 #include <frt/weakref.h>
 #include <frt/ref.h>
 #include <frt/map.h>
+#include <frt/lock.h>
 
 #endif

@@ -9,6 +9,7 @@
 #define FRT_OBJECT_H
 
 #include <frt/config.h>
+#include <frt/lock.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,7 +35,8 @@ typedef struct frt_type frt_type;
 struct frt_object {
     _Atomic uintptr_t ob_tid;       /* owner thread id; 0 once merged (no owner) */
     _Atomic uint32_t ob_ref_local;  /* owner's count; UINT32_MAX marks immortal */
-    _Atomic uint16_t ob_flags;      /* FRT_OF_* below */
+    _Atomic uint8_t ob_flags;       /* FRT_OF_* below */
+    frt_mutex ob_mutex;             /* critical sections on this object (<frt/lock.h>) */
     uint8_t ob_gc_bits;             /* collector-private */
     uint8_t ob_gen;                 /* collector generation */
     _Atomic intptr_t ob_ref_shared; /* (count << 2) | state (FRT_REF_*) */
