@@ -29,6 +29,7 @@ static inline void frt__fork_mutex(pthread_mutex_t *m, int phase)
 
 void frt__fork_register(void);      /* frt_init: pthread_atfork, once per process */
 
+void frt__qsbr_fork(int phase);       /* runtime/qsbr.c: the child waits for no grace period */
 void frt__finalizers_fork(int phase); /* runtime/finalizer.c */
 void frt__weakrefs_fork(int phase);   /* runtime/weakref.c */
 void frt__heaps_fork(int phase);      /* runtime/pool.c */

@@ -1,4 +1,5 @@
 /* frt_heap_get_stats and frt_heap_trim. */
+#include "qsbr.h"
 #include "runtime.h"
 
 void frt_heap_get_stats(frt_heap_stats *out)
@@ -20,12 +21,15 @@ void frt_heap_get_stats(frt_heap_stats *out)
     out->blocks_in_use = blocks + large;
     out->arenas_returned = atomic_load(&frt__arena_counters.returned);
     out->large_objects = large;
+    frt__qsbr_stats(&out->reclaim_waiting_bytes, &out->reclaim_waiting_blocks,
+                    &out->reclaim_waiting_peak);
 }
 
 size_t frt_heap_trim(void)
 {
     size_t bytes = 0;
     frt_tstate *ts = frt__tstate();
+    frt__qsbr_drain(); /* blocks waiting for a grace period come back first */
     if (ts)
         bytes += frt__heap_trim(ts->heap);
     bytes += frt__heap_trim_orphans();

@@ -8,6 +8,7 @@
 #include "fork.h"
 #include "leak_report.h"
 #include "os.h"
+#include "qsbr.h"
 #include "runtime.h"
 #include "weakref.h"
 
@@ -28,6 +29,7 @@ void frt_config_default(frt_config *cfg)
     cfg->gc_debug = 0;
     cfg->arena_cache = 4;
     cfg->version = FRT_CONFIG_VERSION;
+    cfg->reclaim_limit = (size_t)8 << 20;
 }
 
 int frt_is_initialized(void)
@@ -48,6 +50,8 @@ int frt_init(const frt_config *cfg)
     frt_config_default(&c);
     if (cfg)
         c = *cfg;
+    if (c.reclaim_limit == 0)
+        c.reclaim_limit = (size_t)8 << 20;
     frt__rt.config = c;
     frt__rt.threads = NULL;
     frt__rt.nthreads = 0;
@@ -125,7 +129,10 @@ int frt_shutdown(void)
     /* Leave as any thread leaves (merging what is queued to us), then count
      * (and report) what is still alive, then give every arena back. Objects
      * still alive are not destroyed: their memory goes with the arenas. */
+    frt__qsbr_drain(); /* deferred work that drops references, while attached */
     frt__tstate_detach();
+    frt__qsbr_barrier(); /* deferred frees land before the arenas go */
+    frt__qsbr_run_ready();
     size_t alive = frt__leaks_report();
     frt__heaps_release_all();
     frt__weakref_tables_free();

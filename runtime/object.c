@@ -4,6 +4,7 @@
 
 #include "debug.h"
 #include "object_internal.h"
+#include "qsbr.h"
 #include "runtime.h"
 #include "try_incref.h"
 #include "weakref.h"
@@ -104,7 +105,11 @@ static void release_block(frt_tstate *ts, frt_object *o)
 #else
     (void)size;
 #endif
-    if (flags & FRT_OF_LARGE)
+    /* Published in a slot: a reader may still be about to try-incref it. */
+    if (FRT_UNLIKELY(flags & FRT_OF_DEFER_FREE))
+        frt__qsbr_defer_free(o, flags & FRT_OF_LARGE ? size : frt_page_of(o)->block_size,
+                             (flags & FRT_OF_LARGE) != 0);
+    else if (flags & FRT_OF_LARGE)
         frt__large_free(o);
     else
         frt__block_free(ts ? ts->heap : NULL, o);

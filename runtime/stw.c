@@ -19,6 +19,7 @@
 #include "fork.h"
 #include "futex.h"
 #include "os.h"
+#include "qsbr.h"
 #include "runtime.h"
 
 #define SPIN_BEFORE_SLEEP 2000
@@ -92,7 +93,10 @@ void frt__safepoint_park(frt_tstate *ts)
         if (atomic_compare_exchange_weak(&ts->word, &w, nw))
             break;
     }
+    /* Parked, the thread reads no slot: grace periods need not wait. */
+    frt__qsbr_offline();
     wait_word(ts, not_suspended); /* the stopper hands us ATTACHED */
+    frt__qsbr_online();
 resume:
     if (suspended)
         frt__cs_resume(ts);
@@ -101,6 +105,7 @@ resume:
 void frt__safepoint_slow(frt_tstate *ts)
 {
     ts->safepoint_polls++;
+    frt__qsbr_quiescent();
     for (;;) {
         uint32_t w = atomic_load(&ts->word);
         if (w & FRT_TS_STOP) {
@@ -132,7 +137,13 @@ void frt_safepoint(void)
     }
     frt__heap_collect_remote(ts->heap);
     frt__arena_purge_poll();
+    frt__qsbr_quiescent();
     frt__safepoint_poll(ts);
+    /* Too much memory waits for a grace period: wait for one here, where
+     * the caller holds nothing (qsbr.h). */
+    if (FRT_UNLIKELY(frt__qsbr_over_limit()))
+        frt__qsbr_drain();
+    frt__qsbr_run_ready();
 }
 
 /* ATTACHED -> BLOCKED and nothing else. Objects queued to us before this
@@ -220,6 +231,7 @@ void frt_blocking_begin(void)
         frt__safepoint_poll(ts);
     if (ts->blocking_depth++ == 0) {
         enter_blocked(ts);
+        frt__qsbr_offline();
         frt__cs_suspend_all(ts);
     }
 }
@@ -232,6 +244,9 @@ void frt_blocking_end(void)
         return;
     }
     if (--ts->blocking_depth == 0) {
+        /* Online first: leaving may park for a stop (offline again
+         * there), and resuming sections may wait for their locks. */
+        frt__qsbr_online();
         frt__leave_blocked(ts);
         frt__cs_resume(ts);
     }
@@ -248,6 +263,9 @@ int frt__wait_begin(frt_tstate *ts)
      * stopper in while the world is ours. */
     if (!ts->stw_depth)
         go_blocked(ts);
+    /* Offline for RCU too (the holder of a stop included): the lock's
+     * holder may be waiting for a grace period. Attached means online. */
+    frt__qsbr_offline();
     frt__cs_suspend_all(ts);
     return 1;
 }
@@ -256,6 +274,7 @@ void frt__wait_end(frt_tstate *ts, int token)
 {
     if (!token)
         return;
+    frt__qsbr_online();
     if (!ts->stw_depth)
         frt__leave_blocked(ts);
     frt__cs_resume(ts);

@@ -19,6 +19,7 @@
 #include "fork.h"
 #include "object_internal.h"
 #include "os.h"
+#include "qsbr.h"
 #include "runtime.h"
 
 #if !(defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)))
@@ -171,6 +172,7 @@ int frt__tstate_attach(void)
     frt_ticket_lock_release(&frt__rt.threads_lock);
 
     tls_set(ts);
+    frt__qsbr_register();
     return 0;
 }
 
@@ -215,6 +217,9 @@ void frt__tstate_detach(void)
         frt__rt.hooks.close_queue(ts);
     ts->owner_id = 0;
     frt__heap_abandon(ts->heap);
+    /* After the last frees this thread may run: they are handed over, and
+     * grace periods stop waiting for us. */
+    frt__qsbr_unregister();
 
     /* DETACHED satisfies a stop in progress; the word keeps no pending bits. */
     uint32_t w = atomic_load(&ts->word);

@@ -9,7 +9,8 @@
 #include <string.h>
 
 extern const stress_workload stress_wl_private, stress_wl_shared_read, stress_wl_handoff,
-    stress_wl_cycles, stress_wl_churn, stress_wl_mixed, stress_wl_weakref, stress_wl_locks;
+    stress_wl_cycles, stress_wl_churn, stress_wl_mixed, stress_wl_weakref, stress_wl_locks,
+    stress_wl_map;
 
 const stress_workload *const stress_workloads[] = {
     &stress_wl_private,     /* each thread on its own objects: the owner's fast path */
@@ -20,6 +21,7 @@ const stress_workload *const stress_workloads[] = {
     &stress_wl_mixed,       /* a service-like blend of all of the above */
     &stress_wl_weakref,     /* a weak-value cache under churn */
     &stress_wl_locks,       /* nested critical sections, locking finalizers, blocking I/O */
+    &stress_wl_map,         /* the concurrent map against a sequential model */
     NULL,
 };
 

@@ -100,6 +100,24 @@ static int case_unattached_incref(void)
     return 0;
 }
 
+static frt_ref shared_slot;
+
+static void *unattached_ref_load(void *arg)
+{
+    (void)arg;
+    return frt_ref_load(&shared_slot); /* NULL in a release build */
+}
+
+static int case_unattached_ref_load(void)
+{
+    frt_init(NULL);
+    frt_object *o = frt_new(&plain_type);
+    frt_ref_init(&shared_slot, o);
+    void *got = (void *)1;
+    CHECK_EQ(pthread_join(test_spawn(unattached_ref_load, NULL), &got), 0);
+    return got == NULL ? 0 : 1;
+}
+
 static int case_traverse_changes(void)
 {
     frt_init(NULL);
@@ -279,6 +297,8 @@ static const mcase cases[] = {
     {"frt_new unattached", case_unattached_new, "frt_new from a thread that is not attached", NULL, 1},
     {"incref unattached", case_unattached_incref, "reference counted from a thread that is not attached",
      "misuse.plain", 0},
+    {"ref load unattached", case_unattached_ref_load, "frt_ref_load from a thread that is not attached",
+     NULL, 1},
     {"traverse changes", case_traverse_changes, "traverse reported different references", "misuse.flip",
      0},
     {"shutdown in a finalizer", case_reentrant_shutdown, "frt_shutdown from a blocking section, a stop or a finalizer",

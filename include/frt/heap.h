@@ -22,6 +22,14 @@ typedef struct frt_heap_stats {
     /* additions */
     size_t bytes_mapped_peak;
     size_t large_objects;              /* objects above FRT_SMALL_MAX, mapped alone */
+    /* Deferred reclamation: blocks of objects that were stored in an
+     * frt_ref (or a map), freed and waiting for every attached thread to
+     * pass a quiescent state before their memory is reused. Counted in
+     * bytes_in_use and blocks_in_use meanwhile. Bounded: frt_safepoint
+     * waits for a grace period once the bytes pass frt_config.reclaim_limit
+     * (docs/design.md, "Deferred reclamation"). */
+    size_t reclaim_waiting_bytes, reclaim_waiting_blocks;
+    size_t reclaim_waiting_peak;       /* most bytes ever waiting at once */
 } frt_heap_stats;
 
 /* Exact for blocks freed by their owner or collected from remote frees;

@@ -24,6 +24,10 @@ typedef struct frt_config {
      * (frt_heap_trim returns them at once). Default 4. */
     size_t arena_cache;
     unsigned version;       /* FRT_CONFIG_VERSION, set by frt_config_default */
+    /* Bytes of freed objects that may wait for a grace period (deferred
+     * reclamation, docs/design.md) before frt_safepoint waits for one in a
+     * blocking section. Default 8 MiB. */
+    size_t reclaim_limit;
 } frt_config;
 
 FRT_API void frt_config_default(frt_config *cfg);
