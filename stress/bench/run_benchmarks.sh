@@ -4,11 +4,11 @@
 # same run and prints ratios), and keeps each output under
 # build/bench-report/. Run it on an otherwise idle machine: the figures are
 # wall-clock medians.
-#   stress/run_benchmarks.sh [--quick]     --quick: a few seconds each
+#   stress/bench/run_benchmarks.sh [--quick]     --quick: a few seconds each
 #   FRT_BENCH_ONLY="alloc brc"              a subset (alloc brc stw gc weakref share stress stress-seeds
 #                                           instructions kvserver)
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 quick=()
 [[ ${1:-} == --quick ]] && quick=(--quick)

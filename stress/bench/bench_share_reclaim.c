@@ -1,4 +1,4 @@
-/* frt-bench-share rows for lock-free reads (stress/bench_share.h):
+/* frt-bench-share rows for lock-free reads (stress/bench/bench_share.h):
  *   ref_load      frt_ref_load + frt_decref   vs a non-owner incref+decref pair (target <= 2x)
  *   map_mix       frt_map get 90% / set 10% over 1M keys, 1 and 2 threads
  *                 vs a 64-way mutex-sharded map (targets >= 1.0x, >= 1.5x)

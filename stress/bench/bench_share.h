@@ -1,7 +1,7 @@
 /* frt-bench-share: the pieces a file of rows needs. A row is a function
  * that measures one thing against its baseline in the same run (variants
  * interleaved, bench_common.h) and prints its figures and ratio. Each
- * stress/bench_share*.c file registers its rows with BENCH_SHARE_ROW, so a
+ * stress/bench/bench_share*.c file registers its rows with BENCH_SHARE_ROW, so a
  * new file adds rows without touching the others; rows run in `order`. */
 #ifndef FRT_STRESS_BENCH_SHARE_H
 #define FRT_STRESS_BENCH_SHARE_H

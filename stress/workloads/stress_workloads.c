@@ -1,7 +1,7 @@
 /* The workload table. A new workload is one file, stress_wl_NAME.c, that
  * defines `const stress_workload stress_wl_NAME` (see stress.h for the
  * hooks; its .name is NAME with '-' for '_'), plus one line here.
- * stress/stress.cmake builds every stress/stress_*.c and reads the lines
+ * stress/harness/stress.cmake builds every stress/harness/stress_*.c and reads the lines
  * of this table to make the CTest tests (one stress run per workload and
  * its two --inject-fault tests); `--workload all` is this table. */
 #include "stress.h"

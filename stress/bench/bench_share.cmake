@@ -1,5 +1,5 @@
 # frt-bench-share: sharing mutable objects (locks, critical sections, and
-# the rows of every other stress/bench_share*.c file, which register
+# the rows of every other stress/bench/bench_share*.c file, which register
 # themselves). Figures: docs/benchmarks.md.
 file(GLOB FRT_BENCH_SHARE_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/bench_share*.c)
 add_executable(frt-bench-share ${FRT_BENCH_SHARE_SOURCES})

@@ -38,7 +38,7 @@
  *      is the world-stopped time of each collection (frt_gc_callback_add,
  *      STOP info.pause_ns): median, p99 and max per generation.
  *
- * CPython is the system python3 running stress/bench_gc_cpython.py; Boehm
+ * CPython is the system python3 running stress/bench/bench_gc_cpython.py; Boehm
  * is frt-bench-gc-boehm next to this program. Both are child processes
  * that build their own graphs and answer one line per command over pipes.
  * Time is CLOCK_MONOTONIC (perf_counter_ns in Python) around the collection

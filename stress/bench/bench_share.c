@@ -1,7 +1,7 @@
 /* frt-bench-share: the cost of sharing mutable objects between threads,
  * each figure against its baseline in the same run: frt_mutex and critical
  * sections against a pthread mutex (the lock rows in this file), and the
- * rows of the other stress/bench_share*.c files. Method: bench_common.h;
+ * rows of the other stress/bench/bench_share*.c files. Method: bench_common.h;
  * latest figures and the command: docs/benchmarks.md.
  *
  *   frt-bench-share [--quick] [--reps N] [--only SUBSTRING] */

@@ -32,7 +32,7 @@
  *      atomic) runs the same workload; frt-bench-brc runs it as a child
  *      process and prints the ratio.
  *
- * Built three times (stress/bench.cmake): frt-bench-brc against frt_static,
+ * Built three times (stress/bench/bench.cmake): frt-bench-brc against frt_static,
  * frt-bench-brc-atomic against frt_rc_atomic with FRT_BENCH_ATOMIC=1, and
  * frt-bench-brc-shared against libfrt.so with FRT_BENCH_SHARED=1, which
  * frt-bench-brc runs for section a to print the owner pair through the
