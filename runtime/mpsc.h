@@ -77,18 +77,6 @@ static inline frt_mpsc_node *frt_mpsc_take(frt_mpsc *s)
     return h;
 }
 
-/* Close the stack if it is empty: 1 if it is closed now, 0 if it still
- * holds items (take them, then try again). Closing only an empty stack
- * means the consumer handles every item before producers start handling
- * theirs themselves, never both at once. */
-static inline int frt_mpsc_close_empty(frt_mpsc *s)
-{
-    frt_mpsc_node *h = NULL;
-    return atomic_compare_exchange_strong_explicit(&s->head, &h, FRT_MPSC_CLOSED, memory_order_seq_cst,
-                                                   memory_order_relaxed) ||
-           h == FRT_MPSC_CLOSED;
-}
-
 static inline int frt_mpsc_empty(frt_mpsc *s)
 {
     frt_mpsc_node *h = atomic_load_explicit(&s->head, memory_order_seq_cst);

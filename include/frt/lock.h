@@ -31,16 +31,6 @@ extern "C" {
 
 typedef struct frt_object frt_object;
 
-#ifndef FRT_LIKELY /* as in <frt/object.h> */
-#if defined(__GNUC__)
-#define FRT_LIKELY(x) __builtin_expect(!!(x), 1)
-#define FRT_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define FRT_LIKELY(x) (x)
-#define FRT_UNLIKELY(x) (x)
-#endif
-#endif
-
 typedef struct frt_mutex {
     _Atomic uint8_t v; /* FRT_MUTEX_LOCKED | FRT_MUTEX_PARKED */
 } frt_mutex;

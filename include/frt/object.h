@@ -18,14 +18,6 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
-#define FRT_LIKELY(x) __builtin_expect(!!(x), 1)
-#define FRT_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define FRT_LIKELY(x) (x)
-#define FRT_UNLIKELY(x) (x)
-#endif
-
 typedef struct frt_object frt_object;
 typedef struct frt_type frt_type;
 
