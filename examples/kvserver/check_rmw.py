@@ -27,28 +27,21 @@ import subprocess
 import sys
 import threading
 
+import check_common
+
 CLIENTS = 16
 server_bin = sys.argv[1]
 mode = sys.argv[2] if len(sys.argv) > 2 else "normal"
 PER_CLIENT = {"normal": 4000, "asan": 1500, "tsan": 600}[mode]
 NX_KEYS = {"normal": 400, "asan": 200, "tsan": 100}[mode]
 BATCH = 64
-wrap = ["setarch", "-R"] if mode == "tsan" else []  # TSan and mmap randomisation
-env = dict(os.environ)
-if mode == "tsan":
-    env["TSAN_OPTIONS"] = env.get("TSAN_OPTIONS", "halt_on_error=1") + " exitcode=66"
+wrap, env = check_common.server_wrap_env(mode)
 
 proc = None
 
 
 def fail(msg):
-    print("FAIL: " + msg)
-    if proc is not None:
-        proc.kill()
-        out, err = proc.communicate()
-        print("--- server stdout\n" + out[-2000:])
-        print("--- server stderr\n" + err[-4000:])
-    sys.exit(1)
+    check_common.fail(proc, msg)
 
 
 def command(*args):

@@ -430,6 +430,22 @@ static void push(kv_client *c, size_t argc, const kv_arg *argv, int left)
 static void cmd_lpush(kv_client *c, size_t argc, const kv_arg *argv) { push(c, argc, argv, 1); }
 static void cmd_rpush(kv_client *c, size_t argc, const kv_arg *argv) { push(c, argc, argv, 0); }
 
+/* The list at key, its slot locked (ks_unlock when done); or NULL, with
+ * nothing locked, when the key is absent or (after a WRONGTYPE reply, and
+ * *wrong set) holds a string. */
+static kv_list *lock_list(kv_client *c, ks_op *op, const kv_arg *key, int *wrong)
+{
+    ks_lock(op, key->p, key->n, 0);
+    frt_object *cur = ks_value(op);
+    *wrong = cur && !kv_is_list(cur);
+    if (cur && !*wrong)
+        return (kv_list *)cur;
+    ks_unlock(op);
+    if (*wrong)
+        reply_error(c->out, WRONGTYPE);
+    return NULL;
+}
+
 static void pop(kv_client *c, size_t argc, const kv_arg *argv, int left)
 {
     long long count = -1;
@@ -442,19 +458,13 @@ static void pop(kv_client *c, size_t argc, const kv_arg *argv, int left)
         return;
     }
     ks_op op;
-    ks_lock(&op, argv[1].p, argv[1].n, 0);
-    frt_object *cur = ks_value(&op);
-    if (!cur || !kv_is_list(cur)) {
-        ks_unlock(&op);
-        if (cur)
-            reply_error(c->out, WRONGTYPE);
-        else if (count < 0)
-            reply_null(c->out);
-        else
-            reply_array(c->out, -1);
+    int wrong;
+    kv_list *l = lock_list(c, &op, &argv[1], &wrong);
+    if (!l) {
+        if (!wrong)
+            count < 0 ? reply_null(c->out) : reply_array(c->out, -1);
         return;
     }
-    kv_list *l = (kv_list *)cur;
     size_t want = count < 0 ? 1 : (size_t)count;
     if (want > l->len)
         want = l->len;
@@ -495,13 +505,12 @@ static void cmd_rpop(kv_client *c, size_t argc, const kv_arg *argv) { pop(c, arg
 static void cmd_llen(kv_client *c, size_t argc, const kv_arg *argv)
 {
     ks_op op;
-    ks_lock(&op, argv[1].p, argv[1].n, 0);
-    frt_object *cur = ks_value(&op);
-    long long n = !cur ? 0 : kv_is_list(cur) ? (long long)((kv_list *)cur)->len : -1;
-    ks_unlock(&op);
-    if (n < 0)
-        reply_error(c->out, WRONGTYPE);
-    else
+    int wrong;
+    kv_list *l = lock_list(c, &op, &argv[1], &wrong);
+    long long n = l ? (long long)l->len : 0;
+    if (l)
+        ks_unlock(&op);
+    if (!wrong)
         reply_int(c->out, n);
 }
 
@@ -513,17 +522,13 @@ static void cmd_lrange(kv_client *c, size_t argc, const kv_arg *argv)
         return;
     }
     ks_op op;
-    ks_lock(&op, argv[1].p, argv[1].n, 0);
-    frt_object *cur = ks_value(&op);
-    if (!cur || !kv_is_list(cur)) {
-        ks_unlock(&op);
-        if (cur)
-            reply_error(c->out, WRONGTYPE);
-        else
+    int wrong;
+    kv_list *l = lock_list(c, &op, &argv[1], &wrong);
+    if (!l) {
+        if (!wrong)
             reply_array(c->out, 0);
         return;
     }
-    kv_list *l = (kv_list *)cur;
     long long len = (long long)l->len;
     if (start < 0)
         start += len;
