@@ -9,6 +9,9 @@
 static frt_map *space;
 static _Atomic uint64_t expired_total;
 static _Atomic long nexpires; /* slots with a deadline, for INFO */
+/* No deadline falls before this: the sweeper walks the map only from then
+ * (a walk visits every key, and few of them may have a deadline). */
+static _Atomic int64_t next_due = INT64_MAX;
 
 int64_t kv_now_ms(void)
 {
@@ -37,6 +40,7 @@ int ks_init(void)
 {
     atomic_store(&expired_total, 0);
     atomic_store(&nexpires, 0);
+    atomic_store(&next_due, INT64_MAX);
     space = frt_map_new(0, NULL);
     return space ? 0 : -1;
 }
@@ -70,6 +74,13 @@ frt_object *ks_get(const char *key, size_t len, int64_t *expire_ms)
     if (expire_ms)
         *expire_ms = exp;
     return v;
+}
+
+static void lower_next_due(int64_t due)
+{
+    int64_t cur = atomic_load_explicit(&next_due, memory_order_relaxed);
+    while (due < cur && !atomic_compare_exchange_weak(&next_due, &cur, due))
+        ;
 }
 
 static void count_expire(int64_t from, int64_t to)
@@ -173,6 +184,8 @@ void ks_set_expire(ks_op *op, int64_t expire_ms)
     kv_slot *s = op->slot;
     count_expire(atomic_load_explicit(&s->expire_ms, memory_order_relaxed), expire_ms);
     atomic_store_explicit(&s->expire_ms, expire_ms, memory_order_release);
+    if (expire_ms)
+        lower_next_due(expire_ms);
 }
 
 int64_t ks_expire(const ks_op *op)
@@ -207,8 +220,10 @@ typedef struct walk {
 static int walk_one(const void *key, size_t len, frt_object *key_obj, frt_object *value, void *arg)
 {
     walk *w = arg;
-    kv_slot *s = (kv_slot *)value;
-    if (!w->expired_only || past(atomic_load_explicit(&s->expire_ms, memory_order_relaxed))) {
+    int64_t due = atomic_load_explicit(&((kv_slot *)value)->expire_ms, memory_order_acquire);
+    if (w->expired_only && due && !past(due))
+        lower_next_due(due);
+    if (!w->expired_only || past(due)) {
         ks_op op;
         if (ks_lock(&op, key, len, 0) && !w->expired_only) {
             ks_store(&op, NULL);
@@ -223,8 +238,12 @@ static int walk_one(const void *key, size_t len, frt_object *key_obj, frt_object
 
 size_t ks_sweep(void)
 {
-    if (atomic_load_explicit(&nexpires, memory_order_relaxed) == 0)
+    if (atomic_load_explicit(&nexpires, memory_order_relaxed) == 0 ||
+        kv_now_ms() < atomic_load_explicit(&next_due, memory_order_relaxed))
         return 0;
+    /* The walk sets it again from the deadlines it passes; one set
+     * meanwhile lowers it itself. */
+    atomic_store_explicit(&next_due, INT64_MAX, memory_order_relaxed);
     uint64_t before = ks_expired_total();
     walk w = {1, 0, 0};
     frt_map_foreach(space, walk_one, &w);
