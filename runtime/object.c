@@ -348,7 +348,12 @@ void frt__dealloc_chain(frt_object *chain)
     }
     frt_object *first = chain;
     chain = (frt_object *)atomic_load_explicit(&first->ob_tid, memory_order_relaxed);
-    if (chain) {
+    if (chain && !ts->dealloc_pending) {
+        /* The usual case (no dealloc loop running): the chain becomes the
+         * pending list as it is. Walking it to its tail first was a chase
+         * through cold objects that cost 5% of a 2-thread `cycles` run. */
+        ts->dealloc_pending = chain;
+    } else if (chain) {
         frt_object *last = chain;
         for (frt_object *n; (n = (frt_object *)atomic_load_explicit(&last->ob_tid, memory_order_relaxed));)
             last = n;
