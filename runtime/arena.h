@@ -111,8 +111,10 @@ static inline frt_page *frt_page_of(const void *p)
 
 /* Arena supply: the global cache of empty arenas, then the OS. An arena
  * the cache holds beyond frt_config.arena_cache is unmapped once it has
- * been empty this long (arena.c: the delayed purge). */
-#define FRT_ARENA_PURGE_NS ((uint64_t)100 * 1000 * 1000)
+ * been empty this long (arena.c: the delayed purge). One second, not
+ * 100 ms: a program whose allocation cycle outlasts the delay pays a page
+ * fault per 4 KiB on every cycle (docs/design.md, "Returning memory"). */
+#define FRT_ARENA_PURGE_NS ((uint64_t)1000 * 1000 * 1000)
 /* Tests: another delay from now on (the default is FRT_ARENA_PURGE_NS). */
 void frt__arena_set_purge_delay(uint64_t ns);
 frt_arena *frt__arena_acquire(struct frt_heap *owner);
