@@ -121,9 +121,9 @@ static void below_one_reason(FILE *f, const stress_workload *wl, const stress_re
     double want = 0.9 * (threads < cpus ? threads : cpus);
     int starved = x->cpus_busy < want || (a && a->cpus_busy < want);
     if (x->brc_over_atomic_cpu >= 1.0)
-        fprintf(f, "per CPU-second brc is not behind (%.2fx): the loss is CPU time the atomic "
-                   "case got and the brc case did not (CPUs %.2f brc, %.2f atomic): other load",
-                x->brc_over_atomic_cpu, x->cpus_busy, a ? a->cpus_busy : NAN);
+        fprintf(f, "per CPU-second brc is not behind (%.2fx), so the loss is CPU time the brc "
+                   "runs did not get: other load",
+                x->brc_over_atomic_cpu);
     else if (wl->brc_note)
         fprintf(f, "%s%s", wl->brc_note, starved ? "; other load as well (see the CPUs column)" : "");
     else if (starved)
