@@ -15,7 +15,9 @@ _Static_assert(sizeof(frt_object) == 32, "the header is 32 bytes (docs/design.md
 /* The bytes 8-15 of the header (ob_ref_local, ob_flags, ob_mutex,
  * ob_gc_bits, ob_gen) as one word, so that frt_new writes the header with
  * four word stores where field by field it takes eight. A block popped
- * from our heap is ours alone until frt_new returns it: plain stores. */
+ * from our heap is ours alone until frt_new returns it, except for
+ * ob_tid: a detaching thread reads every large object's (brc/
+ * merge_queue.c), so that one is stored atomically; the rest plainly. */
 typedef struct header_mid {
     uint32_t ref_local;
     uint8_t flags, mutex, gc_bits, gen;
@@ -76,7 +78,7 @@ static inline frt_object *object_init(frt_object *o, const frt_type *type, uintp
     intptr_t shared = owner ? 0 : FRT_REF_SHARED_ONE | FRT_REF_MERGED;
     uint64_t w;
     memcpy(&w, &mid, sizeof w);
-    memcpy((char *)o, &owner, sizeof owner);
+    atomic_store_explicit(&o->ob_tid, owner, memory_order_relaxed);
     memcpy((char *)o + 8, &w, sizeof w);
     memcpy((char *)o + 16, &shared, sizeof shared);
     memcpy((char *)o + 24, &type, sizeof type);
