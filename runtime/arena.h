@@ -45,25 +45,30 @@ typedef struct frt_block {
     struct frt_block *next;
 } frt_block;
 
+/* 128 bytes, 128-aligned: a block finds its descriptor with a shift and a
+ * mask (frt_page_of), and the fields other threads write sit on a cache
+ * line of their own, away from the owner's fast-path fields. */
 typedef struct frt_page {
-    /* Touched by the owning heap only. */
-    frt_block *free;       /* blocks ready to hand out */
+    /* Touched by the owning heap only (the first cache line). */
+    _Alignas(128) frt_block *free; /* blocks ready to hand out */
     frt_block *local_free; /* blocks the owner freed since the last refill */
-    uint32_t used;         /* blocks handed out and not yet seen freed */
+    _Atomic uint32_t used; /* blocks handed out and not yet seen freed; written by
+                            * the owner only, read by frt_heap_get_stats */
     uint32_t reserved;     /* blocks carved from the page so far */
     uint32_t capacity;     /* blocks that fit */
-    uint32_t block_size;
+    uint32_t block_size;   /* block_size and cls change under the heap's layout_lock */
     uint8_t cls;           /* FRT_CLASS_NONE while the page is unused */
     uint8_t in_full;       /* out of its class list: nothing free */
     uint8_t index;         /* in its arena */
     uint8_t in_young;      /* on its heap's young_pages list */
     uint8_t *start;        /* first block */
     struct frt_page *next, *prev; /* class list, or the heap's free-page list */
-    struct frt_page *ynext, *yprev; /* heap's young_pages: pages with genmap bits */
     /* Written by other threads. */
-    frt_mpsc xthread_free;     /* blocks freed by other threads */
+    _Alignas(64) frt_mpsc xthread_free; /* blocks freed by other threads */
     frt_mpsc_node remote_link; /* on the heap's remote_pages while xthread_free is non-empty */
+    struct frt_page *ynext, *yprev; /* heap's young_pages: pages with genmap bits */
 } frt_page;
+_Static_assert(sizeof(frt_page) == 128, "a page descriptor is 128 bytes");
 
 /* Generation maps: one bit per 16-byte granule of the arena, per young
  * generation (0 and 1). A set bit says "a tracked object of that generation
@@ -82,21 +87,34 @@ typedef struct frt_arena {
     uint64_t genmap[2][FRT_GENMAP_WORDS];
 } frt_arena;
 
+/* used += delta, by the owner (a plain load and store: no other writer). */
+static inline uint32_t frt_page_used_add(frt_page *p, uint32_t delta)
+{
+    uint32_t u = atomic_load_explicit(&p->used, memory_order_relaxed) + delta;
+    atomic_store_explicit(&p->used, u, memory_order_relaxed);
+    return u;
+}
+
 static inline frt_arena *frt_arena_of(const void *p)
 {
     return (frt_arena *)((uintptr_t)p & ~(uintptr_t)(FRT_ARENA_SIZE - 1));
 }
 
+/* &arena->pages[index], with the index shifted straight into a byte
+ * offset (descriptors are 128 bytes): a shift, a mask and an add. */
 static inline frt_page *frt_page_of(const void *p)
 {
-    frt_arena *a = frt_arena_of(p);
-    return &a->pages[((uintptr_t)p - (uintptr_t)a) >> FRT_PAGE_SHIFT];
+    uintptr_t u = (uintptr_t)p;
+    uintptr_t off = (u >> (FRT_PAGE_SHIFT - 7)) & ((FRT_PAGES_PER_ARENA - 1) << 7);
+    return (frt_page *)((u & ~(uintptr_t)(FRT_ARENA_SIZE - 1)) + offsetof(frt_arena, pages) + off);
 }
 
 /* Arena supply: the global cache of empty arenas, then the OS. An arena
  * the cache holds beyond frt_config.arena_cache is unmapped once it has
- * been empty this long (arena.c: the delayed purge). */
-#define FRT_ARENA_PURGE_NS ((uint64_t)100 * 1000 * 1000)
+ * been empty this long (arena.c: the delayed purge). One second, not
+ * 100 ms: a program whose allocation cycle outlasts the delay pays a page
+ * fault per 4 KiB on every cycle (docs/design.md, "Returning memory"). */
+#define FRT_ARENA_PURGE_NS ((uint64_t)1000 * 1000 * 1000)
 /* Tests: another delay from now on (the default is FRT_ARENA_PURGE_NS). */
 void frt__arena_set_purge_delay(uint64_t ns);
 frt_arena *frt__arena_acquire(struct frt_heap *owner);

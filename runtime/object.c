@@ -1,5 +1,6 @@
 /* Creating objects and freeing them when their last reference goes. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "debug.h"
@@ -11,8 +12,83 @@
 
 _Static_assert(sizeof(frt_object) == 32, "the header is 32 bytes (docs/design.md)");
 
+/* The bytes 8-15 of the header (ob_ref_local, ob_flags, ob_mutex,
+ * ob_gc_bits, ob_gen) as one word, so that frt_new writes the header with
+ * four word stores where field by field it takes eight. A block popped
+ * from our heap is ours alone until frt_new returns it, except for
+ * ob_tid: a detaching thread reads every large object's (brc/
+ * merge_queue.c), so that one is stored atomically; the rest plainly. */
+typedef struct header_mid {
+    uint32_t ref_local;
+    uint8_t flags, mutex, gc_bits, gen;
+} header_mid;
+_Static_assert(sizeof(header_mid) == 8 && offsetof(frt_object, ob_ref_local) == 8 &&
+                   offsetof(frt_object, ob_flags) == 12 && offsetof(frt_object, ob_mutex) == 13 &&
+                   offsetof(frt_object, ob_gc_bits) == 14 && offsetof(frt_object, ob_gen) == 15 &&
+                   offsetof(frt_object, ob_ref_shared) == 16 && offsetof(frt_object, ob_type) == 24,
+               "header_mid matches frt_object");
+
+/* Bodies up to this many bytes are zeroed inline (frt_new's fast path). */
+#define INLINE_ZERO_MAX 256
+
+/* A small object's body, zeroed. Every class size is a multiple of 16, so
+ * zeroing up to the size rounded up to 16 stays inside the block; up to
+ * INLINE_ZERO_MAX bytes overlapping fixed-size stores do it (memset's own
+ * trick) with no call and no loop. */
+static inline void zero_body(frt_object *o, size_t size)
+{
+    char *b = (char *)o + sizeof(frt_object);
+    size_t n = ((size + 15) & ~(size_t)15) - sizeof(frt_object);
+    if (n == 0)
+        return;
+    if (n <= 32) {
+        memset(b, 0, 16);
+        memset(b + n - 16, 0, 16);
+    } else if (n <= 64) {
+        memset(b, 0, 32);
+        memset(b + n - 32, 0, 32);
+    } else if (n <= 128) {
+        memset(b, 0, 64);
+        memset(b + n - 64, 0, 64);
+    } else if (n <= INLINE_ZERO_MAX) {
+        memset(b, 0, 64);
+        memset(b + 64, 0, 64);
+        memset(b + n - 128, 0, 64);
+        memset(b + n - 64, 0, 64);
+    } else {
+        memset(b, 0, n);
+    }
+}
+
+/* Out of line and returning o, so that frt_new's fast path reaches it by
+ * a jump and saves no registers for it. */
+__attribute__((noinline)) static frt_object *track_new(frt_object *o)
+{
+    if (frt__rt.hooks.object_new)
+        frt__rt.hooks.object_new(o);
+    return o;
+}
+
+/* Owner 0: shared from birth (frt_new_shared, the atomic-only build, a
+ * detaching thread), owned by nobody. */
+static inline frt_object *object_init(frt_object *o, const frt_type *type, uintptr_t owner,
+                                      uint8_t flags)
+{
+    header_mid mid = {owner ? 1 : 0, flags, 0, 0, 0};
+    intptr_t shared = owner ? 0 : FRT_REF_SHARED_ONE | FRT_REF_MERGED;
+    uint64_t w;
+    memcpy(&w, &mid, sizeof w);
+    atomic_store_explicit(&o->ob_tid, owner, memory_order_relaxed);
+    memcpy((char *)o + 8, &w, sizeof w);
+    memcpy((char *)o + 16, &shared, sizeof shared);
+    memcpy((char *)o + 24, &type, sizeof type);
+    if (type->traverse)
+        return track_new(o);
+    return o;
+}
+
 /* shared: made shared from birth (frt_new_shared), owned by nobody. */
-static frt_object *new_object(const frt_type *type, size_t extra, int shared)
+__attribute__((noinline)) static frt_object *new_object(const frt_type *type, size_t extra, int shared)
 {
     frt_tstate *ts = frt__tstate();
     if (FRT_UNLIKELY(!ts)) {
@@ -32,8 +108,8 @@ static frt_object *new_object(const frt_type *type, size_t extra, int shared)
     uint8_t flags = 0;
     if (FRT_LIKELY(size <= FRT_SMALL_MAX)) {
         o = frt__heap_alloc(ts->heap, frt_size_class(size));
-        if (FRT_LIKELY(o) && size > sizeof(frt_object)) /* no call for a header-only object */
-            memset((char *)o + sizeof(frt_object), 0, size - sizeof(frt_object));
+        if (FRT_LIKELY(o))
+            zero_body(o, size);
     } else {
         /* A mapping of its own, fresh from the OS and so already zero:
          * writing zeros would commit every page of it. */
@@ -47,18 +123,7 @@ static frt_object *new_object(const frt_type *type, size_t extra, int shared)
     /* The baseline build (FRT_RC_ATOMIC_ONLY) makes every object shared,
      * like Arc; a detaching thread (owner_id 0) may own nothing. */
     uintptr_t owner = FRT_RC_ATOMIC_ONLY || shared ? 0 : ts->owner_id;
-    atomic_store_explicit(&o->ob_tid, owner, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_local, owner ? 1 : 0, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_ref_shared, owner ? 0 : FRT_REF_SHARED_ONE | FRT_REF_MERGED,
-                          memory_order_relaxed);
-    atomic_store_explicit(&o->ob_flags, flags, memory_order_relaxed);
-    atomic_store_explicit(&o->ob_mutex.v, 0, memory_order_relaxed);
-    o->ob_gc_bits = 0;
-    o->ob_gen = 0;
-    o->ob_type = type;
-    if (type->traverse && frt__rt.hooks.object_new)
-        frt__rt.hooks.object_new(o);
-    return o;
+    return object_init(o, type, owner, flags);
 }
 
 frt_object *frt_new_var(const frt_type *type, size_t extra)
@@ -66,8 +131,26 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
     return new_object(type, extra, 0);
 }
 
+/* The common case with nothing to check twice: an attached owner with no
+ * pending safepoint work, a small size, a block ready on the current page.
+ * Anything else (misuse included) takes new_object's general path. */
 frt_object *frt_new(const frt_type *type)
 {
+    frt_tstate *ts = frt__tstate();
+    if (FRT_LIKELY(ts != NULL && type != NULL)) {
+        size_t size = type->size;
+        uintptr_t owner = FRT_RC_ATOMIC_ONLY ? 0 : ts->owner_id;
+        /* Unsigned: one compare refuses sizes below the header too. */
+        if (FRT_LIKELY(size - sizeof(frt_object) <= INLINE_ZERO_MAX) &&
+            FRT_LIKELY(owner != 0 || FRT_RC_ATOMIC_ONLY) &&
+            FRT_LIKELY(!(atomic_load_explicit(&ts->word, memory_order_relaxed) & FRT_TS_PENDING))) {
+            frt_object *o = frt__heap_pop(ts->heap, frt_size_class(size));
+            if (FRT_LIKELY(o != NULL)) {
+                zero_body(o, size);
+                return object_init(o, type, owner, 0);
+            }
+        }
+    }
     return new_object(type, 0, 0);
 }
 
@@ -213,12 +296,11 @@ __attribute__((noinline)) static void dealloc_general(frt_tstate *ts, frt_object
     ts->in_dealloc = 0;
 }
 
-void frt__dealloc(frt_object *o)
+__attribute__((noinline)) static void dealloc_checked(frt_tstate *ts, frt_object *o)
 {
     if (FRT_UNLIKELY(atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) == FRT_REF_IMMORTAL))
         return; /* made immortal while a decref was in flight */
-    const frt_type *t = o->ob_type;
-    if (FRT_UNLIKELY(!t)) {
+    if (FRT_UNLIKELY(!o->ob_type)) {
         frt__misuse(o, "last reference dropped on a freed object");
         return;
     }
@@ -226,19 +308,27 @@ void frt__dealloc(frt_object *o)
     if (frt_mutex_is_locked(&o->ob_mutex))
         frt__misuse(o, "object freed while its mutex is locked (a critical section without a reference?)");
 #endif
+    dealloc_general(ts, o);
+}
+
+void frt__dealloc(frt_object *o)
+{
     frt_tstate *ts = frt__tstate();
 #if !FRT_DEBUG
     /* A trivial object (no finalize, no destroy, no flags: not large, no
-     * weakref, no finalizer; untracked) runs no code when freed: free its
-     * block here, without the loop. Debug builds poison it there. */
-    if (FRT_LIKELY(ts != NULL) && !t->finalize && !t->destroy && !o->ob_gc_bits &&
-        !atomic_load_explicit(&o->ob_flags, memory_order_relaxed)) {
+     * weakref, no finalizer; untracked; not immortal) runs no code when
+     * freed: free its block here, without the loop. Debug builds poison it
+     * there. Every test of dealloc_checked is here too, in one chain. */
+    const frt_type *t = o->ob_type;
+    if (FRT_LIKELY(ts != NULL && t != NULL) && !t->finalize && !t->destroy && !o->ob_gc_bits &&
+        !atomic_load_explicit(&o->ob_flags, memory_order_relaxed) &&
+        atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) != FRT_REF_IMMORTAL) {
         o->ob_type = NULL;
         frt__block_free(ts->heap, o);
         return;
     }
 #endif
-    dealloc_general(ts, o);
+    dealloc_checked(ts, o);
 }
 
 /* A chain of dead objects linked through ob_tid (a merge's or a vanished
@@ -260,7 +350,12 @@ void frt__dealloc_chain(frt_object *chain)
     }
     frt_object *first = chain;
     chain = (frt_object *)atomic_load_explicit(&first->ob_tid, memory_order_relaxed);
-    if (chain) {
+    if (chain && !ts->dealloc_pending) {
+        /* The usual case (no dealloc loop running): the chain becomes the
+         * pending list as it is. Walking it to its tail first was a chase
+         * through cold objects that cost 5% of a 2-thread `cycles` run. */
+        ts->dealloc_pending = chain;
+    } else if (chain) {
         frt_object *last = chain;
         for (frt_object *n; (n = (frt_object *)atomic_load_explicit(&last->ob_tid, memory_order_relaxed));)
             last = n;

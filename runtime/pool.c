@@ -43,13 +43,6 @@ static void list_remove(frt_page **head, frt_page *p)
     p->next = p->prev = NULL;
 }
 
-static void blocks_add(frt_heap *h, unsigned cls, long delta)
-{
-    atomic_store_explicit(&h->blocks[cls],
-                          atomic_load_explicit(&h->blocks[cls], memory_order_relaxed) + (size_t)delta,
-                          memory_order_relaxed);
-}
-
 /* Carve the next stretch of never-used blocks into page->free. Carving a
  * few KiB at a time keeps a fresh page from touching (and so committing)
  * memory it may never use. Free blocks of object classes carry
@@ -81,7 +74,7 @@ static void page_format(frt_page *p, unsigned cls)
     p->block_size = frt__class_size[cls];
     p->capacity = (uint32_t)((size_t)(end - p->start) / p->block_size);
     p->reserved = 0;
-    p->used = 0;
+    atomic_store_explicit(&p->used, 0, memory_order_relaxed);
     p->free = p->local_free = NULL;
     p->in_full = 0;
 }
@@ -90,13 +83,14 @@ static void heap_arena_release(frt_heap *h, frt_arena *a)
 {
     for (unsigned i = 0; i < FRT_PAGES_PER_ARENA; i++)
         list_remove(&h->free_pages, &a->pages[i]);
+    pthread_mutex_lock(&h->layout_lock);
     if (a->prev)
         a->prev->next = a->next;
     else
         h->arenas = a->next;
     if (a->next)
         a->next->prev = a->prev;
-    atomic_fetch_sub_explicit(&h->arenas_owned, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&h->layout_lock);
     frt__arena_release(a);
 }
 
@@ -111,7 +105,9 @@ static void page_retire(frt_heap *h, frt_page *p)
         h->current[p->cls] = &frt__empty_page;
     if (p->in_young)
         frt__genmap_page_forget(h, p); /* the next class cuts the page differently */
+    pthread_mutex_lock(&h->layout_lock);
     p->cls = FRT_CLASS_NONE;
+    pthread_mutex_unlock(&h->layout_lock);
     p->free = p->local_free = NULL;
     list_push(&h->free_pages, p);
     if (--a->pages_used == 0)
@@ -136,7 +132,7 @@ void frt__page_freed_slow(frt_heap *h, frt_page *p)
 {
     if (p->in_full)
         frt__page_unfull(h, p);
-    if (p->used == 0)
+    if (atomic_load_explicit(&p->used, memory_order_relaxed) == 0)
         frt__page_empty(h, p);
 }
 
@@ -148,18 +144,21 @@ static frt_page *heap_new_page(frt_heap *h, unsigned cls)
         if (!a)
             return NULL;
         a->prev = NULL;
+        pthread_mutex_lock(&h->layout_lock);
         a->next = h->arenas;
         if (h->arenas)
             h->arenas->prev = a;
         h->arenas = a;
-        atomic_fetch_add_explicit(&h->arenas_owned, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&h->layout_lock);
         for (unsigned i = FRT_PAGES_PER_ARENA; i-- > 0;)
             list_push(&h->free_pages, &a->pages[i]);
         p = h->free_pages;
     }
     list_remove(&h->free_pages, p);
     frt_arena_of(p)->pages_used++;
+    pthread_mutex_lock(&h->layout_lock);
     page_format(p, cls);
+    pthread_mutex_unlock(&h->layout_lock);
     list_push(&h->avail[cls], p);
     return p;
 }
@@ -198,8 +197,7 @@ void *frt__heap_alloc_slow(frt_heap *h, unsigned cls)
     }
     frt_block *b = p->free;
     p->free = b->next;
-    p->used++;
-    blocks_add(h, cls, 1);
+    frt_page_used_add(p, 1);
     return b;
 }
 
@@ -231,11 +229,9 @@ void frt__heap_collect_remote(frt_heap *h)
         }
         last->next = p->local_free;
         p->local_free = first;
-        blocks_add(h, p->cls, -(long)k);
         if (p->in_full)
             frt__page_unfull(h, p);
-        p->used -= k;
-        if (p->used == 0)
+        if (frt_page_used_add(p, -k) == 0)
             frt__page_empty(h, p);
     }
 }
@@ -246,7 +242,7 @@ size_t frt__heap_trim(frt_heap *h)
     frt__heap_collect_remote(h);
     for (unsigned c = 0; c < FRT_NCLASSES; c++) {
         frt_page *p = h->current[c];
-        if (p != &frt__empty_page && p->used == 0)
+        if (p != &frt__empty_page && atomic_load_explicit(&p->used, memory_order_relaxed) == 0)
             page_retire(h, p);
     }
     return (size_t)(atomic_load(&frt__arena_counters.returned) - before) * FRT_ARENA_SIZE;
@@ -260,6 +256,7 @@ static frt_heap *heap_new(void)
     for (unsigned c = 0; c < FRT_NCLASSES; c++)
         h->current[c] = &frt__empty_page;
     frt_mpsc_init(&h->remote_pages);
+    pthread_mutex_init(&h->layout_lock, NULL);
     h->numa_node = UINT32_MAX;
     h->next_all = heaps_all;
     heaps_all = h;
@@ -307,7 +304,8 @@ static void heap_walk(frt_heap *h, int live_only, frt_block_visit fn, void *arg)
     for (frt_arena *a = h->arenas; a; a = a->next) {
         for (unsigned i = 0; i < FRT_PAGES_PER_ARENA; i++) {
             frt_page *p = &a->pages[i];
-            if (p->cls == FRT_CLASS_NONE || p->cls == FRT_CLASS_RAW || p->used == 0)
+            if (p->cls == FRT_CLASS_NONE || p->cls == FRT_CLASS_RAW ||
+                atomic_load_explicit(&p->used, memory_order_relaxed) == 0)
                 continue;
             for (uint32_t k = 0; k < p->reserved; k++) {
                 frt_object *o = (frt_object *)(p->start + (size_t)k * p->block_size);
@@ -337,16 +335,26 @@ void frt__heaps_walk_objects(frt_block_visit fn, void *arg)
     frt__large_walk(fn, arg);
 }
 
+/* Counted from the pages on demand, so that the fast paths keep no
+ * counters of their own. Holding heaps_lock first is also what keeps a
+ * fork from finding a layout_lock held (no owner reaches a stop with it). */
 void frt__heaps_stats(size_t *blocks, size_t *bytes)
 {
     size_t nb = 0, nbytes = 0;
     pthread_mutex_lock(&heaps_lock);
     for (frt_heap *h = heaps_all; h; h = h->next_all) {
-        for (unsigned c = 1; c < FRT_NCLASSES; c++) {
-            size_t k = atomic_load_explicit(&h->blocks[c], memory_order_relaxed);
-            nb += k;
-            nbytes += k * frt__class_size[c];
+        pthread_mutex_lock(&h->layout_lock);
+        for (frt_arena *a = h->arenas; a; a = a->next) {
+            for (unsigned i = 0; i < FRT_PAGES_PER_ARENA; i++) {
+                frt_page *p = &a->pages[i];
+                if (p->cls == FRT_CLASS_NONE || p->cls == FRT_CLASS_RAW)
+                    continue;
+                size_t k = atomic_load_explicit(&p->used, memory_order_relaxed);
+                nb += k;
+                nbytes += k * p->block_size;
+            }
         }
+        pthread_mutex_unlock(&h->layout_lock);
     }
     pthread_mutex_unlock(&heaps_lock);
     *blocks = nb;
@@ -375,6 +383,7 @@ void frt__heaps_release_all(void)
             frt__arena_destroy(a);
             a = an;
         }
+        pthread_mutex_destroy(&h->layout_lock);
         frt__sys_free(h);
         h = next;
     }

@@ -8,9 +8,16 @@
  * it without scanning. Heaps are pooled, never freed before shutdown: a
  * thread that detaches leaves its heap as an orphan that the next attaching
  * thread (or frt_heap_trim) adopts whole, so a block's heap never changes
- * while the block is live. */
+ * while the block is live.
+ *
+ * Blocks in use are counted by the pages themselves (page->used, which the
+ * fast paths keep anyway to find empty pages): frt_heap_get_stats adds
+ * them up on demand, under each heap's layout_lock, which the owner takes
+ * only to add or remove an arena and to format or retire a page. */
 #ifndef FRT_RUNTIME_POOL_H
 #define FRT_RUNTIME_POOL_H
+
+#include <pthread.h>
 
 #include <frt/object.h>
 
@@ -23,8 +30,9 @@ typedef struct frt_heap {
     frt_arena *arenas;
     frt_mpsc remote_pages;           /* pages whose xthread_free became non-empty */
     frt_page *young_pages;           /* pages with generation-map bits set */
-    _Atomic size_t blocks[FRT_NCLASSES]; /* in use, written by the owner only */
-    _Atomic size_t arenas_owned;
+    /* Taken by the owner around changes to the arena list and to pages'
+     * cls and block_size; by stats readers (under heaps_lock) to count. */
+    pthread_mutex_t layout_lock;
     struct frt_heap *next_all;       /* every heap, for stats and shutdown */
     struct frt_heap *next_orphan;
     int orphan;
@@ -39,19 +47,23 @@ void frt__page_empty(frt_heap *h, frt_page *p);
 /* A block was freed into p, which was full or is now empty. */
 void frt__page_freed_slow(frt_heap *h, frt_page *p);
 
-static inline void *frt__heap_alloc(frt_heap *h, unsigned cls)
+/* A block from the current page of the class, or NULL when that page has
+ * none ready (then frt__heap_alloc_slow). */
+static inline void *frt__heap_pop(frt_heap *h, unsigned cls)
 {
     frt_page *p = h->current[cls];
     frt_block *b = p->free;
     if (FRT_LIKELY(b != NULL)) {
         p->free = b->next;
-        p->used++;
-        atomic_store_explicit(&h->blocks[cls],
-                              atomic_load_explicit(&h->blocks[cls], memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        return b;
+        frt_page_used_add(p, 1);
     }
-    return frt__heap_alloc_slow(h, cls);
+    return b;
+}
+
+static inline void *frt__heap_alloc(frt_heap *h, unsigned cls)
+{
+    void *b = frt__heap_pop(h, cls);
+    return FRT_LIKELY(b != NULL) ? b : frt__heap_alloc_slow(h, cls);
 }
 
 /* Free a small block; h is the calling thread's heap (NULL if none). */
@@ -64,12 +76,9 @@ static inline void frt__block_free(frt_heap *h, void *ptr)
     if (FRT_LIKELY(a->heap == h)) {
         b->next = p->local_free;
         p->local_free = b;
-        atomic_store_explicit(&h->blocks[p->cls],
-                              atomic_load_explicit(&h->blocks[p->cls], memory_order_relaxed) - 1,
-                              memory_order_relaxed);
-        /* One test, and a tail call for the rare cases: the common path
-         * keeps nothing live across a call, so it saves no registers. */
-        if (FRT_UNLIKELY((--p->used == 0) | p->in_full))
+        /* Tail calls for the rare cases: the common path keeps nothing
+         * live across a call, so it saves no registers. */
+        if (FRT_UNLIKELY(frt_page_used_add(p, (uint32_t)-1) == 0) || FRT_UNLIKELY(p->in_full))
             frt__page_freed_slow(h, p);
     } else {
         frt__block_free_remote(a, p, b);

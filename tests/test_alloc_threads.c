@@ -2,7 +2,8 @@
  * threads, several at once; a thread that detaches (or just exits) while
  * others still hold its objects, and the thread that attaches after it and
  * adopts its heap and memory; statistics that add up once every remote free
- * has been collected. */
+ * has been collected, and that a thread that is not attached can read while
+ * an owner maps, formats, retires and unmaps. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -447,6 +448,62 @@ static void test_leaver(int detach)
     CHECK_EQ(st.arenas, base.arenas);
 }
 
+/* --- statistics while the owner changes its layout ------------------------ */
+
+/* frt_heap_get_stats counts blocks from the pages, walking every heap's
+ * arenas, while their owners add and unmap arenas and format and retire
+ * pages (under each heap's layout_lock): here from a thread that is not
+ * attached, against an owner that cycles 10 MiB through several classes
+ * with a purge delay of 0, so arenas go back to the OS as it runs. TSan
+ * checks the locking; the counts stay within what can be live. */
+static atomic_int stats_stop;
+static atomic_long stats_reads, stats_bad;
+
+enum { LAYOUT_N = 40000 };
+
+static void *stats_reader(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stats_stop)) {
+        frt_heap_stats st = stats();
+        /* Pages read at different moments: at most two rounds' worth. */
+        if (st.blocks_in_use > 2 * LAYOUT_N || st.bytes_in_use > st.bytes_mapped_peak)
+            atomic_fetch_add(&stats_bad, 1);
+        atomic_fetch_add(&stats_reads, 1);
+    }
+    return NULL;
+}
+
+static void test_stats_while_layout_changes(void)
+{
+    frt_heap_trim();
+    CHECK_EQ(stats().blocks_in_use, 0);
+    frt__arena_set_purge_delay(0);
+    frt_object **v = malloc(LAYOUT_N * sizeof *v);
+    CHECK(v);
+    pthread_t r;
+    atomic_store(&stats_stop, 0);
+    CHECK_EQ(pthread_create(&r, NULL, stats_reader, NULL), 0);
+    static const size_t sizes[] = {32, 256, 48, 200, 96};
+    for (int round = 0; round < 20; round++) {
+        frt_type t = {"layout", sizes[round % 5], NULL, NULL, NULL, NULL};
+        for (long i = 0; i < LAYOUT_N; i++)
+            CHECK((v[i] = frt_new(&t)) != NULL);
+        for (long i = 0; i < LAYOUT_N; i++)
+            frt_decref(v[i]);
+    }
+    while (atomic_load(&stats_reads) < 100)
+        ;
+    atomic_store(&stats_stop, 1);
+    CHECK_EQ(pthread_join(r, NULL), 0);
+    CHECK_EQ(atomic_load(&stats_bad), 0);
+    frt__arena_set_purge_delay(FRT_ARENA_PURGE_NS);
+    free(v);
+    frt_heap_trim();
+    CHECK_EQ(stats().blocks_in_use, 0);
+    CHECK_EQ(stats().bytes_in_use, 0);
+}
+
 int main(void)
 {
     CHECK_EQ(frt_init(NULL), 0);
@@ -455,6 +512,7 @@ int main(void)
     test_leaver(1);
     test_leaver(0); /* the thread exits attached: its exit hook detaches it */
     test_producers_consumers(); /* again, on pooled thread states and heaps */
+    test_stats_while_layout_changes();
     frt_heap_stats st = stats();
     CHECK_EQ(st.blocks_in_use, 0);
     CHECK_EQ(frt_shutdown(), 0);

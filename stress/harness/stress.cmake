@@ -174,6 +174,10 @@ if(NOT report MATCHES "brc/atomic" OR NOT report MATCHES "8 cases, 0 failed"
    OR NOT report MATCHES "median over 2 seeds")
   message(FATAL_ERROR "report.txt lacks the tables or the --seeds note")
 endif()
+# Every row below 1.0x says why, in the report itself.
+if(report MATCHES "threads [0-9.]+x \\([0-9.]+x per CPU-s\\): *\n")
+  message(FATAL_ERROR "a row below 1.0x without its reason:\n${report}")
+endif()
 find_program(GNUPLOT gnuplot)
 if(GNUPLOT)
   foreach(f throughput.png throughput.svg efficiency.png efficiency.svg brc_over_atomic.png brc_over_atomic.svg)

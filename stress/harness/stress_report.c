@@ -111,9 +111,33 @@ static void fmt3(char *buf, size_t len, double a, double b, double c, uint64_t n
         snprintf(buf, len, "%.1f/%.1f/%.1f", a, b, c);
 }
 
-/* Each brc/atomic below 1, with the workload's reason (stress_workload's
- * brc_note): the report explains its own losses. */
-static void report_below_one(FILE *f, const stress_options *opt, const stress_result *r, size_t n)
+/* Why a row is below 1, from the figures themselves first: a case that
+ * did not get its CPUs, or a loss that per CPU-second is none, is other
+ * load (on a busy machine most rows below 1 are this); then the
+ * workload's own reason (stress_workload's brc_note). */
+static void below_one_reason(FILE *f, const stress_workload *wl, const stress_result *x,
+                             const stress_result *a, unsigned threads, unsigned cpus)
+{
+    double want = 0.9 * (threads < cpus ? threads : cpus);
+    int starved = x->cpus_busy < want || (a && a->cpus_busy < want);
+    if (x->brc_over_atomic_cpu >= 1.0)
+        fprintf(f, "per CPU-second brc is not behind (%.2fx), so the loss is CPU time the brc "
+                   "runs did not get: other load",
+                x->brc_over_atomic_cpu);
+    else if (wl->brc_note)
+        fprintf(f, "%s%s", wl->brc_note, starved ? "; other load as well (see the CPUs column)" : "");
+    else if (starved)
+        fprintf(f, "no known cause but other load: the cases got %.2f (brc) and %.2f (atomic) of "
+                   "the %u CPUs they asked for",
+                x->cpus_busy, a ? a->cpus_busy : NAN, threads < cpus ? threads : cpus);
+    else
+        fprintf(f, "no known cause");
+}
+
+/* Each brc/atomic below 1, with its reason: the report explains its own
+ * losses. */
+static void report_below_one(FILE *f, const stress_options *opt, const stress_result *r, size_t n,
+                             unsigned cpus)
 {
     unsigned seeds = opt->seeds ? opt->seeds : 1;
     fprintf(f, "brc/atomic: ops/s of brc over atomic; per CPU-s: the same with ops per CPU-second of "
@@ -133,10 +157,11 @@ static void report_below_one(FILE *f, const stress_options *opt, const stress_re
             if (!any)
                 fprintf(f, "below 1.0x (biased counting slower than atomic counting here):\n");
             any = 1;
-            fprintf(f, "  %-12s %3u threads %.2fx (%.2fx per CPU-s): %s\n", wl->name,
-                    opt->threads[ti], x->brc_over_atomic, x->brc_over_atomic_cpu,
-                    wl->brc_note ? wl->brc_note : "no known cause: noise from other load is "
-                                                  "likely (see the CPUs column)");
+            fprintf(f, "  %-12s %3u threads %.2fx (%.2fx per CPU-s): ", wl->name, opt->threads[ti],
+                    x->brc_over_atomic, x->brc_over_atomic_cpu);
+            below_one_reason(f, wl, x, find(r, n, wl->name, opt->threads[ti], "atomic"),
+                             opt->threads[ti], cpus);
+            fprintf(f, "\n");
         }
     }
 }
@@ -192,7 +217,7 @@ void stress_report_tables(FILE *f, const stress_options *opt, const stress_resul
     fprintf(f, "CPUs: CPU time of the case's process during its timed stretch / the stretch: below "
                "min(threads, %u), the case did not get the CPUs it asked for (other load)\n", cpus);
     if (both)
-        report_below_one(f, opt, r, n);
+        report_below_one(f, opt, r, n, cpus);
     fprintf(f, "operations:");
     for (unsigned wi = 0; wi < opt->nworkloads; wi++)
         fprintf(f, "%s %s = %s", wi ? ";" : "", opt->workloads[wi]->name, opt->workloads[wi]->op);
