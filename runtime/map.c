@@ -1,20 +1,21 @@
-/* The concurrent map (include/frt/map.h) on liburcu's rculfhash.
+/* The concurrent map (include/frt/map.h) on frt's own table (map_table.h).
  *
- * Each entry is a node in the lock-free table; its value lives in an atomic
- * slot, read like an frt_ref (try-incref, then re-check the slot). A node's
- * life: added with cds_lfht_add_unique; its value replaced by CAS; deleted
- * by a CAS of the value to TOMB (the linearization point: from then on the
- * key is absent, lookups skip the node) followed by cds_lfht_del by the
- * same thread. A deleted node is freed, and its key object dropped, after a
- * grace period (qsbr.h), so a reader that found it can still read it.
- * Inside a lookup no reference is dropped: a drop may run a destroy, that
- * may reach a quiescent state and free the node under us; references to
- * drop wait in a small list until the operation is done with its node.
+ * Each entry's value lives in an atomic slot, read like an frt_ref
+ * (try-incref, then re-check the slot). get probes the table without a
+ * lock. set, delete and get_or_insert lock the stripe of the key's hash,
+ * so the writes to one key are serialised: set exchanges the value of the
+ * key's entry, or places a new entry; delete exchanges the value for TOMB
+ * (the linearization point: from then on a reader that finds the entry
+ * skips it) and empties the slot. A deleted entry is freed, and its key
+ * object dropped, after a grace period (qsbr.h), so a reader that found it
+ * can still read it. Inside a probe no reference is dropped and no lock is
+ * waited for: a drop may run a destroy, and a wait puts the thread
+ * offline, and either lets a grace period free the entry or array under
+ * us; references to drop wait in a small list until the probe is done.
  * Weak maps keep, per entry, a weak reference (an object) in the slot; an
- * entry whose target died is deleted by the first operation that sees it. */
+ * entry whose target died is deleted by the first operation that sees it
+ * (a get only if the stripe is free: get never waits). */
 #include <string.h>
-#include <urcu-qsbr.h>
-#include <urcu/rculfhash.h>
 
 #include <frt/errors.h>
 #include <frt/lifecycle.h>
@@ -22,9 +23,9 @@
 #include <frt/weakref.h>
 
 #include "debug.h"
+#include "map_table.h"
 #include "object_internal.h"
 #include "os.h"
-#include "qsbr.h"
 #include "tstate.h"
 #include "try_incref.h"
 
@@ -38,33 +39,20 @@ static frt_object tomb_obj = {.ob_ref_local = FRT_REF_IMMORTAL,
 
 struct frt_map {
     frt_object ob;
-    struct cds_lfht *ht;
+    map_table *t;
     const frt_map_key_ops *ops; /* NULL: byte keys */
     unsigned flags;
-    _Atomic long len;
-    _Atomic unsigned long buckets; /* the size the table was last resized to */
-    _Atomic int resizing;
 };
-
-typedef struct node {
-    struct cds_lfht_node lfht;
-    frt_qsbr_later later; /* the free after a grace period */
-    _Atomic(frt_object *) value;
-    frt_object *key_obj;
-    unsigned long hash;
-    size_t len;
-    unsigned char bytes[];
-} node;
 
 typedef struct key {
     const void *bytes;
     size_t len;
     frt_object *obj;
     const frt_map_key_ops *ops;
-    unsigned long hash;
+    uint64_t hash;
 } key;
 
-/* References an operation drops once it is done with its nodes: a few
+/* References an operation drops once it is done with its entries: a few
  * inline, more (an iteration) in a growing array. */
 typedef struct drops {
     size_t n, cap;
@@ -100,38 +88,40 @@ static void drop_now(drops *d)
     d->cap = 4;
 }
 
-static unsigned long hash_bytes(const void *p, size_t n)
+static uint64_t mix(uint64_t h)
 {
-    /* FNV-1a, then a final mix: the table takes its bucket from the low
-     * bits and orders by the reversed hash, so every bit must be mixed. */
-    const unsigned char *s = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 0x100000001b3ull;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
-    return (unsigned long)h;
+    return h;
 }
 
-static int match(struct cds_lfht_node *ln, const void *arg)
+static uint64_t hash_bytes(const void *p, size_t n)
 {
-    node *n = caa_container_of(ln, node, lfht);
-    const key *k = arg;
-    FRT_QSBR_ACQUIRE(n);
-    if (n->hash != k->hash || atomic_load_explicit(&n->value, memory_order_acquire) == TOMB)
+    /* Eight bytes a step, then a final mix: the table takes its slot from
+     * the low bits and the stripe from the high ones. */
+    const unsigned char *s = p;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+    for (; n >= 8; n -= 8, s += 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xc2b2ae3d27d4eb4full;
+        h ^= h >> 29;
+    }
+    if (n) {
+        w = 0;
+        memcpy(&w, s, n);
+        h = (h ^ w) * 0xc2b2ae3d27d4eb4full;
+    }
+    return mix(h);
+}
+
+static int matches(const map_entry *e, const key *k)
+{
+    if (e->hash != k->hash)
         return 0;
     if (k->ops)
-        return n->key_obj == k->obj || k->ops->eq(n->key_obj, k->obj);
-    return n->len == k->len && memcmp(n->bytes, k->bytes, k->len) == 0;
-}
-
-static node *lookup(frt_map *m, const key *k)
-{
-    struct cds_lfht_iter it;
-    cds_lfht_lookup(m->ht, k->hash, match, k, &it);
-    struct cds_lfht_node *ln = cds_lfht_iter_get_node(&it);
-    return ln ? caa_container_of(ln, node, lfht) : NULL;
+        return e->key_obj == k->obj || k->ops->eq(e->key_obj, k->obj);
+    return e->len == k->len && memcmp(e->bytes, k->bytes, k->len) == 0;
 }
 
 /* A new reference to what the slot holds; NULL, TOMB, or RETRY (a stale
@@ -149,57 +139,52 @@ static frt_object *slot_load(_Atomic(frt_object *) *slot, drops *d)
     return RETRY;
 }
 
-static void node_free(frt_qsbr_later *w)
+/* A live value of the entry (a new reference), TOMB, or NULL. */
+static frt_object *entry_load(map_entry *e, drops *d)
 {
-    node *n = caa_container_of(w, node, later);
-    if (n->key_obj && frt_thread_is_attached())
-        frt_decref(n->key_obj); /* (at shutdown the arenas take it) */
-    frt__sys_free(n);
+    frt_object *v;
+    while ((v = slot_load(&e->value, d)) == RETRY)
+        ; /* replaced meanwhile: the entry holds the newer value */
+    return v;
 }
 
-/* The value was just CASed to TOMB by us: unlink and retire the node. */
-static void node_retire(frt_map *m, node *n, frt_object *old, drops *d)
+/* Under the key's stripe lock: the key's entry in a (its slot in *at), or
+ * NULL (*at: where to place it: the first DELETED slot of the run, else
+ * the home slot). Under the lock every entry found is live: a delete
+ * empties the slot before it unlocks. */
+static map_entry *find_locked(map_array *a, const key *k, size_t *at)
 {
-    cds_lfht_del(m->ht, &n->lfht);
-    frt__qsbr_defer_call(&n->later, node_free);
-    atomic_fetch_sub_explicit(&m->len, 1, memory_order_relaxed);
-    drop_later(d, old);
+    size_t free_at = (size_t)-1;
+    for (size_t i = k->hash & a->mask;; i = (i + 1) & a->mask) {
+        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_acquire);
+        if (!e)
+            break;
+        if (e == MAP_DELETED) {
+            if (free_at == (size_t)-1)
+                free_at = i;
+        } else if (matches(e, k)) {
+            *at = i;
+            return e;
+        }
+    }
+    *at = free_at != (size_t)-1 ? free_at : (k->hash & a->mask);
+    return NULL;
 }
 
-/* Keep about one entry per bucket. rculfhash resizes while readers and
- * other writers go on; the thread that crosses a threshold does it, in a
- * blocking section (a resize waits for grace periods), and only from a
- * clean point (else a later write does it). liburcu's own automatic
- * resizing never ran here (its worker stayed idle), so the map drives it. */
+static map_array *current(frt_map *m)
+{
+    return atomic_load_explicit(&m->t->arr, memory_order_acquire);
+}
+
+/* After a write, from a clean point (not while the world is stopped by
+ * this thread, where a stripe's holder may be parked for good). */
 static void maybe_resize(frt_map *m)
 {
-    unsigned long n = (unsigned long)atomic_load_explicit(&m->len, memory_order_relaxed);
-    unsigned long b = atomic_load_explicit(&m->buckets, memory_order_relaxed), want = b;
-    if (n > b)
-        while (want < 2 * n)
-            want <<= 1;
-    else if (b > 64 && n < b / 8)
-        want = b / 4;
+    map_array *a = current(m);
     frt_tstate *ts = frt__tstate();
-    if (want == b || !ts || ts->blocking_depth || ts->stw_depth || ts->in_dealloc || ts->in_gc_callback)
+    if (!ts || ts->stw_depth || !frt__map_table_wants_resize(m->t, a))
         return;
-    int idle = 0;
-    if (!atomic_compare_exchange_strong(&m->resizing, &idle, 1))
-        return;
-    frt_blocking_begin();
-    cds_lfht_resize(m->ht, want);
-    frt_blocking_end();
-    atomic_store_explicit(&m->buckets, want, memory_order_relaxed);
-    atomic_store(&m->resizing, 0);
-}
-
-static int try_delete(frt_map *m, node *n, frt_object *expect, drops *d)
-{
-    if (!atomic_compare_exchange_strong_explicit(&n->value, &expect, TOMB, memory_order_acq_rel,
-                                                 memory_order_acquire))
-        return 0;
-    node_retire(m, n, expect, d);
-    return 1;
+    frt__map_table_resize(m->t, a);
 }
 
 /* The live value behind what a slot holds: itself, or a weak map's target
@@ -211,6 +196,26 @@ static frt_object *resolve(frt_map *m, frt_object *v, drops *d)
     frt_object *t = frt_weakref_get(frt_weakref_from_object(v));
     drop_later(d, v);
     return t;
+}
+
+/* Delete k's entry if it still holds v (a weakref found dead); the map's
+ * reference goes to d. wait 0: only if the stripe is free now. */
+static void remove_dead(frt_map *m, const key *k, frt_object *v, int wait, drops *d)
+{
+    frt_mutex *mu = frt__map_stripe(m->t, k->hash);
+    if (wait)
+        frt_mutex_lock(mu);
+    else if (frt_mutex_trylock(mu) != 1)
+        return;
+    map_array *a = current(m);
+    size_t i;
+    map_entry *e = find_locked(a, k, &i);
+    if (e && atomic_load_explicit(&e->value, memory_order_relaxed) == v) {
+        atomic_store_explicit(&e->value, TOMB, memory_order_release);
+        frt__map_table_remove(m->t, a, i);
+        drop_later(d, v);
+    }
+    frt_mutex_unlock(mu);
 }
 
 static int usable(frt_map *m, int obj_keys, const char *what)
@@ -225,43 +230,34 @@ static int usable(frt_map *m, int obj_keys, const char *what)
     return 1;
 }
 
+/* Lock-free: probe the array loaded once. An entry whose value is TOMB was
+ * deleted during (or before) the probe; a newer one for the key may follow
+ * in the run. An array replaced by a resize meanwhile still holds every
+ * entry it held (values shared): what it lacks was written after the
+ * probe began. */
 static frt_object *map_get(frt_map *m, key *k)
 {
-    for (;;) {
-        drops d = DROPS_INIT(d);
-        frt_object *res = NULL;
-        int again = 0;
-        node *n = lookup(m, k);
-        if (n) {
-            frt_object *v = slot_load(&n->value, &d);
-            if (v == RETRY || v == TOMB) {
-                again = 1;
-            } else if (v) {
-                res = resolve(m, v, &d);
-                if (!res) /* a weak value died: the entry goes */
-                    try_delete(m, n, v, &d);
-            }
-        }
+    drops d = DROPS_INIT(d);
+    frt_object *res = NULL, *dead = NULL;
+    map_array *a = current(m);
+    for (size_t i = k->hash & a->mask;; i = (i + 1) & a->mask) {
+        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_acquire);
+        if (!e)
+            break;
+        if (e == MAP_DELETED || !matches(e, k))
+            continue;
+        frt_object *v = entry_load(e, &d);
+        if (v == TOMB)
+            continue;
+        if (v && !(res = resolve(m, v, &d)))
+            dead = v; /* a weak value died: the entry goes */
+        break;
+    }
+    if (dead)
+        remove_dead(m, k, dead, 0, &d);
+    if (d.n)
         drop_now(&d);
-        if (!again)
-            return res;
-    }
-}
-
-static node *node_new(const key *k)
-{
-    node *n = frt__sys_calloc(1, sizeof(node) + (k->ops ? 0 : k->len));
-    if (!n)
-        return NULL;
-    n->hash = k->hash;
-    if (k->ops) {
-        n->key_obj = k->obj;
-        frt_incref(k->obj);
-    } else {
-        n->len = k->len;
-        memcpy(n->bytes, k->bytes, k->len);
-    }
-    return n;
+    return res;
 }
 
 /* What the map stores for value: a published reference to it, or (weak
@@ -281,18 +277,18 @@ static frt_object *stored_new(frt_map *m, frt_object *value)
     return value;
 }
 
-/* Add node fresh holding stored, or find the live entry for k. */
-static node *insert(frt_map *m, key *k, node *fresh, frt_object *stored)
+/* Under k's stripe lock, k absent from a: place fresh holding stored. 0,
+ * or FRT_EBUSY (unlock, resize, retry). */
+static int place(frt_map *m, map_array *a, size_t at, map_entry *fresh, frt_object *stored)
 {
     atomic_store_explicit(&fresh->value, stored, memory_order_relaxed);
-    FRT_QSBR_RELEASE(fresh);
-    struct cds_lfht_node *ln = cds_lfht_add_unique(m->ht, k->hash, match, k, &fresh->lfht);
-    if (ln == &fresh->lfht) {
-        atomic_fetch_add_explicit(&m->len, 1, memory_order_relaxed);
-        return fresh;
-    }
-    atomic_store_explicit(&fresh->value, NULL, memory_order_relaxed);
-    return caa_container_of(ln, node, lfht);
+    return frt__map_table_place(m->t, a, fresh, at);
+}
+
+/* The array was too full to place an entry: make room. 0 or FRT_ENOMEM. */
+static int make_room(frt_map *m, map_array *a)
+{
+    return frt__map_table_resize(m->t, a);
 }
 
 static int map_set(frt_map *m, key *k, frt_object *value)
@@ -300,100 +296,104 @@ static int map_set(frt_map *m, key *k, frt_object *value)
     frt_object *stored = stored_new(m, value);
     if (!stored)
         return FRT_ENOMEM;
-    node *fresh = NULL;
+    frt_mutex *mu = frt__map_stripe(m->t, k->hash);
+    map_entry *fresh = NULL;
     for (;;) {
-        drops d = DROPS_INIT(d);
-        node *n = lookup(m, k);
-        if (!n) {
-            if (!fresh && !(fresh = node_new(k))) {
-                frt_decref(stored);
-                return FRT_ENOMEM;
-            }
-            n = insert(m, k, fresh, stored);
-            if (n == fresh) {
-                maybe_resize(m);
-                return 0;
-            }
-        }
-        frt_object *cur = atomic_load_explicit(&n->value, memory_order_acquire);
-        int done = cur != TOMB && atomic_compare_exchange_strong_explicit(
-                                      &n->value, &cur, stored, memory_order_acq_rel,
-                                      memory_order_acquire);
-        if (done)
-            drop_later(&d, cur);
-        drop_now(&d);
-        if (done) {
+        frt_mutex_lock(mu);
+        map_array *a = current(m);
+        size_t at;
+        map_entry *e = find_locked(a, k, &at);
+        if (e) {
+            frt_object *old = atomic_exchange_explicit(&e->value, stored, memory_order_acq_rel);
+            frt_mutex_unlock(mu);
             if (fresh)
-                node_free(&fresh->later); /* never published */
+                frt__map_entry_free(fresh);
+            frt_decref(old);
             return 0;
+        }
+        int rc = fresh ? place(m, a, at, fresh, stored) : 0;
+        frt_mutex_unlock(mu);
+        if (fresh && rc == 0) {
+            maybe_resize(m);
+            return 0;
+        }
+        if (!fresh)
+            fresh = frt__map_entry_new(k->hash, k->bytes, k->len, k->obj);
+        else
+            rc = make_room(m, a);
+        if (!fresh || rc) {
+            if (fresh)
+                frt__map_entry_free(fresh);
+            frt_decref(stored);
+            return FRT_ENOMEM;
         }
     }
 }
 
 static int map_delete(frt_map *m, key *k)
 {
-    for (;;) {
-        drops d = DROPS_INIT(d);
-        int res = -1;
-        node *n = lookup(m, k);
-        if (!n) {
-            res = 0;
-        } else {
-            frt_object *cur = atomic_load_explicit(&n->value, memory_order_acquire);
-            if (cur != TOMB && try_delete(m, n, cur, &d)) {
-                res = 1;
-                if (m->flags & FRT_MAP_WEAK_VALUES) /* a dead value was no entry */
-                    res = frt_weakref_alive(frt_weakref_from_object(cur)) ? 1 : 0;
-            }
-        }
-        drop_now(&d);
-        if (res == 1)
-            maybe_resize(m);
-        if (res >= 0)
-            return res;
+    frt_mutex *mu = frt__map_stripe(m->t, k->hash);
+    frt_mutex_lock(mu);
+    map_array *a = current(m);
+    size_t at;
+    map_entry *e = find_locked(a, k, &at);
+    if (!e) {
+        frt_mutex_unlock(mu);
+        return 0;
     }
+    frt_object *old = atomic_exchange_explicit(&e->value, TOMB, memory_order_acq_rel);
+    frt__map_table_remove(m->t, a, at);
+    frt_mutex_unlock(mu);
+    int res = 1;
+    if (m->flags & FRT_MAP_WEAK_VALUES) /* a dead value was no entry */
+        res = frt_weakref_alive(frt_weakref_from_object(old)) ? 1 : 0;
+    frt_decref(old);
+    maybe_resize(m);
+    return res;
 }
 
+/* Under the stripe lock: the present value is found (a new reference to
+ * what the slot holds, which the lock keeps alive) or placed. */
 static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
 {
-    frt_object *stored = NULL;
-    node *fresh = NULL;
-    frt_object *res = NULL;
+    frt_object *stored = NULL, *res = NULL;
+    frt_mutex *mu = frt__map_stripe(m->t, k->hash);
+    map_entry *fresh = NULL;
     for (;;) {
         drops d = DROPS_INIT(d);
-        int again = 0;
-        node *n = lookup(m, k);
-        if (!n) {
+        frt_mutex_lock(mu);
+        map_array *a = current(m);
+        size_t at;
+        map_entry *e = find_locked(a, k, &at);
+        frt_object *v = e ? frt_newref(atomic_load_explicit(&e->value, memory_order_relaxed)) : NULL;
+        int rc = !e && fresh ? place(m, a, at, fresh, stored) : 0;
+        frt_mutex_unlock(mu);
+        if (v) {
+            if (!(res = resolve(m, v, &d)))
+                remove_dead(m, k, v, 1, &d); /* then insert */
+            drop_now(&d);
+            if (res)
+                break;
+            continue;
+        }
+        if (fresh && rc == 0) {
+            fresh = NULL;
+            stored = NULL;
+            res = frt_newref(value);
+            maybe_resize(m);
+            break;
+        }
+        if (!fresh) {
             if (!stored && !(stored = stored_new(m, value)))
                 break;
-            if (!fresh && !(fresh = node_new(k)))
+            if (!(fresh = frt__map_entry_new(k->hash, k->bytes, k->len, k->obj)))
                 break;
-            n = insert(m, k, fresh, stored);
-            if (n == fresh) {
-                fresh = NULL;
-                stored = NULL;
-                res = frt_newref(value);
-                break;
-            }
-        }
-        frt_object *v = slot_load(&n->value, &d);
-        if (v == RETRY || v == TOMB || !v) {
-            again = 1;
-        } else {
-            res = resolve(m, v, &d);
-            if (!res) {
-                try_delete(m, n, v, &d);
-                again = 1;
-            }
-        }
-        drop_now(&d);
-        if (!again)
+        } else if (make_room(m, a)) {
             break;
+        }
     }
     if (fresh)
-        node_free(&fresh->later);
-    else if (res)
-        maybe_resize(m); /* we inserted */
+        frt__map_entry_free(fresh);
     frt_xdecref(stored);
     return res;
 }
@@ -402,46 +402,40 @@ static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
 /* Iteration, and the map as an object.                               */
 
 typedef struct snap_entry {
-    frt_object *key_obj, *value;
-    node *keynode; /* a private copy holding the key bytes */
+    frt_object *key_obj, *value; /* value NULL: a dead weak value, weak is its weakref */
+    frt_object *weak;
+    map_entry *keycopy; /* a private copy holding the key bytes */
 } snap_entry;
 
-/* Every entry, with references, taken in one walk that drops nothing. */
+/* Every entry, with references, taken in one walk of one array that drops
+ * nothing and waits for nothing (a resize meanwhile leaves that array
+ * holding every entry present throughout). */
 static snap_entry *snapshot(frt_map *m, size_t *count, drops *d)
 {
     size_t n = 0, cap = 0;
     snap_entry *s = NULL;
-    struct cds_lfht_iter it;
-    struct cds_lfht_node *ln;
-    cds_lfht_for_each(m->ht, &it, ln) {
-        node *e = caa_container_of(ln, node, lfht);
-        FRT_QSBR_ACQUIRE(e);
-        frt_object *v = slot_load(&e->value, d);
-        while (v == RETRY) /* replaced meanwhile: the entry holds the new value */
-            v = slot_load(&e->value, d);
+    map_array *a = current(m);
+    for (size_t i = 0; i <= a->mask; i++) {
+        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_acquire);
+        if (!e || e == MAP_DELETED)
+            continue;
+        frt_object *v = entry_load(e, d);
         if (v == TOMB || !v)
             continue; /* deleted during the walk */
         frt_object *live = resolve(m, v, d);
-        if (!live) {
-            try_delete(m, e, v, d);
-            continue;
-        }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             snap_entry *g = frt__sys_realloc(s, cap * sizeof *s);
             if (!g) {
-                frt_decref(live);
+                frt_xdecref(live);
                 break;
             }
             s = g;
         }
         s[n].value = live;
+        s[n].weak = live ? NULL : frt_newref(v);
         s[n].key_obj = e->key_obj ? frt_newref(e->key_obj) : NULL;
-        s[n].keynode = NULL;
-        if (!e->key_obj) {
-            key k = {e->bytes, e->len, NULL, NULL, e->hash};
-            s[n].keynode = node_new(&k);
-        }
+        s[n].keycopy = e->key_obj ? NULL : frt__map_entry_new(e->hash, e->bytes, e->len, NULL);
         n++;
     }
     *count = n;
@@ -458,12 +452,23 @@ int frt_map_foreach(frt_map *m, frt_map_visit_fn fn, void *arg)
     drop_now(&d);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!rc && (s[i].key_obj || s[i].keynode))
-            rc = fn(s[i].keynode ? s[i].keynode->bytes : NULL, s[i].keynode ? s[i].keynode->len : 0,
-                    s[i].key_obj, s[i].value, arg);
-        frt_decref(s[i].value);
+        if (!s[i].value) { /* a weak value that died: its entry goes */
+            if (s[i].key_obj || s[i].keycopy) {
+                const map_entry *c = s[i].keycopy;
+                key k = {c ? c->bytes : NULL, c ? c->len : 0, s[i].key_obj, m->ops,
+                         c ? c->hash : (uint64_t)m->ops->hash(s[i].key_obj)};
+                remove_dead(m, &k, s[i].weak, 1, &d);
+                drop_now(&d);
+            }
+            frt_decref(s[i].weak);
+        } else {
+            if (!rc && (s[i].key_obj || s[i].keycopy))
+                rc = fn(s[i].keycopy ? s[i].keycopy->bytes : NULL,
+                        s[i].keycopy ? s[i].keycopy->len : 0, s[i].key_obj, s[i].value, arg);
+            frt_decref(s[i].value);
+        }
         frt_xdecref(s[i].key_obj);
-        frt__sys_free(s[i].keynode);
+        frt__sys_free(s[i].keycopy);
     }
     frt__sys_free(s);
     return rc;
@@ -471,7 +476,7 @@ int frt_map_foreach(frt_map *m, frt_map_visit_fn fn, void *arg)
 
 size_t frt_map_len(frt_map *m)
 {
-    long n = m ? atomic_load_explicit(&m->len, memory_order_relaxed) : 0;
+    long n = m ? atomic_load_explicit(&m->t->live, memory_order_relaxed) : 0;
     return n > 0 ? (size_t)n : 0;
 }
 
@@ -479,11 +484,11 @@ size_t frt_map_len(frt_map *m)
 static int map_traverse(frt_object *self, frt_visit_fn visit, void *arg)
 {
     frt_map *m = (frt_map *)self;
-    struct cds_lfht_iter it;
-    struct cds_lfht_node *ln;
-    cds_lfht_for_each(m->ht, &it, ln) {
-        node *e = caa_container_of(ln, node, lfht);
-        FRT_QSBR_ACQUIRE(e);
+    map_array *a = current(m);
+    for (size_t i = 0; i <= a->mask; i++) {
+        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_acquire);
+        if (!e || e == MAP_DELETED)
+            continue;
         frt_object *v = atomic_load_explicit(&e->value, memory_order_acquire);
         if (!v || v == TOMB)
             continue;
@@ -500,52 +505,26 @@ static int map_traverse(frt_object *self, frt_visit_fn visit, void *arg)
 static void map_clear(frt_object *self)
 {
     frt_map *m = (frt_map *)self;
-    for (;;) {
-        drops d = DROPS_INIT(d);
-        int again = 0;
-        struct cds_lfht_iter it;
-        struct cds_lfht_node *ln;
-        cds_lfht_for_each(m->ht, &it, ln) {
-            node *e = caa_container_of(ln, node, lfht);
-            FRT_QSBR_ACQUIRE(e);
-            frt_object *v = atomic_load_explicit(&e->value, memory_order_acquire);
-            if (v != TOMB && !try_delete(m, e, v, &d))
-                again = 1; /* replaced meanwhile */
-        }
-        drop_now(&d);
-        if (!again)
-            return;
+    drops d = DROPS_INIT(d);
+    frt__map_lock_all(m->t);
+    map_array *a = current(m);
+    for (size_t i = 0; i <= a->mask; i++) {
+        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_relaxed);
+        if (!e || e == MAP_DELETED)
+            continue;
+        drop_later(&d, atomic_exchange_explicit(&e->value, TOMB, memory_order_acq_rel));
+        frt__map_table_remove(m->t, a, i);
     }
-}
-
-typedef struct ht_grave {
-    frt_qsbr_later later;
-    struct cds_lfht *ht;
-} ht_grave;
-
-/* cds_lfht_destroy may wait for the table's resize work: in a blocking
- * section, on a clean point of an attached thread (a safepoint). */
-static void ht_destroy(frt_qsbr_later *w)
-{
-    ht_grave *g = caa_container_of(w, ht_grave, later);
-    int attached = frt_thread_is_attached();
-    if (attached)
-        frt_blocking_begin();
-    cds_lfht_destroy(g->ht, NULL);
-    if (attached)
-        frt_blocking_end();
-    frt__sys_free(g);
+    frt__map_unlock_all(m->t);
+    drop_now(&d);
+    maybe_resize(m);
 }
 
 static void map_destroy(frt_object *self)
 {
     frt_map *m = (frt_map *)self;
     map_clear(self);
-    ht_grave *g = frt__sys_calloc(1, sizeof *g);
-    if (!g)
-        return; /* the empty table leaks: out of memory */
-    g->ht = m->ht;
-    frt__qsbr_defer_call(&g->later, ht_destroy);
+    frt__map_table_free(m->t); /* no reader is left: it held a reference */
 }
 
 static const frt_type map_type = {"frt.map", sizeof(frt_map), map_traverse, map_clear, NULL,
@@ -557,18 +536,17 @@ frt_map *frt_map_new(unsigned flags, const frt_map_key_ops *key_ops)
         return NULL;
     if (key_ops && (!key_ops->hash || !key_ops->eq))
         return NULL;
-    struct cds_lfht *ht = cds_lfht_new_flavor(64, 64, 0, 0, &urcu_qsbr_flavor, NULL);
-    if (!ht)
+    map_table *t = frt__map_table_new();
+    if (!t)
         return NULL;
     frt_map *m = (frt_map *)frt_new(&map_type);
     if (!m) {
-        cds_lfht_destroy(ht, NULL);
+        frt__map_table_free(t);
         return NULL;
     }
-    m->ht = ht;
+    m->t = t;
     m->ops = key_ops;
     m->flags = flags;
-    atomic_store(&m->buckets, 64);
     return m;
 }
 
@@ -583,7 +561,7 @@ static key bytes_key(const void *p, size_t len)
 
 static key obj_key(frt_map *m, frt_object *o)
 {
-    key k = {NULL, 0, o, m->ops, (unsigned long)m->ops->hash(o)};
+    key k = {NULL, 0, o, m->ops, m->ops->hash(o)};
     return k;
 }
 

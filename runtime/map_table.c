@@ -1,0 +1,182 @@
+/* The concurrent map's table: slots, stripes, resizes (see map_table.h). */
+#include <string.h>
+
+#include <frt/errors.h>
+#include <frt/lifecycle.h>
+
+#include "map_table.h"
+#include "os.h"
+
+map_entry frt__map_deleted;
+
+#define MIN_SLOTS 64
+
+/* Grow (or clean out DELETED slots) past 3/4 full; a writer that would
+ * fill past 7/8 waits for the resize, so a probe always ends at an empty
+ * slot. Shrink below 1/16 live. A rebuilt array is at most half full. */
+static size_t soft_limit(size_t slots)
+{
+    return slots - slots / 4;
+}
+
+static size_t hard_limit(size_t slots)
+{
+    return slots - slots / 8;
+}
+
+static map_array *array_new(size_t slots)
+{
+    map_array *a = frt__sys_calloc(1, sizeof *a + slots * sizeof a->slot[0]);
+    if (a)
+        a->mask = slots - 1;
+    return a;
+}
+
+static void array_free(frt_qsbr_later *w)
+{
+    frt__sys_free((char *)w - offsetof(map_array, later));
+}
+
+map_table *frt__map_table_new(void)
+{
+    map_table *t = frt__sys_calloc(1, sizeof *t);
+    map_array *a = t ? array_new(MIN_SLOTS) : NULL;
+    if (!a) {
+        frt__sys_free(t);
+        return NULL;
+    }
+    atomic_init(&t->arr, a);
+    return t;
+}
+
+void frt__map_table_free(map_table *t)
+{
+    frt__sys_free(atomic_load_explicit(&t->arr, memory_order_relaxed));
+    frt__sys_free(t);
+}
+
+map_entry *frt__map_entry_new(uint64_t hash, const void *bytes, size_t len, frt_object *key_obj)
+{
+    map_entry *e = frt__sys_calloc(1, sizeof *e + len);
+    if (!e)
+        return NULL;
+    e->hash = hash;
+    e->len = len;
+    if (len)
+        memcpy(e->bytes, bytes, len);
+    if (key_obj) {
+        e->key_obj = key_obj;
+        frt_incref(key_obj);
+    }
+    return e;
+}
+
+static void entry_retired(frt_qsbr_later *w)
+{
+    map_entry *e = (map_entry *)((char *)w - offsetof(map_entry, later));
+    if (e->key_obj && frt_thread_is_attached())
+        frt_decref(e->key_obj); /* (at shutdown the arenas take it) */
+    frt__sys_free(e);
+}
+
+void frt__map_entry_free(map_entry *e)
+{
+    entry_retired(&e->later);
+}
+
+int frt__map_table_place(map_table *t, map_array *a, map_entry *e, size_t from)
+{
+    int reserved = 0;
+    for (size_t i = from & a->mask;; i = (i + 1) & a->mask) {
+        map_entry *s = atomic_load_explicit(&a->slot[i], memory_order_relaxed);
+        if (s == MAP_DELETED) {
+            if (atomic_compare_exchange_strong_explicit(&a->slot[i], &s, e, memory_order_release,
+                                                        memory_order_relaxed))
+                break;
+        } else if (!s) {
+            /* Reserve before claiming, so that writers of all stripes
+             * together never fill the last empty slots. */
+            if (!reserved) {
+                if (atomic_fetch_add_explicit(&a->used, 1, memory_order_relaxed) >=
+                    hard_limit(a->mask + 1)) {
+                    atomic_fetch_sub_explicit(&a->used, 1, memory_order_relaxed);
+                    return FRT_EBUSY;
+                }
+                reserved = 1;
+            }
+            if (atomic_compare_exchange_strong_explicit(&a->slot[i], &s, e, memory_order_release,
+                                                        memory_order_relaxed)) {
+                reserved = 0;
+                break;
+            }
+        }
+    }
+    if (reserved) /* took a DELETED slot after all */
+        atomic_fetch_sub_explicit(&a->used, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->live, 1, memory_order_relaxed);
+    return 0;
+}
+
+void frt__map_table_remove(map_table *t, map_array *a, size_t i)
+{
+    map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_relaxed);
+    atomic_store_explicit(&a->slot[i], MAP_DELETED, memory_order_release);
+    atomic_fetch_sub_explicit(&t->live, 1, memory_order_relaxed);
+    /* Readers may still hold e (from this array or an older one): it goes
+     * after a grace period, its key object with it. */
+    frt__qsbr_defer_call(&e->later, entry_retired);
+}
+
+int frt__map_table_wants_resize(map_table *t, map_array *a)
+{
+    size_t slots = a->mask + 1;
+    if (atomic_load_explicit(&a->used, memory_order_relaxed) > soft_limit(slots))
+        return 1;
+    long live = atomic_load_explicit(&t->live, memory_order_relaxed);
+    return slots > MIN_SLOTS && (size_t)live < slots / 16;
+}
+
+void frt__map_lock_all(map_table *t)
+{
+    for (int i = 0; i < MAP_STRIPES; i++)
+        frt_mutex_lock(&t->stripe[i].mu);
+}
+
+void frt__map_unlock_all(map_table *t)
+{
+    for (int i = MAP_STRIPES; i-- > 0;)
+        frt_mutex_unlock(&t->stripe[i].mu);
+}
+
+int frt__map_table_resize(map_table *t, map_array *a)
+{
+    frt__map_lock_all(t);
+    int rc = 0;
+    if (atomic_load_explicit(&t->arr, memory_order_relaxed) != a)
+        goto out; /* another writer resized first */
+    size_t live = (size_t)atomic_load_explicit(&t->live, memory_order_relaxed), slots = MIN_SLOTS;
+    while (slots / 2 < live + 1)
+        slots <<= 1;
+    map_array *b = array_new(slots);
+    if (!b) {
+        rc = FRT_ENOMEM;
+        goto out;
+    }
+    /* No writer runs: the entries of a are final. b is private until the
+     * release store below publishes it with its slots. */
+    for (size_t i = 0; i <= a->mask; i++) {
+        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_relaxed);
+        if (!e || e == MAP_DELETED)
+            continue;
+        size_t j = e->hash & b->mask;
+        while (atomic_load_explicit(&b->slot[j], memory_order_relaxed))
+            j = (j + 1) & b->mask;
+        atomic_store_explicit(&b->slot[j], e, memory_order_relaxed);
+    }
+    atomic_store_explicit(&b->used, live, memory_order_relaxed);
+    atomic_store_explicit(&t->arr, b, memory_order_release);
+    frt__qsbr_defer_call(&a->later, array_free); /* readers may still probe a */
+out:
+    frt__map_unlock_all(t);
+    return rc;
+}
