@@ -50,6 +50,7 @@ typedef struct key {
     frt_object *obj;
     const frt_map_key_ops *ops;
     uint64_t hash;
+    uint64_t tag, word; /* as a slot holds them (map_table.h) */
 } key;
 
 /* References an operation drops once it is done with its entries: a few
@@ -115,13 +116,31 @@ static uint64_t hash_bytes(const void *p, size_t n)
     return mix(h);
 }
 
-static int matches(const map_entry *e, const key *k)
+/* Whether slot s (holding entry e) holds key k: a short byte key is in
+ * the slot; a longer one or an object key is in the entry. */
+static int slot_matches(const map_slot *s, const map_entry *e, const key *k)
 {
-    if (e->hash != k->hash)
+    if (s->tag != k->tag)
         return 0;
+    if (!k->ops && k->len <= 8)
+        return s->word == k->word;
     if (k->ops)
         return e->key_obj == k->obj || k->ops->eq(e->key_obj, k->obj);
     return e->len == k->len && memcmp(e->bytes, k->bytes, k->len) == 0;
+}
+
+static key bytes_key(const void *p, size_t len)
+{
+    uint64_t h = hash_bytes(p, len);
+    key k = {p, len, NULL, NULL, h, frt__map_tag(h, len, 0), frt__map_word(p, len)};
+    return k;
+}
+
+static key obj_key(frt_map *m, frt_object *o)
+{
+    uint64_t h = m->ops->hash(o);
+    key k = {NULL, 0, o, m->ops, h, frt__map_tag(h, 0, 1), 0};
+    return k;
 }
 
 /* A new reference to what the slot holds; NULL, TOMB, or RETRY (a stale
@@ -139,36 +158,20 @@ static frt_object *slot_load(_Atomic(frt_object *) *slot, drops *d)
     return RETRY;
 }
 
-/* A live value of the entry (a new reference), TOMB, or NULL. */
-static frt_object *entry_load(map_entry *e, drops *d)
+/* Under the key's stripe lock: 1 if the key has an entry in a (its slot
+ * in *at), else 0 (*at: the empty slot that ended the probe). Under the
+ * lock every entry found is live: a delete marks the slot before it
+ * unlocks. */
+static int find_locked(map_array *a, const key *k, size_t *at)
 {
-    frt_object *v;
-    while ((v = slot_load(&e->value, d)) == RETRY)
-        ; /* replaced meanwhile: the entry holds the newer value */
-    return v;
-}
-
-/* Under the key's stripe lock: the key's entry in a (its slot in *at), or
- * NULL (*at: where to place it: the first DELETED slot of the run, else
- * the home slot). Under the lock every entry found is live: a delete
- * empties the slot before it unlocks. */
-static map_entry *find_locked(map_array *a, const key *k, size_t *at)
-{
-    size_t free_at = (size_t)-1;
     for (size_t i = k->hash & a->mask;; i = (i + 1) & a->mask) {
-        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_acquire);
+        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_acquire);
+        *at = i;
         if (!e)
-            break;
-        if (e == MAP_DELETED) {
-            if (free_at == (size_t)-1)
-                free_at = i;
-        } else if (matches(e, k)) {
-            *at = i;
-            return e;
-        }
+            return 0;
+        if (frt__map_is_entry(e) && slot_matches(&a->slot[i], e, k))
+            return 1;
     }
-    *at = free_at != (size_t)-1 ? free_at : (k->hash & a->mask);
-    return NULL;
 }
 
 static map_array *current(frt_map *m)
@@ -209,9 +212,8 @@ static void remove_dead(frt_map *m, const key *k, frt_object *v, int wait, drops
         return;
     map_array *a = current(m);
     size_t i;
-    map_entry *e = find_locked(a, k, &i);
-    if (e && atomic_load_explicit(&e->value, memory_order_relaxed) == v) {
-        atomic_store_explicit(&e->value, TOMB, memory_order_release);
+    if (find_locked(a, k, &i) && atomic_load_explicit(&a->slot[i].v, memory_order_relaxed) == v) {
+        atomic_store_explicit(&a->slot[i].v, TOMB, memory_order_release);
         frt__map_table_remove(m->t, a, i);
         drop_later(d, v);
     }
@@ -230,25 +232,28 @@ static int usable(frt_map *m, int obj_keys, const char *what)
     return 1;
 }
 
-/* Lock-free: probe the array loaded once. An entry whose value is TOMB was
- * deleted during (or before) the probe; a newer one for the key may follow
- * in the run. An array replaced by a resize meanwhile still holds every
- * entry it held (values shared): what it lacks was written after the
- * probe began. */
+/* Lock-free: probe the current array. A slot whose value is TOMB was
+ * deleted during (or before) the probe; a newer entry for the key may
+ * follow in the run. A value that changed or died under the try-incref
+ * (replaced, or the array was rebuilt and its values replaced since):
+ * start over on the current array. */
 static frt_object *map_get(frt_map *m, key *k)
 {
     drops d = DROPS_INIT(d);
     frt_object *res = NULL, *dead = NULL;
+again:;
     map_array *a = current(m);
     for (size_t i = k->hash & a->mask;; i = (i + 1) & a->mask) {
-        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_acquire);
+        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_acquire);
         if (!e)
             break;
-        if (e == MAP_DELETED || !matches(e, k))
+        if (!frt__map_is_entry(e) || !slot_matches(&a->slot[i], e, k))
             continue;
-        frt_object *v = entry_load(e, &d);
+        frt_object *v = slot_load(&a->slot[i].v, &d);
         if (v == TOMB)
             continue;
+        if (v == RETRY)
+            goto again;
         if (v && !(res = resolve(m, v, &d)))
             dead = v; /* a weak value died: the entry goes */
         break;
@@ -281,8 +286,7 @@ static frt_object *stored_new(frt_map *m, frt_object *value)
  * or FRT_EBUSY (unlock, resize, retry). */
 static int place(frt_map *m, map_array *a, size_t at, map_entry *fresh, frt_object *stored)
 {
-    atomic_store_explicit(&fresh->value, stored, memory_order_relaxed);
-    return frt__map_table_place(m->t, a, fresh, at);
+    return frt__map_table_place(m->t, a, fresh, stored, at);
 }
 
 /* The array was too full to place an entry: make room. 0 or FRT_ENOMEM. */
@@ -302,9 +306,8 @@ static int map_set(frt_map *m, key *k, frt_object *value)
         frt_mutex_lock(mu);
         map_array *a = current(m);
         size_t at;
-        map_entry *e = find_locked(a, k, &at);
-        if (e) {
-            frt_object *old = atomic_exchange_explicit(&e->value, stored, memory_order_acq_rel);
+        if (find_locked(a, k, &at)) {
+            frt_object *old = atomic_exchange_explicit(&a->slot[at].v, stored, memory_order_acq_rel);
             frt_mutex_unlock(mu);
             if (fresh)
                 frt__map_entry_free(fresh);
@@ -336,12 +339,11 @@ static int map_delete(frt_map *m, key *k)
     frt_mutex_lock(mu);
     map_array *a = current(m);
     size_t at;
-    map_entry *e = find_locked(a, k, &at);
-    if (!e) {
+    if (!find_locked(a, k, &at)) {
         frt_mutex_unlock(mu);
         return 0;
     }
-    frt_object *old = atomic_exchange_explicit(&e->value, TOMB, memory_order_acq_rel);
+    frt_object *old = atomic_exchange_explicit(&a->slot[at].v, TOMB, memory_order_acq_rel);
     frt__map_table_remove(m->t, a, at);
     frt_mutex_unlock(mu);
     int res = 1;
@@ -364,9 +366,9 @@ static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
         frt_mutex_lock(mu);
         map_array *a = current(m);
         size_t at;
-        map_entry *e = find_locked(a, k, &at);
-        frt_object *v = e ? frt_newref(atomic_load_explicit(&e->value, memory_order_relaxed)) : NULL;
-        int rc = !e && fresh ? place(m, a, at, fresh, stored) : 0;
+        int found = find_locked(a, k, &at);
+        frt_object *v = found ? frt_newref(atomic_load_explicit(&a->slot[at].v, memory_order_relaxed)) : NULL;
+        int rc = !found && fresh ? place(m, a, at, fresh, stored) : 0;
         frt_mutex_unlock(mu);
         if (v) {
             if (!(res = resolve(m, v, &d)))
@@ -402,42 +404,36 @@ static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
 /* Iteration, and the map as an object.                               */
 
 typedef struct snap_entry {
-    frt_object *key_obj, *value; /* value NULL: a dead weak value, weak is its weakref */
-    frt_object *weak;
-    map_entry *keycopy; /* a private copy holding the key bytes */
+    frt_object *key_obj, *value; /* value: what the slot held (weak maps: the weakref) */
+    map_entry *keycopy;          /* a private copy holding the key bytes */
 } snap_entry;
 
-/* Every entry, with references, taken in one walk of one array that drops
- * nothing and waits for nothing (a resize meanwhile leaves that array
- * holding every entry present throughout). */
-static snap_entry *snapshot(frt_map *m, size_t *count, drops *d)
+/* Every entry, with references, taken with every stripe locked: writers
+ * wait for the walk (it takes references and copies keys, nothing more),
+ * readers do not. Then the map is not walked again, so fn may do anything. */
+static snap_entry *snapshot(frt_map *m, size_t *count)
 {
     size_t n = 0, cap = 0;
     snap_entry *s = NULL;
+    frt__map_lock_all(m->t);
     map_array *a = current(m);
     for (size_t i = 0; i <= a->mask; i++) {
-        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_acquire);
-        if (!e || e == MAP_DELETED)
+        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_relaxed);
+        if (!e || !frt__map_is_entry(e))
             continue;
-        frt_object *v = entry_load(e, d);
-        if (v == TOMB || !v)
-            continue; /* deleted during the walk */
-        frt_object *live = resolve(m, v, d);
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             snap_entry *g = frt__sys_realloc(s, cap * sizeof *s);
-            if (!g) {
-                frt_xdecref(live);
+            if (!g)
                 break;
-            }
             s = g;
         }
-        s[n].value = live;
-        s[n].weak = live ? NULL : frt_newref(v);
+        s[n].value = frt_newref(atomic_load_explicit(&a->slot[i].v, memory_order_relaxed));
         s[n].key_obj = e->key_obj ? frt_newref(e->key_obj) : NULL;
         s[n].keycopy = e->key_obj ? NULL : frt__map_entry_new(e->hash, e->bytes, e->len, NULL);
         n++;
     }
+    frt__map_unlock_all(m->t);
     *count = n;
     return s;
 }
@@ -447,26 +443,24 @@ int frt_map_foreach(frt_map *m, frt_map_visit_fn fn, void *arg)
     if (!fn || !m || !frt__tstate())
         return FRT_EINVAL;
     size_t n;
-    drops d = DROPS_INIT(d);
-    snap_entry *s = snapshot(m, &n, &d);
-    drop_now(&d);
+    snap_entry *s = snapshot(m, &n);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!s[i].value) { /* a weak value that died: its entry goes */
-            if (s[i].key_obj || s[i].keycopy) {
-                const map_entry *c = s[i].keycopy;
-                key k = {c ? c->bytes : NULL, c ? c->len : 0, s[i].key_obj, m->ops,
-                         c ? c->hash : (uint64_t)m->ops->hash(s[i].key_obj)};
-                remove_dead(m, &k, s[i].weak, 1, &d);
-                drop_now(&d);
-            }
-            frt_decref(s[i].weak);
-        } else {
-            if (!rc && (s[i].key_obj || s[i].keycopy))
-                rc = fn(s[i].keycopy ? s[i].keycopy->bytes : NULL,
-                        s[i].keycopy ? s[i].keycopy->len : 0, s[i].key_obj, s[i].value, arg);
-            frt_decref(s[i].value);
+        drops d = DROPS_INIT(d);
+        const map_entry *c = s[i].keycopy;
+        int has_key = s[i].key_obj || c;
+        frt_object *live = resolve(m, s[i].value, &d);
+        if (!(m->flags & FRT_MAP_WEAK_VALUES))
+            drop_later(&d, live);
+        if (!live && has_key) { /* a weak value that died: its entry goes */
+            key k = c ? bytes_key(c->bytes, c->len) : obj_key(m, s[i].key_obj);
+            remove_dead(m, &k, s[i].value, 1, &d);
+        } else if (live && !rc && has_key) {
+            rc = fn(c ? c->bytes : NULL, c ? c->len : 0, s[i].key_obj, live, arg);
         }
+        if (live && (m->flags & FRT_MAP_WEAK_VALUES))
+            drop_later(&d, live);
+        drop_now(&d);
         frt_xdecref(s[i].key_obj);
         frt__sys_free(s[i].keycopy);
     }
@@ -486,10 +480,10 @@ static int map_traverse(frt_object *self, frt_visit_fn visit, void *arg)
     frt_map *m = (frt_map *)self;
     map_array *a = current(m);
     for (size_t i = 0; i <= a->mask; i++) {
-        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_acquire);
-        if (!e || e == MAP_DELETED)
+        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_acquire);
+        if (!e || !frt__map_is_entry(e))
             continue;
-        frt_object *v = atomic_load_explicit(&e->value, memory_order_acquire);
+        frt_object *v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
         if (!v || v == TOMB)
             continue;
         int rc = visit(v, arg);
@@ -509,10 +503,10 @@ static void map_clear(frt_object *self)
     frt__map_lock_all(m->t);
     map_array *a = current(m);
     for (size_t i = 0; i <= a->mask; i++) {
-        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_relaxed);
-        if (!e || e == MAP_DELETED)
+        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_relaxed);
+        if (!e || !frt__map_is_entry(e))
             continue;
-        drop_later(&d, atomic_exchange_explicit(&e->value, TOMB, memory_order_acq_rel));
+        drop_later(&d, atomic_exchange_explicit(&a->slot[i].v, TOMB, memory_order_acq_rel));
         frt__map_table_remove(m->t, a, i);
     }
     frt__map_unlock_all(m->t);
@@ -552,18 +546,6 @@ frt_map *frt_map_new(unsigned flags, const frt_map_key_ops *key_ops)
 
 /* ------------------------------------------------------------------ */
 /* The two key kinds.                                                 */
-
-static key bytes_key(const void *p, size_t len)
-{
-    key k = {p, len, NULL, NULL, hash_bytes(p, len)};
-    return k;
-}
-
-static key obj_key(frt_map *m, frt_object *o)
-{
-    key k = {NULL, 0, o, m->ops, m->ops->hash(o)};
-    return k;
-}
 
 frt_object *frt_map_get(frt_map *m, const void *kp, size_t len)
 {

@@ -7,7 +7,7 @@
 #include "map_table.h"
 #include "os.h"
 
-map_entry frt__map_deleted;
+map_entry frt__map_deleted, frt__map_claimed;
 
 #define MIN_SLOTS 64
 
@@ -84,43 +84,37 @@ void frt__map_entry_free(map_entry *e)
     entry_retired(&e->later);
 }
 
-int frt__map_table_place(map_table *t, map_array *a, map_entry *e, size_t from)
+int frt__map_table_place(map_table *t, map_array *a, map_entry *e, frt_object *v, size_t from)
 {
-    int reserved = 0;
-    for (size_t i = from & a->mask;; i = (i + 1) & a->mask) {
-        map_entry *s = atomic_load_explicit(&a->slot[i], memory_order_relaxed);
-        if (s == MAP_DELETED) {
-            if (atomic_compare_exchange_strong_explicit(&a->slot[i], &s, e, memory_order_release,
-                                                        memory_order_relaxed))
-                break;
-        } else if (!s) {
-            /* Reserve before claiming, so that writers of all stripes
-             * together never fill the last empty slots. */
-            if (!reserved) {
-                if (atomic_fetch_add_explicit(&a->used, 1, memory_order_relaxed) >=
-                    hard_limit(a->mask + 1)) {
-                    atomic_fetch_sub_explicit(&a->used, 1, memory_order_relaxed);
-                    return FRT_EBUSY;
-                }
-                reserved = 1;
-            }
-            if (atomic_compare_exchange_strong_explicit(&a->slot[i], &s, e, memory_order_release,
-                                                        memory_order_relaxed)) {
-                reserved = 0;
-                break;
-            }
-        }
-    }
-    if (reserved) /* took a DELETED slot after all */
+    /* Reserve before claiming, so that writers of all stripes together
+     * never fill the last empty slots. */
+    if (atomic_fetch_add_explicit(&a->used, 1, memory_order_relaxed) >= hard_limit(a->mask + 1)) {
         atomic_fetch_sub_explicit(&a->used, 1, memory_order_relaxed);
+        return FRT_EBUSY;
+    }
+    for (size_t i = from & a->mask;; i = (i + 1) & a->mask) {
+        map_entry *s = NULL;
+        if (atomic_load_explicit(&a->slot[i].e, memory_order_relaxed))
+            continue;
+        /* Claimed first (another stripe's writer may want the slot), then
+         * the value, then the entry: a reader that sees e sees its value. */
+        if (!atomic_compare_exchange_strong_explicit(&a->slot[i].e, &s, MAP_CLAIMED,
+                                                     memory_order_relaxed, memory_order_relaxed))
+            continue;
+        a->slot[i].tag = frt__map_tag(e->hash, e->len, e->key_obj != NULL);
+        a->slot[i].word = e->key_obj ? 0 : frt__map_word(e->bytes, e->len);
+        atomic_store_explicit(&a->slot[i].v, v, memory_order_relaxed);
+        atomic_store_explicit(&a->slot[i].e, e, memory_order_release);
+        break;
+    }
     atomic_fetch_add_explicit(&t->live, 1, memory_order_relaxed);
     return 0;
 }
 
 void frt__map_table_remove(map_table *t, map_array *a, size_t i)
 {
-    map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_relaxed);
-    atomic_store_explicit(&a->slot[i], MAP_DELETED, memory_order_release);
+    map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_relaxed);
+    atomic_store_explicit(&a->slot[i].e, MAP_DELETED, memory_order_release);
     atomic_fetch_sub_explicit(&t->live, 1, memory_order_relaxed);
     /* Readers may still hold e (from this array or an older one): it goes
      * after a grace period, its key object with it. */
@@ -162,16 +156,20 @@ int frt__map_table_resize(map_table *t, map_array *a)
         rc = FRT_ENOMEM;
         goto out;
     }
-    /* No writer runs: the entries of a are final. b is private until the
-     * release store below publishes it with its slots. */
+    /* No writer runs: a is final, and its values (the map's references)
+     * move to b. b is private until the release store below publishes it. */
     for (size_t i = 0; i <= a->mask; i++) {
-        map_entry *e = atomic_load_explicit(&a->slot[i], memory_order_relaxed);
+        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_relaxed);
         if (!e || e == MAP_DELETED)
             continue;
         size_t j = e->hash & b->mask;
-        while (atomic_load_explicit(&b->slot[j], memory_order_relaxed))
+        while (atomic_load_explicit(&b->slot[j].e, memory_order_relaxed))
             j = (j + 1) & b->mask;
-        atomic_store_explicit(&b->slot[j], e, memory_order_relaxed);
+        atomic_store_explicit(&b->slot[j].v, atomic_load_explicit(&a->slot[i].v, memory_order_relaxed),
+                              memory_order_relaxed);
+        b->slot[j].tag = a->slot[i].tag;
+        b->slot[j].word = a->slot[i].word;
+        atomic_store_explicit(&b->slot[j].e, e, memory_order_relaxed);
     }
     atomic_store_explicit(&b->used, live, memory_order_relaxed);
     atomic_store_explicit(&t->arr, b, memory_order_release);
