@@ -24,17 +24,43 @@ static size_t hard_limit(size_t slots)
     return slots - slots / 8;
 }
 
+/* A big array is probed at random: it gets a mapping of its own on huge
+ * pages where the OS gives them (a TLB miss per get otherwise). */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static size_t array_bytes(size_t slots)
+{
+    return sizeof(map_array) + slots * sizeof(map_slot);
+}
+
 static map_array *array_new(size_t slots)
 {
-    map_array *a = frt__sys_calloc(1, sizeof *a + slots * sizeof a->slot[0]);
+    size_t bytes = array_bytes(slots);
+    map_array *a;
+    if (bytes >= HUGE_PAGE) {
+        bytes = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        if ((a = frt__os_map(bytes, HUGE_PAGE)))
+            frt__os_prefer_huge(a, bytes);
+    } else {
+        a = frt__sys_calloc(1, bytes);
+    }
     if (a)
         a->mask = slots - 1;
     return a;
 }
 
+static void array_release(map_array *a)
+{
+    size_t bytes = array_bytes(a->mask + 1);
+    if (bytes >= HUGE_PAGE)
+        frt__os_unmap(a, (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+    else
+        frt__sys_free(a);
+}
+
 static void array_free(frt_qsbr_later *w)
 {
-    frt__sys_free((char *)w - offsetof(map_array, later));
+    array_release((map_array *)((char *)w - offsetof(map_array, later)));
 }
 
 map_table *frt__map_table_new(void)
@@ -51,7 +77,7 @@ map_table *frt__map_table_new(void)
 
 void frt__map_table_free(map_table *t)
 {
-    frt__sys_free(atomic_load_explicit(&t->arr, memory_order_relaxed));
+    array_release(atomic_load_explicit(&t->arr, memory_order_relaxed));
     frt__sys_free(t);
 }
 
