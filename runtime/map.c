@@ -1,20 +1,20 @@
 /* The concurrent map (include/frt/map.h) on frt's own table (map_table.h).
  *
- * Each entry's value lives in an atomic slot, read like an frt_ref
- * (try-incref, then re-check the slot). get probes the table without a
- * lock. set, delete and get_or_insert lock the stripe of the key's hash,
- * so the writes to one key are serialised: set exchanges the value of the
- * key's entry, or places a new entry; delete exchanges the value for TOMB
- * (the linearization point: from then on a reader that finds the entry
- * skips it) and empties the slot. A deleted entry is freed, and its key
- * object dropped, after a grace period (qsbr.h), so a reader that found it
- * can still read it. Inside a probe no reference is dropped and no lock is
- * waited for: a drop may run a destroy, and a wait puts the thread
- * offline, and either lets a grace period free the entry or array under
- * us; references to drop wait in a small list until the probe is done.
- * Weak maps keep, per entry, a weak reference (an object) in the slot; an
- * entry whose target died is deleted by the first operation that sees it
- * (a get only if the stripe is free: get never waits). */
+ * A key's value lives in its slot, read like an frt_ref (try-incref, then
+ * re-check the slot). get probes the table without a lock. set, delete
+ * and get_or_insert lock the stripe of the key's hash, so the writes to one
+ * key are serialised: set exchanges the slot's value, or places the key in
+ * a new slot; delete exchanges the value for DELETED (the linearization
+ * point: from then on readers pass the slot). A deleted key's entry (long
+ * and object keys have one) is freed, and its key object dropped, after a
+ * grace period (qsbr.h), so a reader that found it can still read it.
+ * Inside a probe no reference is dropped and no lock is waited for: a drop
+ * may run a destroy, and a wait puts the thread offline, and either lets a
+ * grace period free the array or entry under us; references to drop wait
+ * in a small list until the probe is done. Weak maps keep, per key, a weak
+ * reference (an object) as the value; a key whose target died is deleted
+ * by the first operation that sees it (a get only if the stripe is free:
+ * get never waits). */
 #include <string.h>
 
 #include <frt/errors.h>
@@ -29,13 +29,7 @@
 #include "tstate.h"
 #include "try_incref.h"
 
-/* A deleted entry's value: an immortal object no caller ever sees. */
-static const frt_type tomb_type = {"frt.map.tombstone", sizeof(frt_object), NULL, NULL, NULL, NULL};
-static frt_object tomb_obj = {.ob_ref_local = FRT_REF_IMMORTAL,
-                              .ob_ref_shared = FRT_REF_MERGED,
-                              .ob_type = &tomb_type};
-#define TOMB (&tomb_obj)
-#define RETRY ((frt_object *)1) /* a stale reference went to the drop list */
+#define RETRY ((frt_object *)1) /* the slot changed under the try-incref */
 
 struct frt_map {
     frt_object ob;
@@ -50,11 +44,12 @@ typedef struct key {
     frt_object *obj;
     const frt_map_key_ops *ops;
     uint64_t hash;
-    uint64_t tag, word; /* as a slot holds them (map_table.h) */
+    uint64_t word; /* as a slot holds it (map_table.h) */
+    int kind;
 } key;
 
-/* References an operation drops once it is done with its entries: a few
- * inline, more (an iteration) in a growing array. */
+/* References an operation drops once it is done with the table: a few
+ * inline, more in a growing array. */
 typedef struct drops {
     size_t n, cap;
     frt_object *inline_o[4];
@@ -89,87 +84,62 @@ static void drop_now(drops *d)
     d->cap = 4;
 }
 
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
-}
-
-static uint64_t hash_bytes(const void *p, size_t n)
-{
-    /* Eight bytes a step, then a final mix: the table takes its slot from
-     * the low bits and the stripe from the high ones. */
-    const unsigned char *s = p;
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
-    for (; n >= 8; n -= 8, s += 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xc2b2ae3d27d4eb4full;
-        h ^= h >> 29;
-    }
-    if (n) {
-        w = 0;
-        memcpy(&w, s, n);
-        h = (h ^ w) * 0xc2b2ae3d27d4eb4full;
-    }
-    return mix(h);
-}
-
-/* Whether slot s (holding entry e) holds key k: a short byte key is in
- * the slot; a longer one or an object key is in the entry. */
-static int slot_matches(const map_slot *s, const map_entry *e, const key *k)
-{
-    if (s->tag != k->tag)
-        return 0;
-    if (!k->ops && k->len <= 8)
-        return s->word == k->word;
-    if (k->ops)
-        return e->key_obj == k->obj || k->ops->eq(e->key_obj, k->obj);
-    return e->len == k->len && memcmp(e->bytes, k->bytes, k->len) == 0;
-}
+/* ------------------------------------------------------------------ */
+/* The two key kinds.                                                 */
 
 static key bytes_key(const void *p, size_t len)
 {
-    uint64_t h = hash_bytes(p, len);
-    key k = {p, len, NULL, NULL, h, frt__map_tag(h, len, 0), frt__map_word(p, len)};
+    key k = {p, len, NULL, NULL, frt__map_hash_bytes(p, len), 0, 0};
+    k.word = frt__map_key_word(p, len, 0, k.hash, &k.kind);
     return k;
 }
 
 static key obj_key(frt_map *m, frt_object *o)
 {
-    uint64_t h = m->ops->hash(o);
-    key k = {NULL, 0, o, m->ops, h, frt__map_tag(h, 0, 1), 0};
+    key k = {NULL, 0, o, m->ops, m->ops->hash(o), 0, 0};
+    k.word = frt__map_key_word(NULL, 0, 1, k.hash, &k.kind);
     return k;
 }
 
-/* A new reference to what the slot holds; NULL, TOMB, or RETRY (a stale
- * reference went to d: drop it and start over). */
-static frt_object *slot_load(_Atomic(frt_object *) *slot, drops *d)
+/* Whether slot i of a, whose value word is v (live), holds key k: a short
+ * byte key is the slot's word; a longer one or an object key is in the
+ * slot's entry. */
+static int slot_matches(const map_array *a, size_t i, uintptr_t v, const key *k)
 {
-    frt_object *o = atomic_load_explicit(slot, memory_order_acquire);
-    if (!o || o == TOMB)
-        return o;
+    if (a->slot[i].word != k->word || (int)(v & MAP_KEY_MASK) != k->kind)
+        return 0;
+    if (k->kind != MAP_KEY_ENTRY)
+        return 1;
+    const map_entry *e = a->entry[i];
+    if (k->ops)
+        return e->key_obj == k->obj || k->ops->eq(e->key_obj, k->obj);
+    return e->len == k->len && memcmp(e->bytes, k->bytes, k->len) == 0;
+}
+
+/* A new reference to the value of slot s, whose value word was v; RETRY
+ * when the slot changed meanwhile or the value died (the stale reference,
+ * if any, went to d). */
+static frt_object *slot_load(map_slot *s, uintptr_t v, drops *d)
+{
+    frt_object *o = frt__map_value(v);
     if (!frt__try_incref(o))
         return RETRY; /* dying: the slot has moved on */
-    if (atomic_load_explicit(slot, memory_order_acquire) == o)
+    if (atomic_load_explicit(&s->v, memory_order_acquire) == v)
         return o;
     drop_later(d, o);
     return RETRY;
 }
 
-/* Under the key's stripe lock: 1 if the key has an entry in a (its slot
- * in *at), else 0 (*at: the empty slot that ended the probe). Under the
- * lock every entry found is live: a delete marks the slot before it
- * unlocks. */
+/* Under the key's stripe lock: 1 if the key is in a (its slot in *at),
+ * else 0 (*at: the empty slot that ended the probe). */
 static int find_locked(map_array *a, const key *k, size_t *at)
 {
     for (size_t i = k->hash & a->mask;; i = (i + 1) & a->mask) {
-        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_acquire);
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
         *at = i;
-        if (!e)
+        if (!v)
             return 0;
-        if (frt__map_is_entry(e) && slot_matches(&a->slot[i], e, k))
+        if (frt__map_is_live(v) && slot_matches(a, i, v, k))
             return 1;
     }
 }
@@ -201,8 +171,17 @@ static frt_object *resolve(frt_map *m, frt_object *v, drops *d)
     return t;
 }
 
-/* Delete k's entry if it still holds v (a weakref found dead); the map's
- * reference goes to d. wait 0: only if the stripe is free now. */
+/* Under k's stripe lock, slot at of a holding k: delete it. The map's
+ * reference to the value goes to d. */
+static void delete_at(frt_map *m, map_array *a, size_t at, drops *d)
+{
+    uintptr_t old = atomic_exchange_explicit(&a->slot[at].v, MAP_DELETED, memory_order_acq_rel);
+    frt__map_table_remove(m->t, a, at);
+    drop_later(d, frt__map_value(old));
+}
+
+/* Delete k if its value is still v (a weakref found dead). wait 0: only if
+ * the stripe is free now. */
 static void remove_dead(frt_map *m, const key *k, frt_object *v, int wait, drops *d)
 {
     frt_mutex *mu = frt__map_stripe(m->t, k->hash);
@@ -212,11 +191,9 @@ static void remove_dead(frt_map *m, const key *k, frt_object *v, int wait, drops
         return;
     map_array *a = current(m);
     size_t i;
-    if (find_locked(a, k, &i) && atomic_load_explicit(&a->slot[i].v, memory_order_relaxed) == v) {
-        atomic_store_explicit(&a->slot[i].v, TOMB, memory_order_release);
-        frt__map_table_remove(m->t, a, i);
-        drop_later(d, v);
-    }
+    if (find_locked(a, k, &i) &&
+        frt__map_value(atomic_load_explicit(&a->slot[i].v, memory_order_relaxed)) == v)
+        delete_at(m, a, i, d);
     frt_mutex_unlock(mu);
 }
 
@@ -232,11 +209,9 @@ static int usable(frt_map *m, int obj_keys, const char *what)
     return 1;
 }
 
-/* Lock-free: probe the current array. A slot whose value is TOMB was
- * deleted during (or before) the probe; a newer entry for the key may
- * follow in the run. A value that changed or died under the try-incref
- * (replaced, or the array was rebuilt and its values replaced since):
- * start over on the current array. */
+/* Lock-free: probe the current array. A value that changed or died under
+ * the try-incref (replaced or deleted, or the array was rebuilt and its
+ * values replaced since): start over on the current array. */
 static frt_object *map_get(frt_map *m, key *k)
 {
     drops d = DROPS_INIT(d);
@@ -244,18 +219,16 @@ static frt_object *map_get(frt_map *m, key *k)
 again:;
     map_array *a = current(m);
     for (size_t i = k->hash & a->mask;; i = (i + 1) & a->mask) {
-        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_acquire);
-        if (!e)
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
+        if (!v)
             break;
-        if (!frt__map_is_entry(e) || !slot_matches(&a->slot[i], e, k))
+        if (!frt__map_is_live(v) || !slot_matches(a, i, v, k))
             continue;
-        frt_object *v = slot_load(&a->slot[i].v, &d);
-        if (v == TOMB)
-            continue;
-        if (v == RETRY)
+        frt_object *o = slot_load(&a->slot[i], v, &d);
+        if (o == RETRY)
             goto again;
-        if (v && !(res = resolve(m, v, &d)))
-            dead = v; /* a weak value died: the entry goes */
+        if (!(res = resolve(m, o, &d)))
+            dead = o; /* a weak value died: the key goes */
         break;
     }
     if (dead)
@@ -282,17 +255,21 @@ static frt_object *stored_new(frt_map *m, frt_object *value)
     return value;
 }
 
-/* Under k's stripe lock, k absent from a: place fresh holding stored. 0,
- * or FRT_EBUSY (unlock, resize, retry). */
-static int place(frt_map *m, map_array *a, size_t at, map_entry *fresh, frt_object *stored)
+/* What placing k needs beyond its slot: an entry for a long or object
+ * key. 0, or FRT_ENOMEM. */
+static int entry_for(const key *k, map_entry **e)
 {
-    return frt__map_table_place(m->t, a, fresh, stored, at);
+    if (k->kind != MAP_KEY_ENTRY || *e)
+        return 0;
+    *e = frt__map_entry_new(k->hash, k->bytes, k->len, k->obj);
+    return *e ? 0 : FRT_ENOMEM;
 }
 
-/* The array was too full to place an entry: make room. 0 or FRT_ENOMEM. */
-static int make_room(frt_map *m, map_array *a)
+/* Under k's stripe lock, k absent from a: place it with value stored. 0,
+ * or FRT_EBUSY (unlock, resize, retry). */
+static int place(frt_map *m, map_array *a, size_t at, const key *k, map_entry *e, frt_object *stored)
 {
-    return frt__map_table_resize(m->t, a);
+    return frt__map_table_place(m->t, a, at, k->word, k->kind, e, stored);
 }
 
 static int map_set(frt_map *m, key *k, frt_object *value)
@@ -301,101 +278,104 @@ static int map_set(frt_map *m, key *k, frt_object *value)
     if (!stored)
         return FRT_ENOMEM;
     frt_mutex *mu = frt__map_stripe(m->t, k->hash);
-    map_entry *fresh = NULL;
+    map_entry *e = NULL;
+    int rc = 0;
     for (;;) {
         frt_mutex_lock(mu);
         map_array *a = current(m);
         size_t at;
         if (find_locked(a, k, &at)) {
-            frt_object *old = atomic_exchange_explicit(&a->slot[at].v, stored, memory_order_acq_rel);
+            uintptr_t old = atomic_load_explicit(&a->slot[at].v, memory_order_relaxed);
+            atomic_store_explicit(&a->slot[at].v, (uintptr_t)stored | (old & MAP_KEY_MASK),
+                                  memory_order_release);
             frt_mutex_unlock(mu);
-            if (fresh)
-                frt__map_entry_free(fresh);
-            frt_decref(old);
+            if (e)
+                frt__map_entry_free(e);
+            frt_decref(frt__map_value(old));
             return 0;
         }
-        int rc = fresh ? place(m, a, at, fresh, stored) : 0;
+        if (k->kind == MAP_KEY_ENTRY && !e) {
+            frt_mutex_unlock(mu); /* allocate unlocked, then look again */
+            if ((rc = entry_for(k, &e)))
+                break;
+            continue;
+        }
+        rc = place(m, a, at, k, e, stored);
         frt_mutex_unlock(mu);
-        if (fresh && rc == 0) {
+        if (rc == 0) {
             maybe_resize(m);
             return 0;
         }
-        if (!fresh)
-            fresh = frt__map_entry_new(k->hash, k->bytes, k->len, k->obj);
-        else
-            rc = make_room(m, a);
-        if (!fresh || rc) {
-            if (fresh)
-                frt__map_entry_free(fresh);
-            frt_decref(stored);
-            return FRT_ENOMEM;
-        }
+        if ((rc = frt__map_table_resize(m->t, a)))
+            break;
     }
+    if (e)
+        frt__map_entry_free(e);
+    frt_decref(stored);
+    return rc;
 }
 
 static int map_delete(frt_map *m, key *k)
 {
+    drops d = DROPS_INIT(d);
     frt_mutex *mu = frt__map_stripe(m->t, k->hash);
     frt_mutex_lock(mu);
     map_array *a = current(m);
     size_t at;
-    if (!find_locked(a, k, &at)) {
-        frt_mutex_unlock(mu);
-        return 0;
-    }
-    frt_object *old = atomic_exchange_explicit(&a->slot[at].v, TOMB, memory_order_acq_rel);
-    frt__map_table_remove(m->t, a, at);
+    int found = find_locked(a, k, &at);
+    if (found)
+        delete_at(m, a, at, &d);
     frt_mutex_unlock(mu);
+    if (!found)
+        return 0;
     int res = 1;
     if (m->flags & FRT_MAP_WEAK_VALUES) /* a dead value was no entry */
-        res = frt_weakref_alive(frt_weakref_from_object(old)) ? 1 : 0;
-    frt_decref(old);
+        res = frt_weakref_alive(frt_weakref_from_object(d.o[0])) ? 1 : 0;
+    drop_now(&d);
     maybe_resize(m);
     return res;
 }
 
-/* Under the stripe lock: the present value is found (a new reference to
- * what the slot holds, which the lock keeps alive) or placed. */
+/* Under the stripe lock the present value is found (a new reference to
+ * what the slot holds, which the lock keeps alive) or the key placed. */
 static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
 {
     frt_object *stored = NULL, *res = NULL;
     frt_mutex *mu = frt__map_stripe(m->t, k->hash);
-    map_entry *fresh = NULL;
+    map_entry *e = NULL;
     for (;;) {
-        drops d = DROPS_INIT(d);
         frt_mutex_lock(mu);
         map_array *a = current(m);
         size_t at;
-        int found = find_locked(a, k, &at);
-        frt_object *v = found ? frt_newref(atomic_load_explicit(&a->slot[at].v, memory_order_relaxed)) : NULL;
-        int rc = !found && fresh ? place(m, a, at, fresh, stored) : 0;
+        int found = find_locked(a, k, &at), rc = FRT_ENOMEM;
+        frt_object *v = NULL;
+        if (found)
+            v = frt_newref(frt__map_value(atomic_load_explicit(&a->slot[at].v, memory_order_relaxed)));
+        else if (stored && (e || k->kind != MAP_KEY_ENTRY))
+            rc = place(m, a, at, k, e, stored);
         frt_mutex_unlock(mu);
         if (v) {
+            drops d = DROPS_INIT(d);
             if (!(res = resolve(m, v, &d)))
                 remove_dead(m, k, v, 1, &d); /* then insert */
             drop_now(&d);
             if (res)
                 break;
-            continue;
-        }
-        if (fresh && rc == 0) {
-            fresh = NULL;
+        } else if (rc == 0) {
+            e = NULL;
             stored = NULL;
             res = frt_newref(value);
             maybe_resize(m);
             break;
-        }
-        if (!fresh) {
-            if (!stored && !(stored = stored_new(m, value)))
+        } else if (rc == FRT_EBUSY) {
+            if (frt__map_table_resize(m->t, a))
                 break;
-            if (!(fresh = frt__map_entry_new(k->hash, k->bytes, k->len, k->obj)))
-                break;
-        } else if (make_room(m, a)) {
-            break;
+        } else if ((!stored && !(stored = stored_new(m, value))) || entry_for(k, &e)) {
+            break; /* allocate unlocked, then look again */
         }
     }
-    if (fresh)
-        frt__map_entry_free(fresh);
+    if (e)
+        frt__map_entry_free(e);
     frt_xdecref(stored);
     return res;
 }
@@ -408,7 +388,7 @@ typedef struct snap_entry {
     map_entry *keycopy;          /* a private copy holding the key bytes */
 } snap_entry;
 
-/* Every entry, with references, taken with every stripe locked: writers
+/* Every key, with references, taken with every stripe locked: writers
  * wait for the walk (it takes references and copies keys, nothing more),
  * readers do not. Then the map is not walked again, so fn may do anything. */
 static snap_entry *snapshot(frt_map *m, size_t *count)
@@ -418,8 +398,8 @@ static snap_entry *snapshot(frt_map *m, size_t *count)
     frt__map_lock_all(m->t);
     map_array *a = current(m);
     for (size_t i = 0; i <= a->mask; i++) {
-        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_relaxed);
-        if (!e || !frt__map_is_entry(e))
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_relaxed);
+        if (!frt__map_is_live(v))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
@@ -428,9 +408,18 @@ static snap_entry *snapshot(frt_map *m, size_t *count)
                 break;
             s = g;
         }
-        s[n].value = frt_newref(atomic_load_explicit(&a->slot[i].v, memory_order_relaxed));
-        s[n].key_obj = e->key_obj ? frt_newref(e->key_obj) : NULL;
-        s[n].keycopy = e->key_obj ? NULL : frt__map_entry_new(e->hash, e->bytes, e->len, NULL);
+        const map_entry *e = a->entry[i];
+        s[n].value = frt_newref(frt__map_value(v));
+        s[n].key_obj = e && e->key_obj ? frt_newref(e->key_obj) : NULL;
+        if (e && e->key_obj) {
+            s[n].keycopy = NULL;
+        } else if (e) {
+            s[n].keycopy = frt__map_entry_new(e->hash, e->bytes, e->len, NULL);
+        } else {
+            unsigned char b[8];
+            size_t len = frt__map_word_key(a->slot[i].word, (int)(v & MAP_KEY_MASK), b);
+            s[n].keycopy = frt__map_entry_new(0, b, len, NULL);
+        }
         n++;
     }
     frt__map_unlock_all(m->t);
@@ -450,15 +439,13 @@ int frt_map_foreach(frt_map *m, frt_map_visit_fn fn, void *arg)
         const map_entry *c = s[i].keycopy;
         int has_key = s[i].key_obj || c;
         frt_object *live = resolve(m, s[i].value, &d);
-        if (!(m->flags & FRT_MAP_WEAK_VALUES))
-            drop_later(&d, live);
-        if (!live && has_key) { /* a weak value that died: its entry goes */
+        if (!live && has_key) { /* a weak value that died: its key goes */
             key k = c ? bytes_key(c->bytes, c->len) : obj_key(m, s[i].key_obj);
             remove_dead(m, &k, s[i].value, 1, &d);
         } else if (live && !rc && has_key) {
             rc = fn(c ? c->bytes : NULL, c ? c->len : 0, s[i].key_obj, live, arg);
         }
-        if (live && (m->flags & FRT_MAP_WEAK_VALUES))
+        if (live)
             drop_later(&d, live);
         drop_now(&d);
         frt_xdecref(s[i].key_obj);
@@ -480,35 +467,28 @@ static int map_traverse(frt_object *self, frt_visit_fn visit, void *arg)
     frt_map *m = (frt_map *)self;
     map_array *a = current(m);
     for (size_t i = 0; i <= a->mask; i++) {
-        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_acquire);
-        if (!e || !frt__map_is_entry(e))
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
+        if (!frt__map_is_live(v))
             continue;
-        frt_object *v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
-        if (!v || v == TOMB)
-            continue;
-        int rc = visit(v, arg);
-        if (!rc && e->key_obj)
-            rc = visit(e->key_obj, arg);
+        int rc = visit(frt__map_value(v), arg);
+        if (!rc && a->entry[i] && a->entry[i]->key_obj)
+            rc = visit(a->entry[i]->key_obj, arg);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-/* Delete every entry (what a collection does to break a cycle). */
+/* Delete every key (what a collection does to break a cycle). */
 static void map_clear(frt_object *self)
 {
     frt_map *m = (frt_map *)self;
     drops d = DROPS_INIT(d);
     frt__map_lock_all(m->t);
     map_array *a = current(m);
-    for (size_t i = 0; i <= a->mask; i++) {
-        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_relaxed);
-        if (!e || !frt__map_is_entry(e))
-            continue;
-        drop_later(&d, atomic_exchange_explicit(&a->slot[i].v, TOMB, memory_order_acq_rel));
-        frt__map_table_remove(m->t, a, i);
-    }
+    for (size_t i = 0; i <= a->mask; i++)
+        if (frt__map_is_live(atomic_load_explicit(&a->slot[i].v, memory_order_relaxed)))
+            delete_at(m, a, i, &d);
     frt__map_unlock_all(m->t);
     drop_now(&d);
     maybe_resize(m);
@@ -545,7 +525,7 @@ frt_map *frt_map_new(unsigned flags, const frt_map_key_ops *key_ops)
 }
 
 /* ------------------------------------------------------------------ */
-/* The two key kinds.                                                 */
+/* The API.                                                           */
 
 frt_object *frt_map_get(frt_map *m, const void *kp, size_t len)
 {

@@ -7,7 +7,8 @@
 #include "map_table.h"
 #include "os.h"
 
-map_entry frt__map_deleted, frt__map_claimed;
+/* Markers only compared by address. */
+const frt_object frt__map_claimed, frt__map_deleted;
 
 #define MIN_SLOTS 64
 
@@ -30,7 +31,8 @@ static size_t hard_limit(size_t slots)
 
 static size_t array_bytes(size_t slots)
 {
-    return sizeof(map_array) + slots * sizeof(map_slot);
+    size_t b = sizeof(map_array) + slots * (sizeof(map_slot) + sizeof(map_entry *));
+    return b >= HUGE_PAGE ? (b + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1) : b;
 }
 
 static map_array *array_new(size_t slots)
@@ -38,14 +40,15 @@ static map_array *array_new(size_t slots)
     size_t bytes = array_bytes(slots);
     map_array *a;
     if (bytes >= HUGE_PAGE) {
-        bytes = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
         if ((a = frt__os_map(bytes, HUGE_PAGE)))
             frt__os_prefer_huge(a, bytes);
     } else {
         a = frt__sys_calloc(1, bytes);
     }
-    if (a)
+    if (a) {
         a->mask = slots - 1;
+        a->entry = (map_entry **)(a->slot + slots);
+    }
     return a;
 }
 
@@ -53,7 +56,7 @@ static void array_release(map_array *a)
 {
     size_t bytes = array_bytes(a->mask + 1);
     if (bytes >= HUGE_PAGE)
-        frt__os_unmap(a, (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+        frt__os_unmap(a, bytes);
     else
         frt__sys_free(a);
 }
@@ -110,7 +113,8 @@ void frt__map_entry_free(map_entry *e)
     entry_retired(&e->later);
 }
 
-int frt__map_table_place(map_table *t, map_array *a, map_entry *e, frt_object *v, size_t from)
+int frt__map_table_place(map_table *t, map_array *a, size_t from, uint64_t word, int kind,
+                         map_entry *e, frt_object *v)
 {
     /* Reserve before claiming, so that writers of all stripes together
      * never fill the last empty slots. */
@@ -119,18 +123,18 @@ int frt__map_table_place(map_table *t, map_array *a, map_entry *e, frt_object *v
         return FRT_EBUSY;
     }
     for (size_t i = from & a->mask;; i = (i + 1) & a->mask) {
-        map_entry *s = NULL;
-        if (atomic_load_explicit(&a->slot[i].e, memory_order_relaxed))
+        uintptr_t s = 0;
+        if (atomic_load_explicit(&a->slot[i].v, memory_order_relaxed))
             continue;
         /* Claimed first (another stripe's writer may want the slot), then
-         * the value, then the entry: a reader that sees e sees its value. */
-        if (!atomic_compare_exchange_strong_explicit(&a->slot[i].e, &s, MAP_CLAIMED,
+         * the word and entry, then the value: a reader that sees the value
+         * sees them. */
+        if (!atomic_compare_exchange_strong_explicit(&a->slot[i].v, &s, MAP_CLAIMED,
                                                      memory_order_relaxed, memory_order_relaxed))
             continue;
-        a->slot[i].tag = frt__map_tag(e->hash, e->len, e->key_obj != NULL);
-        a->slot[i].word = e->key_obj ? 0 : frt__map_word(e->bytes, e->len);
-        atomic_store_explicit(&a->slot[i].v, v, memory_order_relaxed);
-        atomic_store_explicit(&a->slot[i].e, e, memory_order_release);
+        a->slot[i].word = word;
+        a->entry[i] = e;
+        atomic_store_explicit(&a->slot[i].v, (uintptr_t)v | (uintptr_t)kind, memory_order_release);
         break;
     }
     atomic_fetch_add_explicit(&t->live, 1, memory_order_relaxed);
@@ -139,12 +143,11 @@ int frt__map_table_place(map_table *t, map_array *a, map_entry *e, frt_object *v
 
 void frt__map_table_remove(map_table *t, map_array *a, size_t i)
 {
-    map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_relaxed);
-    atomic_store_explicit(&a->slot[i].e, MAP_DELETED, memory_order_release);
     atomic_fetch_sub_explicit(&t->live, 1, memory_order_relaxed);
-    /* Readers may still hold e (from this array or an older one): it goes
-     * after a grace period, its key object with it. */
-    frt__qsbr_defer_call(&e->later, entry_retired);
+    /* Readers may still hold the entry (from this array or an older one):
+     * it goes after a grace period, its key object with it. */
+    if (a->entry[i])
+        frt__qsbr_defer_call(&a->entry[i]->later, entry_retired);
 }
 
 int frt__map_table_wants_resize(map_table *t, map_array *a)
@@ -168,6 +171,44 @@ void frt__map_unlock_all(map_table *t)
         frt_mutex_unlock(&t->stripe[i].mu);
 }
 
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+uint64_t frt__map_hash_bytes(const void *p, size_t n)
+{
+    /* Eight bytes a step, then a final mix: the table takes its slot from
+     * the low bits and the stripe from the high ones. */
+    const unsigned char *s = p;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+    for (; n >= 8; n -= 8, s += 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xc2b2ae3d27d4eb4full;
+        h ^= h >> 29;
+    }
+    if (n) {
+        w = 0;
+        memcpy(&w, s, n);
+        h = (h ^ w) * 0xc2b2ae3d27d4eb4full;
+    }
+    return mix(h);
+}
+
+/* The hash slot i's key was placed by. */
+static uint64_t slot_hash(const map_array *a, size_t i, uintptr_t v)
+{
+    int kind = (int)(v & MAP_KEY_MASK);
+    if (kind == MAP_KEY_ENTRY)
+        return a->entry[i]->hash;
+    unsigned char b[8];
+    size_t len = frt__map_word_key(a->slot[i].word, kind, b);
+    return frt__map_hash_bytes(b, len);
+}
+
 int frt__map_table_resize(map_table *t, map_array *a)
 {
     frt__map_lock_all(t);
@@ -185,17 +226,15 @@ int frt__map_table_resize(map_table *t, map_array *a)
     /* No writer runs: a is final, and its values (the map's references)
      * move to b. b is private until the release store below publishes it. */
     for (size_t i = 0; i <= a->mask; i++) {
-        map_entry *e = atomic_load_explicit(&a->slot[i].e, memory_order_relaxed);
-        if (!e || e == MAP_DELETED)
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_relaxed);
+        if (!frt__map_is_live(v))
             continue;
-        size_t j = e->hash & b->mask;
-        while (atomic_load_explicit(&b->slot[j].e, memory_order_relaxed))
+        size_t j = slot_hash(a, i, v) & b->mask;
+        while (atomic_load_explicit(&b->slot[j].v, memory_order_relaxed))
             j = (j + 1) & b->mask;
-        atomic_store_explicit(&b->slot[j].v, atomic_load_explicit(&a->slot[i].v, memory_order_relaxed),
-                              memory_order_relaxed);
-        b->slot[j].tag = a->slot[i].tag;
         b->slot[j].word = a->slot[i].word;
-        atomic_store_explicit(&b->slot[j].e, e, memory_order_relaxed);
+        b->entry[j] = a->entry[i];
+        atomic_store_explicit(&b->slot[j].v, v, memory_order_relaxed);
     }
     atomic_store_explicit(&b->used, live, memory_order_relaxed);
     atomic_store_explicit(&t->arr, b, memory_order_release);
