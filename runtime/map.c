@@ -29,8 +29,6 @@
 #include "tstate.h"
 #include "try_incref.h"
 
-#define RETRY ((frt_object *)1) /* the slot changed under the try-incref */
-
 struct frt_map {
     frt_object ob;
     map_table *t;
@@ -116,20 +114,6 @@ static int slot_matches(const map_array *a, size_t i, uintptr_t v, const key *k)
     return e->len == k->len && memcmp(e->bytes, k->bytes, k->len) == 0;
 }
 
-/* A new reference to the value of slot s, whose value word was v; RETRY
- * when the slot changed meanwhile or the value died (the stale reference,
- * if any, went to d). */
-static frt_object *slot_load(map_slot *s, uintptr_t v, drops *d)
-{
-    frt_object *o = frt__map_value(v);
-    if (!frt__try_incref(o))
-        return RETRY; /* dying: the slot has moved on */
-    if (atomic_load_explicit(&s->v, memory_order_acquire) == v)
-        return o;
-    drop_later(d, o);
-    return RETRY;
-}
-
 /* Under the key's stripe lock: 1 if the key is in a (its slot in *at),
  * else 0 (*at: the empty slot that ended the probe). */
 static int find_locked(map_array *a, const key *k, size_t *at)
@@ -209,33 +193,44 @@ static int usable(frt_map *m, int obj_keys, const char *what)
     return 1;
 }
 
-/* Lock-free: probe the current array. A value that changed or died under
- * the try-incref (replaced or deleted, or the array was rebuilt and its
- * values replaced since): start over on the current array. */
-static frt_object *map_get(frt_map *m, key *k)
+/* A weak map's get found the weakref w (a new reference): its target (a
+ * new reference), or NULL, and then the dead key goes if its stripe is
+ * free (get never waits). */
+static frt_object *get_weak(frt_map *m, const key *k, frt_object *w)
 {
     drops d = DROPS_INIT(d);
-    frt_object *res = NULL, *dead = NULL;
-again:;
-    map_array *a = current(m);
-    for (size_t i = k->hash & a->mask;; i = (i + 1) & a->mask) {
-        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
-        if (!v)
-            break;
-        if (!frt__map_is_live(v) || !slot_matches(a, i, v, k))
-            continue;
-        frt_object *o = slot_load(&a->slot[i], v, &d);
-        if (o == RETRY)
-            goto again;
-        if (!(res = resolve(m, o, &d)))
-            dead = o; /* a weak value died: the key goes */
-        break;
-    }
-    if (dead)
-        remove_dead(m, k, dead, 0, &d);
-    if (d.n)
-        drop_now(&d);
+    frt_object *res = resolve(m, w, &d);
+    if (!res)
+        remove_dead(m, k, w, 0, &d);
+    drop_now(&d);
     return res;
+}
+
+/* Lock-free: probe the current array; try-incref the value, then check
+ * that the slot still holds it. A value that changed or died meanwhile
+ * (replaced or deleted, or the array was rebuilt and its values replaced
+ * since): start over on the current array. Nothing is dropped before the
+ * probe is over. */
+static frt_object *map_get(frt_map *m, const key *k)
+{
+    for (;;) {
+        map_array *a = current(m);
+        size_t i = k->hash & a->mask;
+        uintptr_t v;
+        for (;; i = (i + 1) & a->mask) {
+            v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
+            if (!v)
+                return NULL;
+            if (frt__map_is_live(v) && slot_matches(a, i, v, k))
+                break;
+        }
+        frt_object *o = frt__map_value(v);
+        if (FRT_LIKELY(frt__try_incref(o))) {
+            if (FRT_LIKELY(atomic_load_explicit(&a->slot[i].v, memory_order_acquire) == v))
+                return m->flags & FRT_MAP_WEAK_VALUES ? get_weak(m, k, o) : o;
+            frt_decref(o); /* stale; the probe is over */
+        }
+    }
 }
 
 /* What the map stores for value: a published reference to it, or (weak
