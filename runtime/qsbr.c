@@ -29,8 +29,7 @@ __attribute__((visibility("default"))) const char *__tsan_default_suppressions(v
 __attribute__((visibility("default"))) const char *__tsan_default_suppressions(void)
 {
     return "called_from_lib:liburcu-qsbr.so.8\n"
-           "called_from_lib:liburcu-common.so.8\n"
-           "called_from_lib:liburcu-cds.so.8\n";
+           "called_from_lib:liburcu-common.so.8\n";
 }
 #else
 #define TSAN_RELEASE(p) ((void)0)
