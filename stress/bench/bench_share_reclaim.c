@@ -198,6 +198,28 @@ typedef struct mix_arg {
     unsigned index;
 } mix_arg;
 
+/* n operations of r's mix on keys base+1 .. base+span; fresh is what sets store. */
+static void mix_ops(const mix_run *r, uint64_t *xp, uint64_t base, uint64_t span, frt_object *fresh,
+                    long n)
+{
+    uint64_t x = *xp;
+    for (long i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint64_t k = 1 + base + x % span;
+        if ((x >> 40) % 100 < r->write_pct) {
+            if (r->map)
+                frt_map_set(r->map, &k, sizeof k, fresh);
+            else
+                sharded_set(r->sh, k, fresh);
+        } else {
+            frt_object *v = r->map ? frt_map_get(r->map, &k, sizeof k) : sharded_get(r->sh, k);
+            bench_escape(v);
+            frt_xdecref(v);
+        }
+    }
+    *xp = x;
+}
+
 static void *mix_thread(void *p)
 {
     mix_arg *a = p;
@@ -210,20 +232,8 @@ static void *mix_thread(void *p)
     bench_barrier_wait(&r->start);
     uint64_t cpu0 = thread_cpu_ns();
     while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
-        for (int i = 0; i < 64; i++, n++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            uint64_t k = 1 + base + x % span;
-            if ((x >> 40) % 100 < r->write_pct) {
-                if (r->map)
-                    frt_map_set(r->map, &k, sizeof k, fresh);
-                else
-                    sharded_set(r->sh, k, fresh);
-            } else {
-                frt_object *v = r->map ? frt_map_get(r->map, &k, sizeof k) : sharded_get(r->sh, k);
-                bench_escape(v);
-                frt_xdecref(v);
-            }
-        }
+        mix_ops(r, &x, base, span, fresh, 64);
+        n += 64;
         frt_safepoint();
     }
     atomic_fetch_add(&r->cpu_ns, thread_cpu_ns() - cpu0);
@@ -308,6 +318,59 @@ static void row_map_mix(const share_ctx *ctx)
     sharded_free(sh);
 }
 BENCH_SHARE_ROW(50, row_map_mix)
+
+/* map_ops: the mix on one thread, a fixed number of operations on each
+ * map, in functions an instruction counter can single out:
+ *   valgrind --tool=callgrind --cache-sim=yes --LL=33554432,16,64 --collect-atstart=no \
+ *     --toggle-collect='ops_*' build/release/stress/frt-bench-share --only map_ops
+ * then callgrind_annotate: each function's count over MAP_OPS. */
+#define MAP_OPS 300000L
+
+__attribute__((noinline)) static void mix_ops_fixed(const mix_run *r, frt_object *fresh)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (long done = 0; done < MAP_OPS; done += 64) {
+        mix_ops(r, &x, 0, r->nkeys, fresh, 64);
+        frt_safepoint();
+    }
+}
+
+/* One name per map for the counter (the nop keeps the two apart). */
+__attribute__((noinline)) static void ops_frt_map(const mix_run *r, frt_object *fresh)
+{
+    mix_ops_fixed(r, fresh);
+}
+
+__attribute__((noinline)) static void ops_sharded(const mix_run *r, frt_object *fresh)
+{
+    __asm__ volatile("nop");
+    mix_ops_fixed(r, fresh);
+}
+
+static void row_map_ops(const share_ctx *ctx)
+{
+    uint64_t nkeys = ctx->quick ? 20000 : 1000000;
+    printf("\n## frt_map vs 64-way mutex-sharded map, 90%% get / 10%% set, one thread, %ld ops each "
+           "(for an instruction counter)\n", MAP_OPS);
+    frt_map *m = frt_map_new(0, NULL);
+    sharded *sh = sharded_new(nkeys);
+    fill(m, NULL, nkeys);
+    fill(NULL, sh, nkeys);
+    frt_object *fresh = bval_new(0);
+    mix_run rm = {.map = m, .nkeys = nkeys, .write_pct = 10};
+    mix_run rs = {.sh = sh, .nkeys = nkeys, .write_pct = 10};
+    uint64_t t0 = bench_now_ns();
+    ops_frt_map(&rm, fresh);
+    uint64_t t1 = bench_now_ns();
+    ops_sharded(&rs, fresh);
+    uint64_t t2 = bench_now_ns();
+    printf("map_ops      frt_map %.1f ns/op   mutex-sharded %.1f ns/op (wall clock, one pass: for "
+           "information)\n", (double)(t1 - t0) / MAP_OPS, (double)(t2 - t1) / MAP_OPS);
+    frt_decref(fresh);
+    frt_decref((frt_object *)m);
+    sharded_free(sh);
+}
+BENCH_SHARE_ROW(55, row_map_ops)
 
 static void row_map_readers(const share_ctx *ctx)
 {
