@@ -4,8 +4,11 @@
  * an uninstrumented library), so this file states it: a thread releases
  * gp_token before it announces a quiescent state, goes offline or
  * unregisters, and the call_rcu callback acquires it before freeing; a
- * batch is released before call_rcu and acquired by its callback. That is
- * exactly the happens-before a grace period provides, and nothing more:
+ * batch is released before call_rcu and acquired by its callback, and each
+ * callback releases done_token when it is done, which frt__qsbr_barrier
+ * acquires once rcu_barrier returns (shutdown frees the heaps a callback's
+ * frees pushed to). That is exactly the happens-before a grace period and
+ * a barrier provide, and nothing more:
  * a block freed without going through here is still reported.
  * tsan_default_suppressions below keeps liburcu's own internals (its
  * threads and futexes) out of reports, and nothing of frt's. */
@@ -22,6 +25,7 @@
 
 #if FRT_QSBR_TSAN
 static char gp_token;
+static char done_token; /* a batch's frees happen before rcu_barrier returns */
 #define TSAN_RELEASE(p) __tsan_release(p)
 #define TSAN_ACQUIRE(p) __tsan_acquire(p)
 
@@ -94,6 +98,7 @@ static void batch_free(struct rcu_head *head)
     atomic_fetch_sub(&waiting_blocks, b->n - later);
     atomic_fetch_sub(&waiting_bytes, b->bytes);
     frt__sys_free(b);
+    TSAN_RELEASE(&done_token);
 }
 
 static void flush(void)
@@ -201,6 +206,7 @@ void frt__qsbr_barrier(void)
     flush();
     if (!atomic_load_explicit(&forked_child, memory_order_relaxed))
         rcu_barrier();
+    TSAN_ACQUIRE(&done_token); /* what the callbacks freed is done with */
 }
 
 /* fork (runtime/fork.c). liburcu 0.13 has no way to take its registry
