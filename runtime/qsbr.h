@@ -41,9 +41,8 @@ typedef struct frt_qsbr_later {
 void frt__qsbr_defer_call(frt_qsbr_later *w, void (*fn)(frt_qsbr_later *w));
 void frt__qsbr_run_ready(void);
 
-/* ThreadSanitizer cannot see liburcu's synchronisation: a structure that
- * publishes memory through liburcu (the map's hash table) states it with
- * these, release before publishing, acquire before reading. */
+/* ThreadSanitizer cannot see liburcu's synchronisation: qsbr.c states the
+ * happens-before a grace period gives (see there). */
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define FRT_QSBR_TSAN 1
@@ -54,11 +53,6 @@ void frt__qsbr_run_ready(void);
 #endif
 #if FRT_QSBR_TSAN
 #include <sanitizer/tsan_interface.h>
-#define FRT_QSBR_RELEASE(p) __tsan_release((void *)(p))
-#define FRT_QSBR_ACQUIRE(p) __tsan_acquire((void *)(p))
-#else
-#define FRT_QSBR_RELEASE(p) ((void)0)
-#define FRT_QSBR_ACQUIRE(p) ((void)0)
 #endif
 
 /* More waiting than frt_config.reclaim_limit allows. */
