@@ -28,4 +28,27 @@ void frt__brc_take_queue(frt_tstate *ts, frt_object **dead);
 void frt__brc_free_dead(frt_object *dead);
 void frt__brc_close_queue(frt_tstate *ts);
 
+/* Hot objects (hot.c). */
+static inline int frt__is_hot(const frt_object *o)
+{
+    uint32_t local = atomic_load_explicit(&((frt_object *)o)->ob_ref_local, memory_order_relaxed);
+    return local >= FRT_REF_HOT && local != FRT_REF_IMMORTAL;
+}
+/* The sum of o's counts: a snapshot, exact with the
+ * world stopped or when no other thread counts on o. */
+intptr_t frt__hot_count(frt_object *o);
+/* World stopped: start counting o per thread (FRT_EALREADY, FRT_ENOMEM);
+ * go back to ordinary counting, returning the count (-1: o was not hot). */
+int frt__hot_promote_stopped(frt_object *o, int automatic);
+intptr_t frt__hot_demote_stopped(frt_object *o);
+/* World stopped, at each collection: hot objects whose counts sum to zero
+ * are chained onto *dead (as frt__brc_take_queue does); adaptively
+ * promoted ones gone cold are demoted. */
+void frt__hot_sweep(frt_object **dead);
+/* Detach: fold ts's counts into the objects; ts counts on their shared
+ * counts from then on. */
+void frt__hot_thread_fold(frt_tstate *ts);
+/* frt_init and frt_shutdown: forget every index and array. */
+void frt__hot_reset(void);
+
 #endif

@@ -92,6 +92,8 @@ void frt__brc_close_queue(frt_tstate *ts)
     frt__large_walk(disown_one, &d);
     merge_chunks(&ts->brc_queue, frt_objq_close(&ts->brc_queue), &d.dead);
     free_dead(d.dead);
+    /* Last: the frees above may have counted on hot objects. */
+    frt__hot_thread_fold(ts);
 }
 
 /* Merge for a BLOCKED owner. Objects are freed only after we stop being a

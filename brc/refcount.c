@@ -27,6 +27,12 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra)
     uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
     if (local == FRT_REF_IMMORTAL)
         return 1;
+    if (local >= FRT_REF_HOT) {
+        /* Made hot while queued: the shared count is part of its sum, and
+         * only the collector frees a hot object. */
+        atomic_fetch_add_explicit(&o->ob_ref_shared, extra * FRT_REF_SHARED_ONE, memory_order_relaxed);
+        return 1;
+    }
     /* Give the owner up before the CAS publishes the merged count, never
      * after: from that CAS on, another thread's decref may take the count
      * to zero and free the block, and a later store would land in freed
@@ -112,8 +118,12 @@ size_t frt_refcount(const frt_object *o)
     uint32_t local = atomic_load_explicit(&m->ob_ref_local, memory_order_relaxed);
     if (local == FRT_REF_IMMORTAL)
         return FRT_REF_IMMORTAL;
-    intptr_t shared = atomic_load_explicit(&m->ob_ref_shared, memory_order_relaxed);
-    intptr_t count = (intptr_t)local + (shared >> FRT_REF_SHARED_SHIFT);
+    intptr_t count;
+    if (local >= FRT_REF_HOT)
+        count = frt__hot_count(m);
+    else
+        count = (intptr_t)local + (atomic_load_explicit(&m->ob_ref_shared, memory_order_relaxed) >>
+                                   FRT_REF_SHARED_SHIFT);
     return count < 0 ? 0 : (size_t)count;
 }
 
@@ -131,7 +141,7 @@ static void make_immortal(frt_object *o)
 
 void frt__incref_overflow(frt_object *o)
 {
-    make_immortal(o); /* the owner's count is full: never freed from now on */
+    make_immortal(o); /* the owner's count reached FRT_REF_HOT: never freed from now on */
 }
 
 void frt_set_immortal(frt_object *o)
@@ -151,6 +161,7 @@ void frt_set_immortal(frt_object *o)
      * change it only while that thread is stopped. Rare by design. */
     if (frt_stop_the_world() != 0)
         return;
+    frt__hot_demote_stopped(o); /* a hot object gives its index back */
     make_immortal(o);
     frt_start_the_world();
 }
@@ -161,7 +172,7 @@ int frt_make_shared(frt_object *o)
         return FRT_EINVAL;
     FRT_CHECK_LIVE(o, "frt_make_shared");
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
-    if (frt_is_immortal(o) || tid == 0)
+    if (frt_is_immortal(o) || tid == 0 || tid == FRT_TID_HOT)
         return FRT_EALREADY;
     if (tid != frt__thread_id())
         return FRT_ESTATE;

@@ -130,8 +130,8 @@ static inline int frt__gc_is_container(const frt_object *o)
 static inline intptr_t frt__gc_refcount(frt_object *o)
 {
     uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
-    if (local == FRT_REF_IMMORTAL)
-        return INTPTR_MAX / 2;
+    if (local >= FRT_REF_HOT)
+        return local == FRT_REF_IMMORTAL ? INTPTR_MAX / 2 : frt__hot_count(o);
     return (intptr_t)local + (atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed) >>
                               FRT_REF_SHARED_SHIFT);
 }

@@ -54,6 +54,7 @@ int frt_init(const frt_config *cfg)
     atomic_store(&frt__arena_counters.returned, 0);
 
     frt__weakref_tables_reset();
+    frt__hot_reset();
     memset(&frt__rt.hooks, 0, sizeof frt__rt.hooks);
     frt__brc_install(&frt__rt.hooks);
     frt__gc_install(&frt__rt.hooks, &c);
@@ -132,6 +133,7 @@ int frt_shutdown(void)
     frt__heaps_walk_objects(count_alive, &alive);
     frt__heaps_release_all();
     frt__weakref_tables_free();
+    frt__hot_reset();
     frt__tstate_fini();
     frt__fault_reset(); /* no fault outlives the run that armed it */
     atomic_store(&frt__rt.shutting_down, 0);

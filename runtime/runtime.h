@@ -53,6 +53,9 @@ typedef struct frt_runtime {
     frt_stw_stats stw;            /* written by the stopper under stw_mutex */
     pthread_mutex_t stw_stats_lock;
     pthread_key_t exit_key;
+    /* Hot objects (brc/hot.c), for frt_heap_get_stats. */
+    _Atomic size_t hot_now;
+    _Atomic uint64_t hot_promoted, hot_demoted;
 } frt_runtime;
 
 extern frt_runtime frt__rt;

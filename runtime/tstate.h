@@ -47,6 +47,16 @@ enum {
 #define FRT_TID_TABLE_BITS 17
 #define FRT_TID_TABLE_SIZE (1u << FRT_TID_TABLE_BITS)
 
+/* One thread's count of one hot object (brc/hot.c): written only by that
+ * thread (relaxed loads and stores, no read-modify-write), read by others
+ * under the hot lock or with the world stopped. ops counts operations, for
+ * the adaptive demotion of objects gone cold. */
+typedef struct frt_hot_slot {
+    _Atomic intptr_t count;
+    _Atomic uint32_t ops;
+    uint32_t pad;
+} frt_hot_slot;
+
 typedef struct frt_tstate {
     _Atomic uint32_t word;
     _Atomic uintptr_t tid;  /* current id; 0 while the state is unused */
@@ -64,6 +74,19 @@ typedef struct frt_tstate {
     uint64_t safepoint_polls; /* slow-path safepoints taken */
     long gc_delta;            /* tracked allocations minus frees, not yet added to the collector's count */
     unsigned in_gc_callback;  /* running a finalizer or callback for the collector */
+    /* Hot objects (brc/hot.c): our counts, by object index; hot_cap is 0
+     * until the first hot operation, and again once detach folded them.
+     * hot_open says whether a hot operation may (re)grow the array. */
+    _Atomic(frt_hot_slot *) hot;
+    _Atomic uint32_t hot_cap;
+    int hot_open;
+    void *hot_mem;            /* the allocation hot points into (cache-line aligned) */
+    struct frt_tstate *hot_next, *hot_prev; /* states with an array (hot lock) */
+    /* Adaptive promotion (brc/hot_adaptive.c): non-owner decrefs until the
+     * next sample, the object sampled last and how often in a row. */
+    uint32_t hot_countdown;
+    uint32_t hot_streak;
+    frt_object *hot_seen;
 } frt_tstate;
 
 #if defined(__GNUC__)
