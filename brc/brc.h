@@ -39,11 +39,10 @@ static inline int frt__is_hot(const frt_object *o)
 intptr_t frt__hot_count(frt_object *o);
 /* World stopped: start counting o per thread (FRT_EALREADY, FRT_ENOMEM);
  * go back to ordinary counting, returning the count (-1: o was not hot). */
-int frt__hot_promote_stopped(frt_object *o, int automatic);
+int frt__hot_promote_stopped(frt_object *o);
 intptr_t frt__hot_demote_stopped(frt_object *o);
 /* World stopped, at each collection: hot objects whose counts sum to zero
- * are chained onto *dead (as frt__brc_take_queue does); adaptively
- * promoted ones gone cold are demoted. */
+ * are chained onto *dead (as frt__brc_take_queue does). */
 void frt__hot_sweep(frt_object **dead);
 /* Detach: fold ts's counts into the objects; ts counts on their shared
  * counts from then on. */

@@ -55,7 +55,7 @@ typedef struct frt_runtime {
     pthread_key_t exit_key;
     /* Hot objects (brc/hot.c), for frt_heap_get_stats. */
     _Atomic size_t hot_now;
-    _Atomic uint64_t hot_promoted, hot_demoted;
+    _Atomic uint64_t hot_promoted;
 } frt_runtime;
 
 extern frt_runtime frt__rt;

@@ -49,12 +49,9 @@ enum {
 
 /* One thread's count of one hot object (brc/hot.c): written only by that
  * thread (relaxed loads and stores, no read-modify-write), read by others
- * under the hot lock or with the world stopped. ops counts operations, for
- * the adaptive demotion of objects gone cold. */
+ * under the hot lock or with the world stopped (and zeroed then). */
 typedef struct frt_hot_slot {
     _Atomic intptr_t count;
-    _Atomic uint32_t ops;
-    uint32_t pad;
 } frt_hot_slot;
 
 typedef struct frt_tstate {
@@ -82,11 +79,6 @@ typedef struct frt_tstate {
     int hot_open;
     void *hot_mem;            /* the allocation hot points into (cache-line aligned) */
     struct frt_tstate *hot_next, *hot_prev; /* states with an array (hot lock) */
-    /* Adaptive promotion (brc/hot_adaptive.c): non-owner decrefs until the
-     * next sample, the object sampled last and how often in a row. */
-    uint32_t hot_countdown;
-    uint32_t hot_streak;
-    frt_object *hot_seen;
 } frt_tstate;
 
 #if defined(__GNUC__)

@@ -157,6 +157,8 @@ static void run_child(const stress_options *opt, const stress_workload *wl, unsi
     }
     if (opt->quiet)
         argv[k++] = "--quiet";
+    if (opt->hot)
+        argv[k++] = "--hot";
     argv[k++] = "--result-fd";
     argv[k++] = a_fd;
     argv[k] = NULL;
