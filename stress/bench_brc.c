@@ -23,7 +23,10 @@
  *   d  1..N threads, each on private objects: throughput and scaling
  *      efficiency = throughput(T) / (min(T, CPUs) * throughput(1)).
  *   f  one hot object touched by all T threads (the object's owner is one
- *      of them), against a C11 atomic count on one cache line.
+ *      of them), against a C11 atomic count on one cache line, and the
+ *      same object after frt_make_hot (per-thread counts).
+ *   c  also: pairs on an object made hot (frt_make_hot) by the thread that
+ *      made it, alone and while another thread counts on it.
  *   e  mix (BRC paper style): each thread allocates objects and counts on
  *      them (8 pairs); 10% are handed to the next thread through an SPSC
  *      ring, which counts on them (4 pairs) and drops the reference; the
@@ -196,6 +199,8 @@ static struct {
     double shared_owner_ratio; /* owner / plain through libfrt.so */
     double nonowner, arc_other;
     double fs_alone, fs_hammer, fs_other_line, hammer_ns;
+    double hot_alone, hot_hammer;
+    double hot2[3], arc_hot2; /* f: frt hot, frt made hot at 1 and 2 threads; atomic line at 2 */
     double min_eff;
     int have_a, have_b, have_c, have_d;
     double mix_brc, mix_atomic; /* ns per object */
@@ -391,13 +396,19 @@ static void section_c(void)
     pthread_t t;
     if (pthread_create(&t, NULL, hammer_thread, NULL))
         die("pthread_create");
+    frt_object *xh = new_obj();
+    int hot_rc = frt_make_hot(xh);
     size_t n = bench_calibrate(loop_frt, x, g_target_ns);
+    size_t nh = bench_calibrate(loop_frt, xh, g_target_ns);
     double alone[BENCH_MAX_REPS], same[BENCH_MAX_REPS], other[BENCH_MAX_REPS], ham[BENCH_MAX_REPS], ham_other[BENCH_MAX_REPS];
+    double hot_alone[BENCH_MAX_REPS], hot_same[BENCH_MAX_REPS], ham_hot[BENCH_MAX_REPS];
     owner_run(x, n / 4, x, NULL); /* warm-up of the contended case */
     for (int r = 0; r < g_reps; r++) {
         alone[r] = owner_run(x, n, NULL, NULL);
         same[r] = owner_run(x, n, x, &ham[r]);
         other[r] = owner_run(x, n, y, &ham_other[r]);
+        hot_alone[r] = owner_run(xh, nh, NULL, NULL);
+        hot_same[r] = owner_run(xh, nh, xh, &ham_hot[r]);
     }
     atomic_store(&H.quit, 1);
     sem_post(&H.go);
@@ -423,6 +434,18 @@ static void section_c(void)
     printf("slowdown from sharing X's line     %8.2fx   (target: no slower, 1.0x)\n", s / a);
     printf("slowdown from a busy 2nd thread    %8.2fx   (control: the machine, not the layout)\n",
            o / a);
+    double ha = bench_median(hot_alone, (size_t)g_reps), hs = bench_median(hot_same, (size_t)g_reps);
+    printf("# X' made hot by this thread (frt_make_hot returned %d): per-thread counts\n", hot_rc);
+    printf("%-38s %8.3f ns\n", "hot X', this thread alone", ha);
+    printf("%-38s %8.3f ns   (other thread: %.2f ns per pair on X')\n",
+           "hot X', other thread on X' too", hs, bench_median(ham_hot, (size_t)g_reps));
+    printf("hot: with the other thread / alone %8.2fx   (target: no slower, 1.0x)\n", hs / ha);
+    printf("hot alone / owner alone (ordinary) %8.2fx   (the price of per-thread counting)\n",
+           ha / a);
+    R.hot_alone = ha;
+    R.hot_hammer = hs;
+    frt_decref(xh);
+    frt_gc_collect(0);
     R.fs_alone = a;
     R.fs_hammer = s;
     R.fs_other_line = o;
@@ -435,10 +458,10 @@ static void section_c(void)
 /* ------------------------------------------------------------------ */
 /* d and f: threads.                                                  */
 
-enum { K_FRT_PRIVATE, K_PLAIN_PRIVATE, K_ARC_PRIVATE, K_FRT_HOT, K_ARC_HOT, K_COUNT };
+enum { K_FRT_PRIVATE, K_PLAIN_PRIVATE, K_ARC_PRIVATE, K_FRT_HOT, K_FRT_MADE_HOT, K_ARC_HOT, K_COUNT };
 static const char *const kind_name[K_COUNT] = {"frt private (owner)", "plain private",
                                                "C11 atomic private", "frt hot (1 object)",
-                                               "C11 atomic hot (1 line)"};
+                                               "frt_make_hot (1 object)", "C11 atomic hot (1 line)"};
 
 typedef struct tjob {
     int kind;
@@ -474,13 +497,16 @@ static void *scale_thread(void *arg)
             atomic_store(j->hot_frt, new_obj()); /* thread 0 owns it */
         fn = loop_frt;
         break;
+    case K_FRT_MADE_HOT: /* scale_run made it: a stop here would wait for the barrier */
+        fn = loop_frt;
+        break;
     case K_ARC_HOT:
         obj = j->hot_arc;
         fn = loop_arc;
         break;
     }
     bench_barrier_wait(j->start);
-    if (j->kind == K_FRT_HOT)
+    if (j->kind == K_FRT_HOT || j->kind == K_FRT_MADE_HOT)
         obj = atomic_load(j->hot_frt);
     j->t0 = bench_now_ns();
     fn(obj, j->n);
@@ -505,6 +531,12 @@ static double scale_run(int kind, int T, size_t n)
     bench_barrier_init(&start, (unsigned)T);
     bench_barrier_init(&end, (unsigned)T);
     frt_object *_Atomic hot = NULL;
+    if (kind == K_FRT_MADE_HOT) {
+        frt_object *h = new_obj();
+        if (frt_make_hot(h) != 0)
+            die("frt_make_hot failed");
+        atomic_store(&hot, h);
+    }
     arc_obj *hot_arc = kind == K_ARC_HOT ? new_arc() : NULL;
     for (int i = 0; i < T; i++) {
         jobs[i] = (tjob){.kind = kind, .n = n, .start = &start, .end = &end, .hot_frt = &hot,
@@ -516,6 +548,10 @@ static double scale_run(int kind, int T, size_t n)
     for (int i = 0; i < T; i++)
         pthread_join(th[i], NULL);
     frt_blocking_end();
+    if (kind == K_FRT_MADE_HOT) {
+        frt_decref(atomic_load(&hot));
+        frt_gc_collect(0); /* frees it */
+    }
     uint64_t t0 = jobs[0].t0, t1 = jobs[0].t1;
     for (int i = 1; i < T; i++) {
         if (jobs[i].t0 < t0)
@@ -563,8 +599,13 @@ static void section_df(const long *threads, size_t nthreads)
                 base = tput[i];
         }
         printf("%-24s", kind_name[k]);
-        for (size_t i = 0; i < nthreads && i < 64; i++)
+        for (size_t i = 0; i < nthreads && i < 64; i++) {
             printf(" %9.1f", tput[i] / 1e6);
+            if (k == K_FRT_MADE_HOT && threads[i] <= 2)
+                R.hot2[threads[i]] = tput[i];
+            if (k == K_ARC_HOT && threads[i] == 2)
+                R.arc_hot2 = tput[i];
+        }
         printf("  Mpairs/s\n");
         if (base > 0) {
             printf("%-24s", "  efficiency");
@@ -579,6 +620,12 @@ static void section_df(const long *threads, size_t nthreads)
         }
     }
     R.have_d = R.min_eff < 1e9;
+    if (R.hot2[1] > 0 && R.hot2[2] > 0 && R.arc_hot2 > 0) {
+        printf("frt_make_hot: 2 threads / 1 thread       %8.2fx   (target >= 1.8x)\n",
+               R.hot2[2] / R.hot2[1]);
+        printf("frt_make_hot / C11 atomic line, 2 threads %7.2fx   (target >= 10x)\n",
+               R.hot2[2] / R.arc_hot2);
+    }
 }
 
 /* ------------------------------------------------------------------ */
