@@ -283,6 +283,14 @@ static void exec_one(pworker *w, prop_rop *r)
         o = w->h[r->h];
         r->result = o ? frt_make_shared(o) : 1;
         break;
+    case P_MAKE_HOT:
+        /* Not weakref objects: the model infers their deaths from their
+         * counts, which a hot object's death does not follow. */
+        o = w->h[r->h];
+        r->result = o && o->ob_type != atomic_load_explicit(&X.wr_type, memory_order_relaxed)
+                        ? frt_make_hot(o)
+                        : 1;
+        break;
     case P_WR_NEW:
         if (!(o = w->h[r->h])) {
             r->result = -1;

@@ -46,6 +46,7 @@ typedef struct prop_mobj {
     uint8_t alive;     /* not destroyed */
     uint8_t finalized; /* type finalize ran */
     int8_t gen;        /* 0..2, PROP_GEN_FROZEN, PROP_GEN_NONE */
+    uint8_t hot;       /* frt_make_hot: dies only in a collection */
     int slot[PROP_SLOTS];
     /* weak references */
     int target;
