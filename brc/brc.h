@@ -39,14 +39,24 @@ static inline int frt__is_hot(const frt_object *o)
 intptr_t frt__hot_count(frt_object *o);
 /* World stopped: start counting o per thread (FRT_EALREADY, FRT_ENOMEM);
  * go back to ordinary counting, returning the count (-1: o was not hot). */
-int frt__hot_promote_stopped(frt_object *o);
+int frt__hot_promote_stopped(frt_object *o, int automatic);
 intptr_t frt__hot_demote_stopped(frt_object *o);
 /* World stopped, at each collection: hot objects whose counts sum to zero
- * are chained onto *dead (as frt__brc_take_queue does). */
+ * are chained onto *dead (as frt__brc_take_queue does); adaptive
+ * promotions waiting are made, and adaptive hot objects gone cold are
+ * demoted. */
 void frt__hot_sweep(frt_object **dead);
 /* Detach: fold ts's counts into the objects; ts counts on their shared
  * counts from then on. */
 void frt__hot_thread_fold(frt_tstate *ts);
+/* Adaptive promotion (hot_adaptive.c): a sampled non-owner decref of o
+ * (the caller holds a reference); the promotions that ts's safepoint owes
+ * (FRT_TS_HOT); o is being freed; with the world stopped at a
+ * collection, make the promotions that wait. */
+void frt__hot_sample(frt_tstate *ts, frt_object *o);
+void frt__hot_promote_pending(frt_tstate *ts);
+void frt__hot_forget(frt_object *o);
+void frt__hot_sweep_candidates(void);
 /* frt_init and frt_shutdown: forget every index and array. */
 void frt__hot_reset(void);
 

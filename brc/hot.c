@@ -26,7 +26,9 @@
  *   - hot.lock guards the index table and the list of threads with arrays;
  *     it is never held across a safepoint, so a stopper can always take it.
  *     Other threads read a thread's slots under it or with the world
- *     stopped; a thread swaps in a grown array under it. */
+ *     stopped; a thread swaps in a grown array under it.
+ * hot_adaptive.c promotes contended objects by itself; the sweep demotes
+ * them once cold (went_cold). */
 #include <string.h>
 
 #include "brc.h"
@@ -37,6 +39,7 @@
 typedef struct hot_entry {
     frt_object *o;     /* NULL: a free index */
     uint32_t next_free; /* free list, index + 1 (0 ends it) */
+    uint32_t cold;      /* adaptive: collections in a row that found it cold */
 } hot_entry;
 
 static struct {
@@ -63,6 +66,8 @@ static void slot_add(frt_hot_slot *s, intptr_t d)
 {
     atomic_store_explicit(&s->count, atomic_load_explicit(&s->count, memory_order_relaxed) + d,
                           memory_order_relaxed);
+    atomic_store_explicit(&s->ops, atomic_load_explicit(&s->ops, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 /* Room for index i in ts's array. Only ts itself calls this. */
@@ -83,6 +88,8 @@ static int grow(frt_tstate *ts, uint32_t i)
     for (uint32_t k = 0; k < cap; k++) {
         atomic_store_explicit(&slots[k].count,
                               atomic_load_explicit(&old[k].count, memory_order_relaxed),
+                              memory_order_relaxed);
+        atomic_store_explicit(&slots[k].ops, atomic_load_explicit(&old[k].ops, memory_order_relaxed),
                               memory_order_relaxed);
     }
     void *old_mem = ts->hot_mem;
@@ -186,6 +193,7 @@ static void index_release(uint32_t i)
         if (i < atomic_load_explicit(&ts->hot_cap, memory_order_relaxed)) {
             frt_hot_slot *s = &atomic_load_explicit(&ts->hot, memory_order_relaxed)[i];
             atomic_store_explicit(&s->count, 0, memory_order_relaxed);
+            atomic_store_explicit(&s->ops, 0, memory_order_relaxed);
         }
     }
     hot.tab[i].o = NULL;
@@ -195,7 +203,7 @@ static void index_release(uint32_t i)
 }
 
 /* World stopped, hot.lock held. */
-static int promote_locked(frt_object *o)
+static int promote_locked(frt_object *o, int automatic)
 {
     uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
     if (local >= FRT_REF_HOT)
@@ -213,16 +221,19 @@ static int promote_locked(frt_object *o)
                           memory_order_relaxed);
     atomic_store_explicit(&o->ob_tid, FRT_TID_HOT, memory_order_relaxed);
     atomic_store_explicit(&o->ob_ref_local, FRT_REF_HOT + i, memory_order_relaxed);
+    if (automatic)
+        atomic_fetch_or_explicit(&o->ob_flags, FRT_OF_HOT_AUTO, memory_order_relaxed);
     hot.tab[i].o = o;
+    hot.tab[i].cold = 0;
     atomic_fetch_add_explicit(&frt__rt.hot_now, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&frt__rt.hot_promoted, 1, memory_order_relaxed);
     return 0;
 }
 
-int frt__hot_promote_stopped(frt_object *o)
+int frt__hot_promote_stopped(frt_object *o, int automatic)
 {
     pthread_mutex_lock(&hot.lock);
-    int rc = promote_locked(o);
+    int rc = promote_locked(o, automatic);
     pthread_mutex_unlock(&hot.lock);
     return rc;
 }
@@ -237,6 +248,7 @@ static intptr_t demote_locked(frt_object *o, uint32_t i)
     atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
     atomic_store_explicit(&o->ob_ref_shared, n * FRT_REF_SHARED_ONE | FRT_REF_MERGED,
                           memory_order_relaxed);
+    atomic_fetch_and_explicit(&o->ob_flags, (uint16_t)~FRT_OF_HOT_AUTO, memory_order_relaxed);
     return n;
 }
 
@@ -249,8 +261,31 @@ intptr_t frt__hot_demote_stopped(frt_object *o)
     return n;
 }
 
+/* Adaptive demotion (docs/design.md, "Hot objects"): an object the runtime
+ * promoted goes back once FRT_HOT_COLD_RUNS collections in a row found
+ * fewer than two threads counting on it since the collection before. Each
+ * collection restarts every object's operation counts. */
+#define FRT_HOT_COLD_RUNS 4
+
+static int went_cold(frt_object *o, uint32_t i)
+{
+    unsigned busy = 0;
+    for (frt_tstate *ts = hot.threads; ts; ts = ts->hot_next) {
+        if (i < atomic_load_explicit(&ts->hot_cap, memory_order_relaxed)) {
+            frt_hot_slot *s = &atomic_load_explicit(&ts->hot, memory_order_relaxed)[i];
+            busy += atomic_load_explicit(&s->ops, memory_order_relaxed) != 0;
+            atomic_store_explicit(&s->ops, 0, memory_order_relaxed);
+        }
+    }
+    if (!(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_HOT_AUTO))
+        return 0; /* made hot by the program: it stays hot */
+    hot.tab[i].cold = busy >= 2 ? 0 : hot.tab[i].cold + 1;
+    return hot.tab[i].cold >= FRT_HOT_COLD_RUNS;
+}
+
 void frt__hot_sweep(frt_object **dead)
 {
+    frt__hot_sweep_candidates();
     pthread_mutex_lock(&hot.lock);
     for (uint32_t i = 0; i < hot.used; i++) {
         frt_object *o = hot.tab[i].o;
@@ -267,6 +302,9 @@ void frt__hot_sweep(frt_object **dead)
             demote_locked(o, i);
             atomic_store_explicit(&o->ob_tid, (uintptr_t)*dead, memory_order_relaxed);
             *dead = o;
+        } else if (went_cold(o, i)) {
+            demote_locked(o, i);
+            atomic_fetch_add_explicit(&frt__rt.hot_demoted, 1, memory_order_relaxed);
         }
     }
     pthread_mutex_unlock(&hot.lock);
@@ -313,6 +351,7 @@ void frt__hot_reset(void)
     pthread_mutex_unlock(&hot.lock);
     atomic_store(&frt__rt.hot_now, 0);
     atomic_store(&frt__rt.hot_promoted, 0);
+    atomic_store(&frt__rt.hot_demoted, 0);
 }
 
 int frt_make_hot(frt_object *o)
@@ -324,11 +363,15 @@ int frt_make_hot(frt_object *o)
         FRT_MISUSE(o, "frt_make_hot from a thread that is not attached");
         return FRT_ESTATE;
     }
-    if (atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) >= FRT_REF_HOT)
+    if (atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) >= FRT_REF_HOT) {
+        /* Made hot by the runtime: the program wants it hot for good. No
+         * stop can demote it meanwhile: we are not at a safepoint. */
+        atomic_fetch_and_explicit(&o->ob_flags, (uint16_t)~FRT_OF_HOT_AUTO, memory_order_relaxed);
         return FRT_EALREADY;
+    }
     if (frt_stop_the_world() != 0)
         return FRT_ESTATE;
-    int rc = frt__hot_promote_stopped(o);
+    int rc = frt__hot_promote_stopped(o, 0);
     frt_start_the_world();
     return rc;
 }

@@ -170,4 +170,6 @@ void frt__brc_install(frt_hooks *hooks)
     hooks->merge_queue = frt__brc_merge_queue;
     hooks->close_queue = frt__brc_close_queue;
     hooks->merge = frt__brc_merge;
+    hooks->hot_pending = frt__hot_promote_pending;
+    hooks->hot_forget = frt__hot_forget;
 }

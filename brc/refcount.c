@@ -52,8 +52,27 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra)
     return count;
 }
 
+/* Adaptive promotion samples every FRT_HOT_SAMPLE-th non-owner decref
+ * (hot_adaptive.c): a countdown of this thread's own, one increment beside
+ * the atomic below. */
+#define FRT_HOT_SAMPLE 64
+#if defined(__GNUC__)
+static __thread uint32_t hot_countdown __attribute__((tls_model("initial-exec")));
+#else
+static _Thread_local uint32_t hot_countdown;
+#endif
+
+static FRT_COLD void sample(frt_object *o)
+{
+    frt_tstate *ts = frt__tstate();
+    if (ts)
+        frt__hot_sample(ts, o);
+}
+
 void frt__decref_shared(frt_object *o)
 {
+    if (FRT_UNLIKELY((++hot_countdown & (FRT_HOT_SAMPLE - 1)) == 0))
+        sample(o);
     intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
     if (FRT_REF_STATE(shared) == FRT_REF_MERGED) {
         /* Merged is final while anyone holds a reference (only the thread

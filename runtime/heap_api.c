@@ -22,6 +22,7 @@ void frt_heap_get_stats(frt_heap_stats *out)
     out->large_objects = large;
     out->hot_objects = atomic_load(&frt__rt.hot_now);
     out->hot_promoted = atomic_load(&frt__rt.hot_promoted);
+    out->hot_demoted = atomic_load(&frt__rt.hot_demoted);
 }
 
 size_t frt_heap_trim(void)

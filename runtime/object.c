@@ -149,6 +149,8 @@ static int finalize_once(frt_tstate *ts, frt_object *o)
     return 1;
 }
 
+_Alignas(64) _Atomic unsigned frt__hot_waiting;
+
 static void dealloc_one(frt_tstate *ts, frt_object *o)
 {
     if (finalize_once(ts, o))
@@ -161,6 +163,8 @@ static void dealloc_one(frt_tstate *ts, frt_object *o)
         frt__weakrefs_on_dealloc(o);
     if (o->ob_gc_bits && frt__rt.hooks.object_free)
         frt__rt.hooks.object_free(o);
+    if (FRT_UNLIKELY(atomic_load_explicit(&frt__hot_waiting, memory_order_acquire)))
+        frt__rt.hooks.hot_forget(o);
     if (o->ob_type->destroy)
         o->ob_type->destroy(o);
     release_block(ts, o);

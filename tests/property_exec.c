@@ -823,6 +823,9 @@ void prop_run(const prop_prog *prog, const prop_cfg *cfg, prop_result *res)
     X.model.trace_out = cfg->trace;
     frt_config c;
     frt_config_default(&c);
+    /* The model knows which objects are hot from make_hot: the runtime
+     * must not promote others by itself (test_hot_adaptive tests that). */
+    c.hot_adaptive = FRT_HOT_ADAPTIVE_OFF;
     if (frt_init(&c) != 0)
         prop_fail("init", "frt_init failed");
     if (frt_gc_callback_add(gc_callback, NULL) != 0)

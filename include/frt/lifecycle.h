@@ -17,7 +17,13 @@ typedef struct frt_config {
     /* Empty arenas kept mapped for reuse before they go back to the OS
      * (frt_heap_trim returns them at once). Default 4. */
     size_t arena_cache;
+    /* Adaptive hot objects: the runtime counts an object per thread when
+     * it sees two threads contend on its shared count, and goes back when
+     * they stop (docs/tuning.md). 0 (default) or FRT_HOT_ADAPTIVE_ON: on;
+     * FRT_HOT_ADAPTIVE_OFF: only frt_make_hot makes objects hot. */
+    int hot_adaptive;
 } frt_config;
+enum { FRT_HOT_ADAPTIVE_ON = 1, FRT_HOT_ADAPTIVE_OFF = -1 };
 
 FRT_API void frt_config_default(frt_config *cfg);
 FRT_API int frt_init(const frt_config *cfg); /* NULL = defaults; attaches the calling thread */

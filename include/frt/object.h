@@ -70,7 +70,8 @@ enum {
     FRT_OF_FINALIZED = 1u << 0,     /* type->finalize has run (PEP 442: at most once) */
     FRT_OF_MAYBE_WEAKREF = 1u << 1, /* a weak reference may exist */
     FRT_OF_LARGE = 1u << 2,         /* block mapped from the OS on its own */
-    FRT_OF_HAS_FINALIZER = 1u << 3  /* an frt_finalizer is registered */
+    FRT_OF_HAS_FINALIZER = 1u << 3, /* an frt_finalizer is registered */
+    FRT_OF_HOT_AUTO = 1u << 4       /* made hot by the runtime, which may demote it */
 };
 
 typedef int (*frt_visit_fn)(frt_object *ref, void *arg); /* nonzero stops traversal */
