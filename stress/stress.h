@@ -66,6 +66,7 @@ typedef struct stress_options {
     const char *json, *csv, *plot, *report;
     stress_fault fault;
     int hot;                /* --hot: frt_make_hot on the objects every thread counts on */
+    int hot_off;            /* --hot-off: no adaptive hot objects */
     double stw_probe_ms;    /* interval of the harness's own stop-the-world probes; 0: none */
     size_t gc_threshold[3];
     double timeout;         /* per case, seconds; 0: automatic */

@@ -505,6 +505,12 @@ static long o_refcount(void *ctx, int id)
     return (long)frt_refcount(ptr_of(id));
 }
 
+static int o_is_hot(void *ctx, int id)
+{
+    (void)ctx;
+    return frt_is_hot(ptr_of(id));
+}
+
 static int o_wr_get(void *ctx, int id, int target)
 {
     (void)ctx;
@@ -622,7 +628,7 @@ static long o_freeze_count(void *ctx)
 static const prop_observer observer = {
     NULL,          o_destroyed,   o_finalized,  o_called,      o_fn_ran,
     o_collections, o_refcount,    o_wr_get,     o_wr_count,    o_fin_alive,
-    o_res_present, o_check_object, o_gens,      o_freeze_count,
+    o_res_present, o_check_object, o_gens,      o_freeze_count, o_is_hot,
 };
 
 /* ------------------------------------------------------------------ */

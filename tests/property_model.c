@@ -658,13 +658,13 @@ void prop_model_apply(prop_model *m, const prop_rop *rops, size_t n)
                 prop_fail("make_shared", "frt_make_shared(#%d) returned %ld", m->h[t][r->h], r->result);
             break;
         case P_MAKE_HOT:
+            /* EALREADY: hot already, perhaps by another thread's make_hot
+             * of this round, applied here in either order. */
             v = m->h[t][r->h];
-            if (v >= 0 && r->result == 0)
+            if (v >= 0 && (r->result == 0 || r->result == FRT_EALREADY))
                 m->obj[v].hot = 1;
-            else if (v >= 0 && r->result != FRT_EALREADY && r->result != 1)
+            else if (v >= 0 && r->result != 1)
                 prop_fail("make_hot", "frt_make_hot(#%d) returned %ld", v, r->result);
-            else if (v >= 0 && r->result == FRT_EALREADY && !m->obj[v].hot)
-                prop_fail("make_hot", "frt_make_hot(#%d) says already hot; the model says not", v);
             break;
         case P_WR_NEW:
             v = m->h[t][r->h];
@@ -1053,10 +1053,10 @@ void prop_model_predict_collect(prop_model *m, int gen, prop_expect *e)
         prop_mobj *o = &p.obj[i];
         if (in[i] && o->alive && (!u[i] || mark[i]))
             o->gen = (int8_t)(gen < 2 ? gen + 1 : 2);
-        /* A hot object the sweep freed, resurrected by its finalizer: not
-         * examined, but a full collection leaves nothing young. */
-        if (hot_dead[i] && o->alive && gen == 2 && tracked_kind(o->kind) && o->gen >= 0 && o->gen <= 2)
-            o->gen = 2;
+        /* A hot object the sweep freed, resurrected by its finalizer, was
+         * not examined: where it ends up is learned after the collection. */
+        if (hot_dead[i] && o->alive && tracked_kind(o->kind))
+            m->gens_exact = 0;
         e->destroyed[i] = p.died[i] && o->kind != MK_WREF;
         e->cleared[i] = o->cleared;
         e->gen[i] = o->gen;
@@ -1138,6 +1138,15 @@ void prop_model_reconcile(prop_model *m, const prop_observer *obs, const prop_ex
     long dcoll = ncoll - m->acc_collections;
     m->acc_collections = ncoll;
     int strict = e != NULL;
+    /* A collection ends hot counting for what it frees and for cyclic
+     * garbage (which a finalizer may resurrect): learn which objects are
+     * still hot from the runtime. make_hot results are checked when they
+     * are applied. */
+    if (dcoll > 0)
+        for (size_t i = 0; i < N; i++)
+            if (m->obj[i].exists && m->obj[i].alive && m->obj[i].hot &&
+                obs->destroyed(ctx, (int)i) == m->acc_destroyed[i]) /* not freed meanwhile */
+                m->obj[i].hot = (uint8_t)obs->is_hot(ctx, (int)i);
     if (strict && dcoll != 1)
         prop_fail("collections", "frt_gc_collect at a barrier: %ld collections ran, expected 1", dcoll);
     /* An automatic (or concurrent) collection ran: garbage may or may not

@@ -127,6 +127,7 @@ typedef struct prop_observer {
      * in 0..2); returns 0, or -1 if they cannot be read */
     int (*gens)(void *ctx, const int *ids, size_t n, int8_t *out);
     long (*freeze_count)(void *ctx);
+    int (*is_hot)(void *ctx, int id); /* frt_is_hot of a live object */
 } prop_observer;
 
 typedef struct prop_model {
