@@ -220,7 +220,9 @@ void frt__dealloc(frt_object *o)
      * weakref, no finalizer; untracked) runs no code when freed: free its
      * block here, without the loop. Debug builds poison it there. */
     if (FRT_LIKELY(ts != NULL) && !t->finalize && !t->destroy && !o->ob_gc_bits &&
-        !atomic_load_explicit(&o->ob_flags, memory_order_relaxed)) {
+        !atomic_load_explicit(&o->ob_flags, memory_order_relaxed) &&
+        /* adaptive promotions that wait must hear of it (dealloc_one) */
+        !atomic_load_explicit(&frt__hot_waiting, memory_order_acquire)) {
         o->ob_type = NULL;
         frt__block_free(ts->heap, o);
         return;
