@@ -360,7 +360,7 @@ static void *heater(void *p)
     (void)p;
     CHECK_EQ(frt_thread_attach(), 0);
     int i = 0;
-    while (!atomic_load(&stop_flag)) {
+    while (!atomic_load(&stop_flag) || i < NOBJ) { /* every object at least once */
         int rc = frt_make_hot(&objs[i % NOBJ]->ob);
         CHECK(rc == 0 || rc == FRT_EALREADY);
         frt_gc_collect(i % 3);
