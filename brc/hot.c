@@ -248,7 +248,7 @@ static intptr_t demote_locked(frt_object *o, uint32_t i)
     atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
     atomic_store_explicit(&o->ob_ref_shared, n * FRT_REF_SHARED_ONE | FRT_REF_MERGED,
                           memory_order_relaxed);
-    atomic_fetch_and_explicit(&o->ob_flags, (uint16_t)~FRT_OF_HOT_AUTO, memory_order_relaxed);
+    atomic_fetch_and_explicit(&o->ob_flags, (uint8_t)~FRT_OF_HOT_AUTO, memory_order_relaxed);
     return n;
 }
 
@@ -366,7 +366,7 @@ int frt_make_hot(frt_object *o)
     if (atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) >= FRT_REF_HOT) {
         /* Made hot by the runtime: the program wants it hot for good. No
          * stop can demote it meanwhile: we are not at a safepoint. */
-        atomic_fetch_and_explicit(&o->ob_flags, (uint16_t)~FRT_OF_HOT_AUTO, memory_order_relaxed);
+        atomic_fetch_and_explicit(&o->ob_flags, (uint8_t)~FRT_OF_HOT_AUTO, memory_order_relaxed);
         return FRT_EALREADY;
     }
     if (frt_stop_the_world() != 0)

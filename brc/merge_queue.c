@@ -81,17 +81,31 @@ static void disown_one(void *block, size_t size, void *arg)
     }
 }
 
-/* Detach: give up every object we own, then close the queue. An object we
- * own lives in our heap or among the large objects (object.c keeps it so),
- * and the next thread given our thread pointer must find none of them
- * claiming it. The walk costs one load per block of our heap. */
+/* Detach. The owner keeps its id throughout: every object queued to it
+ * is merged and freed by it as the owner (finalize_once needs that), and
+ * it gives up every object it owns, since the next thread given its thread
+ * pointer must find none claiming it. An owned object lives in our heap or
+ * among the large objects (object.c keeps it so); the walk costs one load
+ * per block of our heap. The frees run finalizers and destroys, which may
+ * allocate (objects we own) and drop references (queued to us): so go
+ * round until a walk frees nothing and the queue closes empty, the only
+ * moment nothing of ours is left anywhere. It ends: an object is queued to
+ * us at most once, and only what the frees allocate can be ours anew. (A
+ * fork child closes the queue of a thread that did not come along: nothing
+ * is pushed to it any more and its frees run on the calling thread, so one
+ * round does.) */
 void frt__brc_close_queue(frt_tstate *ts)
 {
-    disown_walk d = {atomic_load_explicit(&ts->tid, memory_order_relaxed), NULL};
-    frt__heap_walk_blocks(ts->heap, disown_one, &d);
-    frt__large_walk(disown_one, &d);
-    merge_chunks(&ts->brc_queue, frt_objq_close(&ts->brc_queue), &d.dead);
-    free_dead(d.dead);
+    uintptr_t tid = atomic_load_explicit(&ts->tid, memory_order_relaxed);
+    for (;;) {
+        frt__brc_merge_queue(ts);
+        disown_walk d = {tid, NULL};
+        frt__heap_walk_blocks(ts->heap, disown_one, &d);
+        frt__large_walk(disown_one, &d);
+        if (!d.dead && frt_objq_close_empty(&ts->brc_queue))
+            break;
+        free_dead(d.dead);
+    }
     /* Last: the frees above may have counted on hot objects. */
     frt__hot_thread_fold(ts);
 }

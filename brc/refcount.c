@@ -204,9 +204,6 @@ static void check(frt_object *o, const char *op)
 {
     if (!o)
         frt__fatal(NULL, op);
-    /* Attached means having a thread state: a detaching thread owns no
-     * object any more (it counts as a non-owner while its queue closes and
-     * frees objects whose destroy decrefs more) but is still attached. */
     if (!frt__tstate())
         frt__misuse(o, "reference counted from a thread that is not attached");
     if (!o->ob_type)

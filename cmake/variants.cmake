@@ -50,6 +50,7 @@ function(frt_add_variant name suffix)
     target_link_options(${t} PUBLIC ${V_OPTIONS})
     add_library(frt::${t} ALIAS ${t})
   endforeach()
+  frt_link_urcu(${name} ${name}_static)
   install(FILES ${inc}/frt/config.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/frt-${suffix}/frt)
   install(TARGETS ${name} ${name}_static EXPORT frtTargets
           LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

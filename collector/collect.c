@@ -88,9 +88,11 @@ static void print_object(const char *what, frt_object *o)
     fprintf(stderr, "gc: %s <%s %p>\n", what, o->ob_type->name ? o->ob_type->name : "?", (void *)o);
 }
 
-long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
+long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic, size_t *found)
 {
     (void)automatic;
+    if (found)
+        *found = 0;
     if (me->in_gc_callback)
         return 0;
     int expected = 0;
@@ -215,9 +217,15 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
         frt_object *dead2 = NULL;
         frt__gc_merge_all_queues(&dead2);
         nres = find_resurrected(u, nu, resurrected, &check_failed);
-        for (size_t i = 0; i < nu; i++)
-            if (resurrected[i])
+        /* A resurrected object may be in another thread's hands already
+         * (a finalizer published it), and that thread may untrack it: its
+         * bits are written now, while the world is stopped, never after. */
+        for (size_t i = 0; i < nu; i++) {
+            if (resurrected[i]) {
                 frt__gc_promote(u[i], gen);
+                u[i]->ob_gc_bits &= (uint8_t)~FRT_GC_UNREACHABLE;
+            }
+        }
         /* Still stopped: no weakref_get can slip in between the check and
          * the clearing of what stays garbage. */
         frt__gc_weakrefs_clear_rest(u, nu, resurrected);
@@ -237,6 +245,9 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
         if (saveall) {
             if (debug & FRT_GC_DEBUG_UNCOLLECTABLE)
                 print_object("uncollectable", o);
+            /* Garbage no more once in the list, where any thread can get
+             * it: its bits are final before it is published. */
+            o->ob_gc_bits &= (uint8_t)~FRT_GC_UNREACHABLE;
             frt_incref(o); /* the list's own reference */
             /* Without memory for the list the object stays as it is,
              * unreachable and alive, for the next collection to find (as
@@ -249,9 +260,13 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
             collected++;
         }
     }
-    /* Dropping the holds frees the cleared garbage through ordinary decrefs. */
+    /* Dropping the holds frees the cleared garbage through ordinary decrefs.
+     * What is left of it after clear() is reachable from no other thread
+     * (no weakref, not resurrected, not in the list): its bits are still
+     * ours to write. */
     for (size_t i = 0; i < nu; i++) {
-        u[i]->ob_gc_bits &= (uint8_t)~FRT_GC_UNREACHABLE;
+        if (!resurrected[i] && !saveall)
+            u[i]->ob_gc_bits &= (uint8_t)~FRT_GC_UNREACHABLE;
         frt_decref(u[i]);
     }
     me->in_gc_callback--;
@@ -281,7 +296,10 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic)
     frt__gc_run_callbacks(FRT_GC_STOP, &info);
     me->in_gc_callback--;
     atomic_store(&frt__gc.collecting, 0);
-    return (long)nu;
+    if (found)
+        *found = nu;
+    /* As CPython: what a finalizer resurrected was not collected. */
+    return (long)(collected + uncollectable);
 }
 
 long frt_gc_collect(int generation)
@@ -297,5 +315,5 @@ long frt_gc_collect(int generation)
      * collection, as from one the collector runs (in_gc_callback). */
     if (me->in_dealloc)
         return 0;
-    return frt__gc_collect_gen(me, generation, 0);
+    return frt__gc_collect_gen(me, generation, 0, NULL);
 }

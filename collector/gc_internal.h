@@ -144,7 +144,9 @@ static inline intptr_t frt__gc_refcount(frt_object *o)
 int frt__gc_weakrefs_take_callbacks(frt_object **u, size_t n, frt_weakref **calls);
 void frt__gc_weakrefs_clear_rest(frt_object **u, size_t n, const uint8_t *resurrected);
 
-long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic);
+/* Returns what frt_gc_collect does (collected + uncollectable); *found,
+ * if not NULL, gets every unreachable object found, resurrected included. */
+long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic, size_t *found);
 void frt__gc_run_callbacks(int phase, const frt_gc_info *info);
 int frt__gc_garbage_append(frt_object *o); /* steals the reference */
 void frt__gc_install(frt_hooks *hooks, const frt_config *cfg);

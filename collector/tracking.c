@@ -102,7 +102,7 @@ static void collect_pending(frt_tstate *ts)
     }
     pthread_mutex_unlock(&frt__gc.lock);
     if (gen >= 0)
-        frt__gc_collect_gen(ts, gen, 1);
+        frt__gc_collect_gen(ts, gen, 1, NULL);
 }
 
 static void gc_shutdown(void)
@@ -112,9 +112,14 @@ static void gc_shutdown(void)
      * cycles alive: drop it, then collect until nothing more is found. */
     atomic_fetch_and(&frt__gc.debug, ~(unsigned)FRT_GC_DEBUG_SAVEALL);
     frt_gc_garbage_clear();
-    for (int i = 0; i < 8; i++)
-        if (frt__gc_collect_gen(ts, 2, 0) <= 0)
+    /* Again while a run finds anything, resurrected objects included: a
+     * finalizer that resurrects its object may also have made garbage. */
+    for (int i = 0; i < 8; i++) {
+        size_t found;
+        frt__gc_collect_gen(ts, 2, 0, &found);
+        if (!found)
             break;
+    }
     /* The callbacks belong to this run (frt_init starts with none): give
      * their array back, or it outlives frt_shutdown. */
     pthread_mutex_lock(&frt__gc.lock);

@@ -4,16 +4,16 @@
  * name finds it, and once the last user drops it, it is freed and the
  * weakref's callback takes the dead entry out of the map.
  *
- * The locking rules this shows (docs/api.md, "Blocking sections"):
- *   - waiting for the map mutex happens inside frt_blocking_begin/end, so a
- *     stop-the-world (the collector runs them) never waits for a thread that
- *     waits for the lock;
- *   - no frt_decref of a model while holding the mutex: that decref may be
- *     the last one, which runs model_gone on this thread, which takes the
- *     mutex itself (a self-deadlock). Decrefs happen after the unlock;
- *   - building a model (frt_new, which may park at a safepoint) happens
- *     outside the lock, so two builders of one name can race: the loser
- *     uses the winner's model and throws its own away. */
+ * The map is an frt object and its fields are read and changed only inside
+ * a critical section on it (docs/api.md, "Locks and critical sections"):
+ * lookups, inserts and the weakref callback alike. The callback may run on
+ * any thread, also on one that is inside such a section already, and the
+ * section in a callback never deadlocks: a thread that waits for a lock
+ * first lets go of the sections it holds. What the code does keep in mind
+ * is that a decref or an frt_new may run a callback that changes the map,
+ * so it does those outside the section, or looks the entry up again after.
+ * Building a model happens outside the section, so two builders of one
+ * name can race: the loser uses the winner's model and throws its own away. */
 #include <frt/frt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -50,23 +50,30 @@ static void model_destroy(frt_object *self)
 }
 static const frt_type model_type = {"model", sizeof(model), NULL, NULL, NULL, model_destroy};
 
-/* ---- the map: name -> weakref, chained buckets, one mutex ---------- */
+/* ---- the map: name -> weakref, chained buckets ---------------------- */
 typedef struct entry { struct entry *next; const char *name; frt_weakref *wr; } entry;
-static struct { pthread_mutex_t lock; entry *bucket[NBUCKETS]; size_t count; } cache = {
-    .lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void cache_lock(void)
+typedef struct cache_map {
+    frt_object ob;
+    entry *bucket[NBUCKETS];
+    size_t count;
+} cache_map;
+static void cache_destroy(frt_object *self)
 {
-    if (pthread_mutex_trylock(&cache.lock) == 0)
-        return;
-    frt_blocking_begin();             /* the wait may last: let a stop-the-world go on */
-    pthread_mutex_lock(&cache.lock);
-    frt_blocking_end();
+    cache_map *c = (cache_map *)self;
+    for (int b = 0; b < NBUCKETS; b++)
+        for (entry *e = c->bucket[b], *next; e; e = next) {
+            next = e->next;
+            frt_decref(frt_weakref_object(e->wr));
+            free(e);
+        }
 }
+static const frt_type cache_type = {"cache", sizeof(cache_map), NULL, NULL, NULL, cache_destroy};
+static cache_map *cache;
+static size_t cache_left; /* count when the cache went */
 
-static entry **find(const char *name) /* under the lock */
+static entry **find(const char *name) /* inside a critical section on cache */
 {
-    entry **pp = &cache.bucket[(strlen(name) * 31 + (unsigned char)name[0]) % NBUCKETS];
+    entry **pp = &cache->bucket[(strlen(name) * 31 + (unsigned char)name[0]) % NBUCKETS];
     while (*pp && strcmp((*pp)->name, name) != 0)
         pp = &(*pp)->next;
     return pp;
@@ -79,16 +86,16 @@ static entry **find(const char *name) /* under the lock */
 static void model_gone(frt_weakref *wr, void *ctx)
 {
     entry *dead = NULL;
-    cache_lock();
+    FRT_BEGIN_CRITICAL_SECTION(cache);
     entry **pp = find(ctx);
     if (*pp && (*pp)->wr == wr) {
         dead = *pp;
         *pp = dead->next;
-        cache.count--;
+        cache->count--;
     }
-    pthread_mutex_unlock(&cache.lock);
+    FRT_END_CRITICAL_SECTION();
     atomic_fetch_add(dead ? &cb_removed : &cb_stale, 1);
-    if (dead) /* after the unlock: the map's reference (the runtime holds one too) */
+    if (dead) /* the map's reference (the runtime holds one too) */
         frt_decref(frt_weakref_object(dead->wr));
     free(dead);
 }
@@ -109,20 +116,21 @@ typedef struct stats { unsigned long hits, misses, races, bad; } stats;
 /* A new reference to the model called name, from the cache or built. */
 static model *lookup(const char *name, stats *st)
 {
-    cache_lock();
+    frt_object *o;
+    FRT_BEGIN_CRITICAL_SECTION(cache);
     entry *e = *find(name);
-    frt_object *o = e ? frt_weakref_get(e->wr) : NULL; /* NULL: dead, or dying right now */
-    pthread_mutex_unlock(&cache.lock);
+    o = e ? frt_weakref_get(e->wr) : NULL; /* NULL: dead, or dying right now */
+    FRT_END_CRITICAL_SECTION();
     if (o) {
         st->hits++;
         return (model *)o;
     }
     st->misses++;
-    model *m = build(name); /* no lock held: frt_new may park */
+    model *m = build(name); /* outside: frt_new may run callbacks that change the map */
     frt_weakref *wr = frt_weakref_new(&m->ob, model_gone, (void *)name);
     entry *fresh = malloc(sizeof *fresh);
     frt_weakref *old = NULL;
-    cache_lock();
+    FRT_BEGIN_CRITICAL_SECTION(cache);
     entry **pp = find(name);
     if (*pp && (o = frt_weakref_get((*pp)->wr)) != NULL) {
         /* someone else built it meanwhile: use theirs */
@@ -133,9 +141,9 @@ static model *lookup(const char *name, stats *st)
         *fresh = (entry){NULL, name, wr};
         *pp = fresh;
         fresh = NULL;
-        cache.count++;
+        cache->count++;
     }
-    pthread_mutex_unlock(&cache.lock);
+    FRT_END_CRITICAL_SECTION();
     free(fresh);
     if (o) {
         st->races++;
@@ -188,6 +196,7 @@ static void *worker(void *arg)
 int main(void)
 {
     frt_init(NULL);
+    cache = (cache_map *)frt_new(&cache_type);
     pthread_t t[NTHREADS];
     for (int i = 0; i < NTHREADS; i++)
         pthread_create(&t[i], NULL, worker, &results[i]);
@@ -195,6 +204,8 @@ int main(void)
     for (int i = 0; i < NTHREADS; i++)
         pthread_join(t[i], NULL);
     frt_blocking_end();
+    cache_left = cache->count; /* every model is gone: so is every entry */
+    frt_decref(&cache->ob);
 
     stats sum = {0};
     for (int i = 0; i < NTHREADS; i++) {
@@ -211,12 +222,12 @@ int main(void)
            sum.hits + sum.misses, sum.hits, sum.misses, sum.races, sum.bad);
     printf("models built %u, destroyed exactly once %u\n", built, once);
     printf("entries inserted %lu = removed by callback %lu + replaced %lu (stale callbacks %lu);"
-           " left in the map %zu\n", ins, rem, rep, atomic_load(&cb_stale), cache.count);
+           " left in the map %zu\n", ins, rem, rep, atomic_load(&cb_stale), cache_left);
     int alive = frt_shutdown();
     printf("objects alive at shutdown: %d\n", alive);
     int ok = sum.hits + sum.misses == (unsigned long)NTHREADS * LOOKUPS && sum.misses == built &&
              sum.bad == 0 && once == built && ins == rem + rep &&
-             ins + sum.races == built && cache.count == 0 && alive == 0 && sum.hits > 0;
+             ins + sum.races == built && cache_left == 0 && alive == 0 && sum.hits > 0;
     puts(ok ? "weak_cache: OK" : "weak_cache: FAILED");
     return ok ? 0 : 1;
 }

@@ -32,8 +32,10 @@ static __thread struct {
 
 /* The order locks are taken in; released in reverse. */
 static void (*const lock_hooks[])(int phase) = {
+    frt__qsbr_fork, /* the child stops waiting for grace periods */
     frt__finalizers_fork, frt__weakrefs_fork, frt__heaps_fork,
     frt__arenas_fork,     frt__large_fork,    frt__stw_fork,
+    frt__parking_lot_fork,
 };
 #define NHOOKS (sizeof lock_hooks / sizeof lock_hooks[0])
 

@@ -29,12 +29,14 @@ static inline void frt__fork_mutex(pthread_mutex_t *m, int phase)
 
 void frt__fork_register(void);      /* frt_init: pthread_atfork, once per process */
 
+void frt__qsbr_fork(int phase);       /* runtime/qsbr.c: the child waits for no grace period */
 void frt__finalizers_fork(int phase); /* runtime/finalizer.c */
 void frt__weakrefs_fork(int phase);   /* runtime/weakref.c */
 void frt__heaps_fork(int phase);      /* runtime/pool.c */
 void frt__arenas_fork(int phase);     /* runtime/arena.c */
 void frt__large_fork(int phase);      /* runtime/large.c */
 void frt__stw_fork(int phase);        /* runtime/stw.c: the stats lock */
+void frt__parking_lot_fork(int phase); /* runtime/parking_lot.c: frt_mutex waiters (child only) */
 
 /* runtime/tstate.c, in the child with the world still stopped: take every
  * other thread's state out of the registry (their ids match nothing from

@@ -1,4 +1,5 @@
 /* frt_heap_get_stats and frt_heap_trim. */
+#include "qsbr.h"
 #include "runtime.h"
 
 void frt_heap_get_stats(frt_heap_stats *out)
@@ -23,12 +24,15 @@ void frt_heap_get_stats(frt_heap_stats *out)
     out->hot_objects = atomic_load(&frt__rt.hot_now);
     out->hot_promoted = atomic_load(&frt__rt.hot_promoted);
     out->hot_demoted = atomic_load(&frt__rt.hot_demoted);
+    frt__qsbr_stats(&out->reclaim_waiting_bytes, &out->reclaim_waiting_blocks,
+                    &out->reclaim_waiting_peak);
 }
 
 size_t frt_heap_trim(void)
 {
     size_t bytes = 0;
     frt_tstate *ts = frt__tstate();
+    frt__qsbr_drain(); /* blocks waiting for a grace period come back first */
     if (ts)
         bytes += frt__heap_trim(ts->heap);
     bytes += frt__heap_trim_orphans();

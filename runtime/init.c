@@ -6,7 +6,9 @@
 #include "../collector/gc_internal.h"
 #include "debug.h"
 #include "fork.h"
+#include "leak_report.h"
 #include "os.h"
+#include "qsbr.h"
 #include "runtime.h"
 #include "weakref.h"
 
@@ -26,6 +28,8 @@ void frt_config_default(frt_config *cfg)
     cfg->gc_enabled = 1;
     cfg->gc_debug = 0;
     cfg->arena_cache = 4;
+    cfg->version = FRT_CONFIG_VERSION;
+    cfg->reclaim_limit = (size_t)8 << 20;
 }
 
 int frt_is_initialized(void)
@@ -35,6 +39,10 @@ int frt_is_initialized(void)
 
 int frt_init(const frt_config *cfg)
 {
+    if (cfg && cfg->version != FRT_CONFIG_VERSION) {
+        FRT_MISUSE(NULL, "frt_init with a config not filled by frt_config_default (zeroed by hand?)");
+        return FRT_EINVAL;
+    }
     int expected = 0;
     if (!atomic_compare_exchange_strong(&frt__rt.initialized, &expected, 2))
         return FRT_EALREADY;
@@ -42,6 +50,8 @@ int frt_init(const frt_config *cfg)
     frt_config_default(&c);
     if (cfg)
         c = *cfg;
+    if (c.reclaim_limit == 0)
+        c.reclaim_limit = (size_t)8 << 20;
     frt__rt.config = c;
     frt__rt.threads = NULL;
     frt__rt.nthreads = 0;
@@ -76,14 +86,6 @@ int frt_init(const frt_config *cfg)
     frt__rt.init_thread = pthread_self();
     frt__fork_register();
     return 0;
-}
-
-static void count_alive(void *block, size_t size, void *arg)
-{
-    (void)size;
-    frt_object *o = block;
-    if (atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) != FRT_REF_IMMORTAL)
-        ++*(size_t *)arg;
 }
 
 int frt_shutdown(void)
@@ -126,11 +128,13 @@ int frt_shutdown(void)
         frt__rt.hooks.shutdown();
 
     /* Leave as any thread leaves (merging what is queued to us), then count
-     * what is still alive, then give every arena back. Objects still alive
-     * are not destroyed: their memory goes with the arenas. */
+     * (and report) what is still alive, then give every arena back. Objects
+     * still alive are not destroyed: their memory goes with the arenas. */
+    frt__qsbr_drain(); /* deferred work that drops references, while attached */
     frt__tstate_detach();
-    size_t alive = 0;
-    frt__heaps_walk_objects(count_alive, &alive);
+    frt__qsbr_barrier(); /* deferred frees land before the arenas go */
+    frt__qsbr_run_ready();
+    size_t alive = frt__leaks_report();
     frt__heaps_release_all();
     frt__weakref_tables_free();
     frt__hot_reset();

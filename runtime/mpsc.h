@@ -77,13 +77,6 @@ static inline frt_mpsc_node *frt_mpsc_take(frt_mpsc *s)
     return h;
 }
 
-/* Close the stack and return what it held. */
-static inline frt_mpsc_node *frt_mpsc_close(frt_mpsc *s)
-{
-    frt_mpsc_node *n = atomic_exchange_explicit(&s->head, FRT_MPSC_CLOSED, memory_order_seq_cst);
-    return n == FRT_MPSC_CLOSED ? NULL : n;
-}
-
 static inline int frt_mpsc_empty(frt_mpsc *s)
 {
     frt_mpsc_node *h = atomic_load_explicit(&s->head, memory_order_seq_cst);

@@ -60,14 +60,12 @@ int frt_objq_push(frt_objq *q, frt_object *o)
     }
 }
 
-static frt_objq_chunk *take(frt_objq *q, int close)
+static frt_objq_chunk *take(frt_objq *q)
 {
     frt_ticket_lock_acquire(&q->lock);
     frt_objq_chunk *c = q->head;
     q->head = NULL;
     atomic_store_explicit(&q->count, 0, memory_order_seq_cst);
-    if (close)
-        q->closed = 1;
     frt_ticket_lock_release(&q->lock);
     return c;
 }
@@ -76,12 +74,17 @@ frt_objq_chunk *frt_objq_take(frt_objq *q)
 {
     if (frt_objq_empty(q))
         return NULL; /* the owner's safepoint: no lock when nothing came */
-    return take(q, 0);
+    return take(q);
 }
 
-frt_objq_chunk *frt_objq_close(frt_objq *q)
+int frt_objq_close_empty(frt_objq *q)
 {
-    return take(q, 1);
+    frt_ticket_lock_acquire(&q->lock);
+    int empty = atomic_load_explicit(&q->count, memory_order_relaxed) == 0;
+    if (empty)
+        q->closed = 1;
+    frt_ticket_lock_release(&q->lock);
+    return empty;
 }
 
 void frt_objq_recycle(frt_objq *q, frt_objq_chunk *chunks)

@@ -41,10 +41,12 @@ void frt_objq_open(frt_objq *q);
  * FRT_OBJQ_PUSHED otherwise; FRT_OBJQ_CLOSED or FRT_OBJQ_NOMEM when o was
  * not queued. */
 int frt_objq_push(frt_objq *q, frt_object *o);
-/* Everything queued so far (NULL if none), leaving the queue empty; close
- * also makes every later push fail. */
+/* Everything queued so far (NULL if none), leaving the queue empty. */
 frt_objq_chunk *frt_objq_take(frt_objq *q);
-frt_objq_chunk *frt_objq_close(frt_objq *q);
+/* Close, making every later push fail, but only if empty: 1 when closed
+ * (now or before), 0 when something is queued, which the caller merges
+ * before it tries again. */
+int frt_objq_close_empty(frt_objq *q);
 /* Drained chunks back to q for reuse (a few are kept, the rest freed). */
 void frt_objq_recycle(frt_objq *q, frt_objq_chunk *chunks);
 /* Free every chunk (the queue's thread state is going away). */

@@ -4,11 +4,14 @@
 
 #include "debug.h"
 #include "object_internal.h"
+#include "qsbr.h"
 #include "runtime.h"
 #include "try_incref.h"
 #include "weakref.h"
 
-/* owner: the id the object starts owned by, or 0 for shared from birth. */
+_Static_assert(sizeof(frt_object) == 32, "the header is 32 bytes (docs/design.md)");
+
+/* shared: made shared from birth (frt_new_shared), owned by nobody. */
 static frt_object *new_object(const frt_type *type, size_t extra, int shared)
 {
     frt_tstate *ts = frt__tstate();
@@ -26,10 +29,14 @@ static frt_object *new_object(const frt_type *type, size_t extra, int shared)
     frt__safepoint_poll(ts);
 
     frt_object *o;
-    uint16_t flags = 0;
+    uint8_t flags = 0;
     if (FRT_LIKELY(size <= FRT_SMALL_MAX)) {
         o = frt__heap_alloc(ts->heap, frt_size_class(size));
+        if (FRT_LIKELY(o) && size > sizeof(frt_object)) /* no call for a header-only object */
+            memset((char *)o + sizeof(frt_object), 0, size - sizeof(frt_object));
     } else {
+        /* A mapping of its own, fresh from the OS and so already zero:
+         * writing zeros would commit every page of it. */
         o = frt__large_alloc(size);
         flags = FRT_OF_LARGE;
     }
@@ -37,8 +44,6 @@ static frt_object *new_object(const frt_type *type, size_t extra, int shared)
         errno = ENOMEM;
         return NULL;
     }
-    if (size > sizeof(frt_object)) /* no call for a header-only object */
-        memset((char *)o + sizeof(frt_object), 0, size - sizeof(frt_object));
     /* The baseline build (FRT_RC_ATOMIC_ONLY) makes every object shared,
      * like Arc; a detaching thread (owner_id 0) may own nothing. */
     uintptr_t owner = FRT_RC_ATOMIC_ONLY || shared ? 0 : ts->owner_id;
@@ -47,6 +52,7 @@ static frt_object *new_object(const frt_type *type, size_t extra, int shared)
     atomic_store_explicit(&o->ob_ref_shared, owner ? 0 : FRT_REF_SHARED_ONE | FRT_REF_MERGED,
                           memory_order_relaxed);
     atomic_store_explicit(&o->ob_flags, flags, memory_order_relaxed);
+    atomic_store_explicit(&o->ob_mutex.v, 0, memory_order_relaxed);
     o->ob_gc_bits = 0;
     o->ob_gen = 0;
     o->ob_type = type;
@@ -88,7 +94,7 @@ const frt_type *frt_typeof(const frt_object *o)
 
 static void release_block(frt_tstate *ts, frt_object *o)
 {
-    uint16_t flags = atomic_load_explicit(&o->ob_flags, memory_order_relaxed);
+    uint8_t flags = atomic_load_explicit(&o->ob_flags, memory_order_relaxed);
     size_t size = o->ob_type->size;
     o->ob_type = NULL; /* marks the block free for heap walks and misuse checks */
 #if FRT_DEBUG
@@ -99,7 +105,11 @@ static void release_block(frt_tstate *ts, frt_object *o)
 #else
     (void)size;
 #endif
-    if (flags & FRT_OF_LARGE)
+    /* Published in a slot: a reader may still be about to try-incref it. */
+    if (FRT_UNLIKELY(flags & FRT_OF_DEFER_FREE))
+        frt__qsbr_defer_free(o, flags & FRT_OF_LARGE ? size : frt_page_of(o)->block_size,
+                             (flags & FRT_OF_LARGE) != 0);
+    else if (flags & FRT_OF_LARGE)
         frt__large_free(o);
     else
         frt__block_free(ts ? ts->heap : NULL, o);
@@ -125,8 +135,10 @@ static int finalize_once(frt_tstate *ts, frt_object *o)
         atomic_store_explicit(&o->ob_ref_local, 1, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_shared, 0, memory_order_relaxed);
     } else {
-        /* A thread in the middle of detaching owns nothing (tstate.c): the
-         * object comes back merged, with no owner. */
+        /* Only a thread that is not attached gets here, by a misuse the
+         * debug build reports (frt__dealloc): with no id to own the object
+         * by, it comes back merged, with no owner. An attached thread owns
+         * by its id until its detach has closed its queue (tstate.c). */
         atomic_store_explicit(&o->ob_tid, 0, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
         atomic_store_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE | FRT_REF_MERGED,
@@ -214,6 +226,10 @@ void frt__dealloc(frt_object *o)
         frt__misuse(o, "last reference dropped on a freed object");
         return;
     }
+#if FRT_DEBUG
+    if (frt_mutex_is_locked(&o->ob_mutex))
+        frt__misuse(o, "object freed while its mutex is locked (a critical section without a reference?)");
+#endif
     frt_tstate *ts = frt__tstate();
 #if !FRT_DEBUG
     /* A trivial object (no finalize, no destroy, no flags: not large, no

@@ -13,4 +13,9 @@ void frt__dealloc(frt_object *o);
 /* The same for a chain of such objects linked through their ob_tid. */
 void frt__dealloc_chain(frt_object *chain);
 
+/* Take a reference to o for a shared slot (frt_ref, a map entry) and mark
+ * it published: try-increfable by any thread, its block freed after a
+ * grace period (runtime/ref.c). */
+void frt__ref_publish(frt_object *o);
+
 #endif

@@ -95,7 +95,8 @@ void frt__heaps_walk_objects(frt_block_visit fn, void *arg);
  * owner of h while other threads run (brc/merge_queue.c at detach). */
 void frt__heap_walk_blocks(frt_heap *h, frt_block_visit fn, void *arg);
 
-/* Large objects, mapped one by one. */
+/* Large objects, mapped one by one. A new one is all zero bytes (a fresh
+ * mapping, never reused), and stays uncommitted until written. */
 void *frt__large_alloc(size_t size);
 void frt__large_free(void *obj);
 void frt__large_walk(frt_block_visit fn, void *arg);

@@ -19,6 +19,7 @@
 #include "fork.h"
 #include "futex.h"
 #include "os.h"
+#include "qsbr.h"
 #include "runtime.h"
 
 #define SPIN_BEFORE_SLEEP 2000
@@ -76,23 +77,35 @@ static int no_helpers(uint32_t w)
     return (w & FRT_TS_HELPERS) == 0 || frt_ts_state(w) != FRT_TS_BLOCKED;
 }
 
-/* Park here while a stop is requested. */
+/* Park here while a stop is requested. Our critical sections are
+ * suspended while we are parked, as in any wait: a thread that waits for
+ * one of their locks would otherwise wait for the whole stop. */
 void frt__safepoint_park(frt_tstate *ts)
 {
     uint32_t w = atomic_load(&ts->word);
+    if (!(w & FRT_TS_STOP) || frt_ts_state(w) != FRT_TS_ATTACHED)
+        return;
+    int suspended = frt__cs_suspend_all(ts);
     for (;;) {
         if (!(w & FRT_TS_STOP) || frt_ts_state(w) != FRT_TS_ATTACHED)
-            return;
+            goto resume;
         uint32_t nw = (w & ~FRT_TS_STATE) | FRT_TS_SUSPENDED | FRT_TS_RESUME_ATTACHED;
         if (atomic_compare_exchange_weak(&ts->word, &w, nw))
             break;
     }
+    /* Parked, the thread reads no slot: grace periods need not wait. */
+    frt__qsbr_offline();
     wait_word(ts, not_suspended); /* the stopper hands us ATTACHED */
+    frt__qsbr_online();
+resume:
+    if (suspended)
+        frt__cs_resume(ts);
 }
 
 void frt__safepoint_slow(frt_tstate *ts)
 {
     ts->safepoint_polls++;
+    frt__qsbr_quiescent();
     for (;;) {
         uint32_t w = atomic_load(&ts->word);
         if (w & FRT_TS_STOP) {
@@ -128,7 +141,23 @@ void frt_safepoint(void)
     }
     frt__heap_collect_remote(ts->heap);
     frt__arena_purge_poll();
+    frt__qsbr_quiescent();
     frt__safepoint_poll(ts);
+    /* Too much memory waits for a grace period: wait for one here, where
+     * the caller holds nothing (qsbr.h). */
+    if (FRT_UNLIKELY(frt__qsbr_over_limit()))
+        frt__qsbr_drain();
+    frt__qsbr_run_ready();
+}
+
+/* ATTACHED -> BLOCKED and nothing else. Objects queued to us before this
+ * wait for the next pusher to help, or for our next safepoint. */
+static void go_blocked(frt_tstate *ts)
+{
+    uint32_t w = atomic_load(&ts->word);
+    while (!atomic_compare_exchange_weak(
+        &ts->word, &w, (w & ~(FRT_TS_STATE | FRT_TS_ATTACH_WAITING)) | FRT_TS_BLOCKED)) {
+    }
 }
 
 /* ATTACHED -> BLOCKED, after merging our queue. A thread that pushed while
@@ -140,10 +169,7 @@ static void enter_blocked(frt_tstate *ts)
         frt__safepoint_poll(ts);
         if (frt__rt.hooks.merge_queue)
             frt__rt.hooks.merge_queue(ts);
-        uint32_t w = atomic_load(&ts->word);
-        while (!atomic_compare_exchange_weak(
-            &ts->word, &w, (w & ~(FRT_TS_STATE | FRT_TS_ATTACH_WAITING)) | FRT_TS_BLOCKED)) {
-        }
+        go_blocked(ts);
         if (frt_objq_empty(&ts->brc_queue))
             return;
         frt__leave_blocked(ts);
@@ -155,7 +181,11 @@ void frt__enter_blocked(frt_tstate *ts)
     enter_blocked(ts);
 }
 
-/* BLOCKED -> ATTACHED, waiting out a stop and any helpers. */
+/* BLOCKED -> ATTACHED, waiting out a stop and any helpers. Parks for a
+ * stop requested meanwhile but takes on no other pending work (merge,
+ * trim, collection): those run user code (destructors, finalizers,
+ * callbacks), which must not run where a thread re-acquires a lock. The
+ * MERGE/GC bits stay set for the next safepoint. */
 void frt__leave_blocked(frt_tstate *ts)
 {
     for (;;) {
@@ -171,7 +201,7 @@ void frt__leave_blocked(frt_tstate *ts)
             if (atomic_compare_exchange_weak(
                     &ts->word, &w,
                     (w & ~(FRT_TS_STATE | FRT_TS_ATTACH_WAITING)) | FRT_TS_ATTACHED)) {
-                frt__safepoint_poll(ts); /* a stop may have been requested meanwhile */
+                frt__safepoint_park_poll(ts); /* a stop may have been requested meanwhile */
                 return;
             }
             continue;
@@ -181,7 +211,7 @@ void frt__leave_blocked(frt_tstate *ts)
                 continue;
             w = wait_word(ts, not_suspended);
             if (frt_ts_state(w) == FRT_TS_ATTACHED) {
-                frt__safepoint_poll(ts);
+                frt__safepoint_park_poll(ts);
                 return; /* handed over at restart */
             }
             continue;
@@ -203,8 +233,11 @@ void frt_blocking_begin(void)
      * collection cannot run once the depth says "blocked". */
     if (ts->blocking_depth == 0)
         frt__safepoint_poll(ts);
-    if (ts->blocking_depth++ == 0)
+    if (ts->blocking_depth++ == 0) {
         enter_blocked(ts);
+        frt__qsbr_offline();
+        frt__cs_suspend_all(ts);
+    }
 }
 
 void frt_blocking_end(void)
@@ -214,8 +247,41 @@ void frt_blocking_end(void)
         FRT_MISUSE(NULL, "frt_blocking_end without frt_blocking_begin");
         return;
     }
-    if (--ts->blocking_depth == 0)
+    if (--ts->blocking_depth == 0) {
+        /* Online first: leaving may park for a stop (offline again
+         * there), and resuming sections may wait for their locks. */
+        frt__qsbr_online();
         frt__leave_blocked(ts);
+        frt__cs_resume(ts);
+    }
+}
+
+int frt__wait_begin(frt_tstate *ts)
+{
+    /* Not attached, or blocked already (a standalone mutex in a blocking
+     * section). The depth would not do: frt_blocking_begin raises it
+     * before its last merge, whose destructors may take locks. */
+    if (!ts || frt_ts_state(atomic_load_explicit(&ts->word, memory_order_relaxed)) != FRT_TS_ATTACHED)
+        return 0;
+    /* The holder of a stop stays attached: going blocked would let another
+     * stopper in while the world is ours. */
+    if (!ts->stw_depth)
+        go_blocked(ts);
+    /* Offline for RCU too (the holder of a stop included): the lock's
+     * holder may be waiting for a grace period. Attached means online. */
+    frt__qsbr_offline();
+    frt__cs_suspend_all(ts);
+    return 1;
+}
+
+void frt__wait_end(frt_tstate *ts, int token)
+{
+    if (!token)
+        return;
+    frt__qsbr_online();
+    if (!ts->stw_depth)
+        frt__leave_blocked(ts);
+    frt__cs_resume(ts);
 }
 
 int frt__tstate_help_begin(frt_tstate *owner)

@@ -19,6 +19,7 @@
 #include "fork.h"
 #include "object_internal.h"
 #include "os.h"
+#include "qsbr.h"
 #include "runtime.h"
 
 #if !(defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)))
@@ -124,6 +125,18 @@ static void thread_exit_hook(void *arg)
     frt_thread_detach();
 }
 
+/* The one place that says which thread state the calling thread has: set
+ * at attach, cleared at the very end of detach. The id (the thread
+ * pointer) needs no setting, and the state's owner_id stays the id until
+ * detach has closed the queue, so no code ever runs on a thread that has
+ * a state but owns by no id (a finalizer it ran would publish its object
+ * as shared, where another thread's weakref_get could take it). */
+static void tls_set(frt_tstate *ts)
+{
+    frt__tls_state = ts;
+    pthread_setspecific(frt__rt.exit_key, ts);
+}
+
 int frt__tstate_attach(void)
 {
     if (frt__tstate())
@@ -151,6 +164,7 @@ int frt__tstate_attach(void)
     ts->blocking_depth = ts->stw_depth = ts->in_dealloc = 0;
     ts->dealloc_pending = NULL;
     ts->hot_open = 1; /* detach closed it */
+    ts->cs_top = NULL;
     frt_objq_open(&ts->brc_queue); /* reopen: the last owner closed it */
     atomic_store_explicit(&ts->word, FRT_TS_ATTACHED, memory_order_relaxed);
     atomic_store_explicit(&ts->tid, tid, memory_order_release);
@@ -158,8 +172,8 @@ int frt__tstate_attach(void)
     registry_insert(ts);
     frt_ticket_lock_release(&frt__rt.threads_lock);
 
-    frt__tls_state = ts;
-    pthread_setspecific(frt__rt.exit_key, ts);
+    tls_set(ts);
+    frt__qsbr_register();
     return 0;
 }
 
@@ -178,26 +192,41 @@ void frt__tstate_detach(void)
         FRT_MISUSE(NULL, "frt_thread_detach while holding a stop-the-world");
         return;
     }
-    /* Merge what others queued for us, then give up every object we own
-     * and close the queue (close_queue): from then on a thread that would
-     * queue to us merges on the spot, no object carries our id (the next
-     * thread given our thread pointer must own nothing it did not create),
-     * and destroy() calls run meanwhile count like any non-owner's. Objects
-     * made or resurrected from here on start merged (owner_id 0). */
+    /* A finalizer, destroy or callback runs inside a dealloc loop or a
+     * collection that goes on after it returns, on this thread's state:
+     * detaching under it would drop the loop's pending objects, or hand the
+     * state to another thread while this one still uses it. */
+    if (ts->in_dealloc || ts->in_gc_callback) {
+        FRT_MISUSE(NULL, "frt_thread_detach from a finalizer, destroy or callback");
+        return;
+    }
+    if (ts->cs_top) {
+        FRT_MISUSE(ts->cs_top->obj[0], "frt_thread_detach inside a critical section");
+        frt__cs_suspend_all(ts); /* release build: let the locks go */
+        ts->cs_top = NULL;
+    }
+    /* Merge and free what others queued for us, and give up every object
+     * we own, until the queue closes empty (brc/merge_queue.c), all as the
+     * owner: the finalize and destroy code this runs counts, allocates and
+     * resurrects as this thread. Once the queue is closed a thread that
+     * would queue to us merges on the spot and no object carries our id
+     * (the next thread given our thread pointer must own nothing it did
+     * not create); from there to the end nothing here touches an object,
+     * and owner_id 0 would make anything that did shared, never ours. */
     frt__safepoint_poll(ts);
-    if (frt__rt.hooks.merge_queue)
-        frt__rt.hooks.merge_queue(ts);
-    ts->owner_id = 0;
     if (frt__rt.hooks.close_queue)
         frt__rt.hooks.close_queue(ts);
+    ts->owner_id = 0;
     frt__heap_abandon(ts->heap);
+    /* After the last frees this thread may run: they are handed over, and
+     * grace periods stop waiting for us. */
+    frt__qsbr_unregister();
 
     /* DETACHED satisfies a stop in progress; the word keeps no pending bits. */
     uint32_t w = atomic_load(&ts->word);
     while (!atomic_compare_exchange_weak(&ts->word, &w, FRT_TS_DETACHED)) {
     }
-    frt__tls_state = NULL;
-    pthread_setspecific(frt__rt.exit_key, NULL);
+    tls_set(NULL);
 
     frt_ticket_lock_acquire(&frt__rt.threads_lock);
     registry_remove(ts);

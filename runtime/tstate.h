@@ -76,6 +76,7 @@ typedef struct frt_tstate {
     uint64_t safepoint_polls; /* slow-path safepoints taken */
     long gc_delta;            /* tracked allocations minus frees, not yet added to the collector's count */
     unsigned in_gc_callback;  /* running a finalizer or callback for the collector */
+    frt_critical_section *cs_top; /* innermost critical section (critical_section.c) */
     /* Hot objects (brc/hot.c): our counts, by object index; hot_cap is 0
      * until the first hot operation, and again once detach folded them.
      * hot_open says whether a hot operation may (re)grow the array. */
@@ -116,9 +117,10 @@ static inline void frt__tstate_request(frt_tstate *ts, uint32_t bits)
 }
 
 void frt__safepoint_slow(frt_tstate *ts);
-/* Park while a stop is requested, and do nothing else: for long runs of
- * work that must not take on a safepoint's other business (a chain of
- * frees in the middle of a dealloc loop), but must not hold a stop up. */
+/* Park while a stop is requested (critical sections suspended meanwhile),
+ * and do nothing else: for long runs of work that must not take on a
+ * safepoint's other business (a chain of frees in the middle of a dealloc
+ * loop, re-attaching after a wait), but must not hold a stop up. */
 void frt__safepoint_park(frt_tstate *ts);
 static inline void frt__safepoint_park_poll(frt_tstate *ts)
 {
@@ -132,6 +134,19 @@ static inline void frt__safepoint_poll(frt_tstate *ts)
     if (FRT_UNLIKELY(atomic_load_explicit(&ts->word, memory_order_relaxed) & FRT_TS_PENDING))
         frt__safepoint_slow(ts);
 }
+
+/* A wait inside the runtime (a contended frt_mutex): the thread counts as
+ * blocked and its critical sections are suspended, with none of
+ * frt_blocking_begin's other business (no merge, no destructor runs).
+ * ts may be NULL (a thread that is not attached). Pass the token that
+ * wait_begin returned to wait_end. */
+int frt__wait_begin(frt_tstate *ts);
+void frt__wait_end(frt_tstate *ts, int token);
+
+/* Critical sections (critical_section.c): unlock every active one (1 if
+ * there was one), and re-lock the innermost one if it is suspended. */
+int frt__cs_suspend_all(frt_tstate *ts);
+void frt__cs_resume(frt_tstate *ts);
 
 /* Helpers (brc/merge_queue.c): become one for a BLOCKED owner, or fail. */
 int frt__tstate_help_begin(frt_tstate *owner);

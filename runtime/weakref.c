@@ -63,15 +63,18 @@ static void shard_grow(wr_shard *s)
     frt_weakref **old = s->buckets;
     s->buckets = b;
     s->nbuckets = n;
+    /* A chain holds a target's weakrefs newest first, the order their
+     * callbacks run in: append, so that a resize keeps it. Doubling splits
+     * old bucket i into new buckets i and i + old_n, hence two tails. */
     for (size_t i = 0; i < old_n; i++) {
-        frt_weakref *wr = old[i];
-        while (wr) {
-            frt_weakref *next = wr->link;
+        frt_weakref **tail[2] = {&b[i], &b[i + old_n]};
+        for (frt_weakref *wr = old[i], *next; wr; wr = next) {
+            next = wr->link;
             frt_object *t = atomic_load_explicit(&wr->target, memory_order_relaxed);
-            size_t k = bucket_of(s, target_hash(t));
-            wr->link = b[k];
-            b[k] = wr;
-            wr = next;
+            frt_weakref ***end = &tail[bucket_of(s, target_hash(t)) != i];
+            wr->link = NULL;
+            **end = wr;
+            *end = &wr->link;
         }
     }
     frt__sys_free(old);
@@ -134,7 +137,7 @@ static void unlink_ref(wr_shard *s, frt_weakref *wr)
     for (frt_weakref *o = *head; o; o = o->link)
         if (atomic_load_explicit(&o->target, memory_order_relaxed) == t)
             return;
-    atomic_fetch_and_explicit(&t->ob_flags, (uint16_t)~FRT_OF_MAYBE_WEAKREF, memory_order_release);
+    atomic_fetch_and_explicit(&t->ob_flags, (uint8_t)~FRT_OF_MAYBE_WEAKREF, memory_order_release);
 }
 
 void frt__weakref_unregister(frt_weakref *wr)

@@ -150,7 +150,7 @@ static void obj_finalize(frt_object *self)
     if (atomic_fetch_add(&X.finalized[id], 1) != 0)
         prop_fail("finalize-once", "#%d finalized a second time", id);
     if (id % 4 == 0) {
-        /* From a finalizer a collection is refused (API.md). */
+        /* From a finalizer a collection is refused (docs/api.md). */
         long r = frt_gc_collect(2);
         if (r > 0)
             prop_fail("collect-in-finalizer", "frt_gc_collect from a finalizer returned %ld", r);
@@ -724,7 +724,7 @@ static void do_global(const prop_op *op, size_t pidx, const prop_cfg *cfg, prop_
         r.result = frt_gc_collect(r.gen);
         if (r.result != e.ret)
             prop_fail("collect-result", "frt_gc_collect(%u) returned %ld; the model finds %ld "
-                      "unreachable (%zu of them resurrected)", r.gen, r.result, e.ret,
+                      "collected (%zu more resurrected)", r.gen, r.result, e.ret,
                       e.n_resurrected);
         res->collections_checked++;
         break;

@@ -1,5 +1,5 @@
 /* The reference model: see property_model.h for what it does; the rules it
- * checks are those of API.md and docs/api.md ("Weak references and
+ * checks are those of docs/api.md ("Weak references and
  * finalizers", "A collection, in order", "Freeing: finalize, destroy").
  *
  * Selectors. An operation's operands pick among what its thread has when
@@ -989,7 +989,6 @@ void prop_model_predict_collect(prop_model *m, int gen, prop_expect *e)
         if (u[i] || hot_dead[i])
             p.obj[i].hot = 0;
     }
-    e->ret = (long)e->n_unreachable;
     m->unreachable_found += e->n_unreachable;
 
     /* First stop: garbage weakrefs are cleared, and so are weakrefs with a
@@ -1027,6 +1026,8 @@ void prop_model_predict_collect(prop_model *m, int gen, prop_expect *e)
     p_mark_external(&p, u, 1, mark);
     for (size_t i = 0; i < N; i++)
         e->n_resurrected += u[i] && mark[i];
+    /* What collect returns leaves the resurrected out, as CPython. */
+    e->ret = (long)(e->n_unreachable - e->n_resurrected);
     for (size_t i = 0; i < N; i++) {
         if (!u[i] || mark[i])
             continue;

@@ -78,6 +78,7 @@ static ring_node *new_node(void)
 static frt_object *roots[WORKERS][SLOTS]; /* worker w's references: only w writes them */
 static _Atomic(frt_object *) mailbox[WORKERS];
 static _Atomic int stop_workers;
+static frt_ref published[WORKERS];
 static _Atomic long worker_ops;
 
 static uint64_t next_rand(uint64_t *s)
@@ -139,6 +140,12 @@ static void *worker(void *arg)
             }
         } else if (op < 88) {
             frt_gc_collect((int)((r >> 24) % 3));
+        } else if (op < 90) {
+            /* Published: when it dies its block waits for a grace period,
+             * which a forked child must never wait for (runtime/qsbr.c). */
+            ring_node *n = new_node();
+            frt_ref_store(&published[w], &n->ob);
+            frt_decref(&n->ob);
         } else if (op < 92) {
             frt_blocking_begin();
             sched_yield();
@@ -159,6 +166,7 @@ static void drop_all_roots(void)
         for (int i = 0; i < SLOTS; i++)
             drop(&roots[w][i]);
         frt_xdecref(atomic_exchange(&mailbox[w], NULL));
+        frt_ref_clear(&published[w]);
     }
 }
 
@@ -243,6 +251,7 @@ static void child_run(int attach_first)
     }
     frt_decref(frt_weakref_object(ours));
     CHECK_EQ(atomic_load(&created) - atomic_load(&destroyed), 0);
+    frt_heap_trim(); /* waits for no grace period in the child */
     CHECK_EQ(frt_shutdown(), 0);
     _exit(0);
 }

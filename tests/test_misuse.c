@@ -2,7 +2,7 @@
  * (FRT_DEBUG=ON) the child must die by abort() after printing exactly one
  * line "frt: misuse: <what>..." naming the object, its type and owner where
  * there is an object. In a release build the cases whose behaviour is
- * defined (API.md, docs/api.md "Misuse") must give their documented result;
+ * defined (docs/api.md "Misuse") must give their documented result;
  * the undefined ones (use after free) are only run in debug builds. */
 #include <errno.h>
 #include <sys/wait.h>
@@ -112,6 +112,24 @@ static int case_unattached_incref(void)
     return 0;
 }
 
+static frt_ref shared_slot;
+
+static void *unattached_ref_load(void *arg)
+{
+    (void)arg;
+    return frt_ref_load(&shared_slot); /* NULL in a release build */
+}
+
+static int case_unattached_ref_load(void)
+{
+    frt_init(NULL);
+    frt_object *o = frt_new(&plain_type);
+    frt_ref_init(&shared_slot, o);
+    void *got = (void *)1;
+    CHECK_EQ(pthread_join(test_spawn(unattached_ref_load, NULL), &got), 0);
+    return got == NULL ? 0 : 1;
+}
+
 static int case_traverse_changes(void)
 {
     frt_init(NULL);
@@ -153,6 +171,57 @@ static int case_shutdown_in_shutdown(void)
     return frt_shutdown() == 1 ? 0 : 1; /* o is alive (leaked on purpose) */
 }
 
+/* A finalizer that detaches while its thread's dealloc loop still has
+ * objects pending (a parent's destroy dropped many children; the one
+ * dropped last is freed first and detaches). The detach is refused: the
+ * thread stays attached and the loop frees every pending child. */
+#define DETACH_CHILDREN 2001
+static int detach_destroyed, detach_attached_after = -1;
+
+static void detach_finalize(frt_object *self)
+{
+    (void)self;
+    frt_thread_detach();
+    detach_attached_after = frt_thread_is_attached();
+}
+
+static void count_destroy(frt_object *self)
+{
+    (void)self;
+    detach_destroyed++;
+}
+
+static const frt_type detach_child_type = {"misuse.child", sizeof(cell), NULL, NULL, NULL, count_destroy};
+static const frt_type detach_fin_type = {"misuse.detach", sizeof(cell), NULL, NULL, detach_finalize,
+                                         count_destroy};
+
+typedef struct parent {
+    frt_object ob;
+    frt_object *child[DETACH_CHILDREN];
+} parent;
+
+static void parent_destroy(frt_object *self)
+{
+    parent *p = (parent *)self;
+    for (int i = 0; i < DETACH_CHILDREN; i++)
+        frt_decref(p->child[i]);
+}
+
+static const frt_type parent_type = {"misuse.parent", sizeof(parent), NULL, NULL, NULL, parent_destroy};
+
+static int case_detach_in_finalizer(void)
+{
+    frt_init(NULL);
+    parent *p = (parent *)frt_new(&parent_type);
+    for (int i = 0; i < DETACH_CHILDREN; i++)
+        p->child[i] = frt_new(i == DETACH_CHILDREN - 1 ? &detach_fin_type : &detach_child_type);
+    frt_decref(&p->ob);
+    int ok = detach_attached_after == 1 && detach_destroyed == DETACH_CHILDREN && frt_thread_is_attached();
+    printf("detach in a finalizer: attached after %d, destroyed %d of %d\n", detach_attached_after,
+           detach_destroyed, DETACH_CHILDREN);
+    return ok && frt_shutdown() == 0 ? 0 : 1;
+}
+
 static int case_blocking_end_unbalanced(void)
 {
     frt_init(NULL);
@@ -177,6 +246,50 @@ static int case_shutdown_other_thread(void)
     return ok && frt_shutdown() == 0 ? 0 : 1;
 }
 
+static frt_mutex held_elsewhere = FRT_MUTEX_INIT;
+
+static void *lock_and_leave(void *arg)
+{
+    (void)arg;
+    frt_mutex_lock(&held_elsewhere);
+    return NULL;
+}
+
+static int case_unlock_not_held(void)
+{
+    frt_init(NULL);
+    CHECK_EQ(pthread_join(test_spawn(lock_and_leave, NULL), NULL), 0);
+    frt_mutex_unlock(&held_elsewhere);
+    return 0;
+}
+
+static int case_unlock_unlocked(void)
+{
+    frt_mutex m = FRT_MUTEX_INIT;
+    return frt_mutex_unlock(&m) == FRT_ESTATE ? 0 : 1;
+}
+
+static int case_sections_out_of_order(void)
+{
+    frt_init(NULL);
+    frt_object *a = frt_new(&plain_type), *b = frt_new(&plain_type);
+    frt_critical_section ca, cb;
+    frt_critical_section_begin(&ca, a);
+    frt_critical_section_begin(&cb, b);
+    frt_critical_section_end(&ca);
+    return 0;
+}
+
+static int case_freed_while_locked(void)
+{
+    frt_init(NULL);
+    frt_object *o = frt_new(&plain_type);
+    FRT_BEGIN_CRITICAL_SECTION(o);
+    frt_decref(o);
+    FRT_END_CRITICAL_SECTION();
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* The driver.                                                         */
 
@@ -198,6 +311,8 @@ static const mcase cases[] = {
     {"frt_new unattached", case_unattached_new, "frt_new from a thread that is not attached", NULL, 1},
     {"incref unattached", case_unattached_incref, "reference counted from a thread that is not attached",
      "misuse.plain", 0},
+    {"ref load unattached", case_unattached_ref_load, "frt_ref_load from a thread that is not attached",
+     NULL, 1},
     {"traverse changes", case_traverse_changes, "traverse reported different references", "misuse.flip",
      0},
     {"shutdown in a finalizer", case_reentrant_shutdown, "frt_shutdown from a blocking section, a stop or a finalizer",
@@ -206,34 +321,28 @@ static const mcase cases[] = {
      NULL, 1},
     {"blocking_end without begin", case_blocking_end_unbalanced, "frt_blocking_end without frt_blocking_begin",
      NULL, 1},
+    {"detach in a finalizer", case_detach_in_finalizer, "frt_thread_detach from a finalizer, destroy or callback",
+     NULL, 1},
     {"shutdown from another thread", case_shutdown_other_thread,
      "frt_shutdown from a thread other than the one that called frt_init", NULL, 1},
+    {"unlock a mutex held elsewhere", case_unlock_not_held,
+     "frt_mutex_unlock by a thread that does not hold it", NULL, 0},
+    {"unlock an unlocked mutex", case_unlock_unlocked, "frt_mutex_unlock of an unlocked mutex", NULL, 1},
+    {"sections ended out of order", case_sections_out_of_order, "critical sections ended out of order",
+     "misuse.plain", 0},
+    {"freed while locked", case_freed_while_locked, "object freed while its mutex is locked",
+     "misuse.plain", 0},
 };
+
+static int run_in_child(void *arg)
+{
+    return ((const mcase *)arg)->run();
+}
 
 static void run_case(const mcase *c)
 {
-    int fds[2];
-    CHECK_EQ(pipe(fds), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        dup2(fds[1], 1);
-        close(fds[0]);
-        _exit(c->run());
-    }
-    close(fds[1]);
     char buf[4096];
-    size_t len = 0;
-    ssize_t r;
-    while ((r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)r;
-    buf[len] = 0;
-    close(fds[0]);
-    int status = 0;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    int status = test_run_child(run_in_child, (void *)c, buf, sizeof buf);
 
     if (FRT_DEBUG) {
         int aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;

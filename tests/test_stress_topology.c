@@ -1,4 +1,4 @@
-/* The placement policies of frt-stress (stress/stress_topology.c), checked
+/* The placement policies of frt-stress (stress/harness/stress_topology.c), checked
  * exactly on synthetic hwloc topologies, against formulas computed here
  * independently of the implementation:
  *   - "pack:2 numa:2 core:16 pu:2": 2 packages, 4 NUMA nodes, 64 cores, 128 PUs
@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "stress/stress_topology.h"
+#include "stress/harness/stress_topology.h"
 
 static stress_place plan[1024];
 

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +94,39 @@ static inline void test_join(pthread_t t)
     CHECK_EQ(pthread_join(t, NULL), 0);
     if (attached)
         frt_blocking_end();
+}
+
+/* Run child(arg) in a forked process whose stdout and stderr go to out
+ * (NUL-terminated, cut at cap - 1 bytes); child's return value is its exit
+ * status. Returns the waitpid status: for what a debug build's abort, a
+ * report on stderr or an exit code says. */
+static inline int test_run_child(int (*child)(void *), void *arg, char *out, size_t cap)
+{
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        dup2(fds[1], 1);
+        close(fds[0]);
+        int rc = child(arg);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rc);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < cap && (r = read(fds[0], out + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    out[len] = 0;
+    close(fds[0]);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    return status;
 }
 
 #endif

@@ -47,7 +47,7 @@ case $mode in
   normal) n_load=20000 n_incr=10000 ;;
   asan)   n_load=5000  n_incr=3000 ;;
   tsan)   n_load=2000  n_incr=2000
-          wrap=(setarch -R)   # TSan and this kernel's mmap randomisation (DEPENDENCIES.md)
+          wrap=(setarch -R)   # TSan and this kernel's mmap randomisation (docs/api.md, "What you need")
           export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1} exitcode=66" ;;
   *) fail "unknown mode $mode" ;;
 esac

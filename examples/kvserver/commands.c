@@ -732,7 +732,8 @@ static void cmd_info(kv_client *c, size_t argc, const kv_arg *argv)
                 FRT_VERSION, (long)getpid(), kv_bound_port, (long long)((kv_now_ms() - kv_start_ms) / 1000),
                 kv_opts.threads);
     if (want_section(argc, argv, "clients"))
-        bprintf(&b, "# Clients\r\nconnected_clients:%ld\r\n\r\n", atomic_load(&kv_count.clients));
+        bprintf(&b, "# Clients\r\nconnected_clients:%ld\r\nmaxclients:%d\r\n\r\n", atomic_load(&kv_count.clients),
+                kv_opts.maxclients);
     if (want_section(argc, argv, "memory")) {
         frt_heap_stats h;
         frt_heap_get_stats(&h);
@@ -742,9 +743,11 @@ static void cmd_info(kv_client *c, size_t argc, const kv_arg *argv)
     if (want_section(argc, argv, "stats"))
         bprintf(&b,
                 "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
-                "expired_keys:%llu\r\nfrt_protocol_errors:%llu\r\nfrt_clients_over_limits:%llu\r\n\r\n",
+                "rejected_connections:%llu\r\nexpired_keys:%llu\r\nfrt_protocol_errors:%llu\r\n"
+                "frt_clients_over_limits:%llu\r\n\r\n",
                 (unsigned long long)atomic_load(&kv_count.connections_total),
-                (unsigned long long)atomic_load(&kv_count.commands_total), (unsigned long long)ks_expired_total(),
+                (unsigned long long)atomic_load(&kv_count.commands_total),
+                (unsigned long long)atomic_load(&kv_count.rejected_connections), (unsigned long long)ks_expired_total(),
                 (unsigned long long)atomic_load(&kv_count.protocol_errors),
                 (unsigned long long)atomic_load(&kv_count.rejected_limits));
     if (want_section(argc, argv, "keyspace")) {
@@ -771,13 +774,15 @@ static void cmd_info(kv_client *c, size_t argc, const kv_arg *argv)
 static void cmd_config(kv_client *c, size_t argc, const kv_arg *argv)
 {
     if (arg_is(&argv[1], "get") && argc >= 3) {
-        char port[16], threads[16];
+        char port[16], threads[16], maxclients[16];
         snprintf(port, sizeof port, "%d", kv_bound_port);
         snprintf(threads, sizeof threads, "%d", kv_opts.threads);
+        snprintf(maxclients, sizeof maxclients, "%d", kv_opts.maxclients);
         const char *params[][2] = {{"save", ""},           {"appendonly", "no"},
                                    {"databases", "1"},     {"maxmemory", "0"},
                                    {"port", port},         {"io-threads", threads},
-                                   {"bind", "127.0.0.1"},  {"proto-max-bulk-len", "536870912"}};
+                                   {"bind", "127.0.0.1"},  {"proto-max-bulk-len", "536870912"},
+                                   {"maxclients", maxclients}};
         size_t np = sizeof params / sizeof params[0];
         int match[sizeof params / sizeof params[0]] = {0};
         long long n = 0;

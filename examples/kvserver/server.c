@@ -4,7 +4,8 @@
  * Threads:
  *   main      frt_init, then the listener: epoll over the listening socket
  *             and a signalfd; accepted sockets go round-robin to workers
- *             through a pipe each. On SIGINT/SIGTERM: stop, join, drop the
+ *             through a pipe each, those beyond --maxclients are told and
+ *             closed (listener.c). On SIGINT/SIGTERM: stop, join, drop the
  *             key space, frt_shutdown; exit status 0 only if it returns 0.
  *   workers   one per CPU by default (--threads N), pinned (--no-pin to not);
  *             each runs its own epoll loop over its connections: read,
@@ -21,6 +22,7 @@
 #include "commands.h"
 #include "intcache.h"
 #include "keyspace.h"
+#include "listener.h"
 #include "reply.h"
 #include "resp.h"
 #include "server.h"
@@ -93,10 +95,19 @@ static size_t pending_out(const conn *c)
     return c->out.len - c->out_sent;
 }
 
+/* The end of an accepted client's life: kv_count.clients counts it from
+ * the listener's accept (so that maxclients holds for those still in the
+ * pipe to a worker) to here. */
+static void client_gone(int fd)
+{
+    close(fd);
+    atomic_fetch_sub(&kv_count.clients, 1);
+}
+
 static void conn_close(conn *c)
 {
     epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
+    client_gone(c->fd);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -108,14 +119,13 @@ static void conn_close(conn *c)
     resp_parser_free(&c->parser);
     free(c->argv);
     free(c);
-    atomic_fetch_sub(&kv_count.clients, 1);
 }
 
 static void conn_new(worker *w, int fd)
 {
     conn *c = calloc(1, sizeof *c);
     if (!c) {
-        close(fd);
+        client_gone(fd);
         return;
     }
     c->fd = fd;
@@ -127,14 +137,13 @@ static void conn_new(worker *w, int fd)
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         resp_parser_free(&c->parser);
         free(c);
-        close(fd);
+        client_gone(fd);
         return;
     }
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
-    atomic_fetch_add(&kv_count.clients, 1);
     atomic_fetch_add(&kv_count.connections_total, 1);
 }
 
@@ -299,7 +308,7 @@ static void take_new_connections(worker *w)
             return;
         for (ssize_t i = 0; i < n / (ssize_t)sizeof(int); i++) {
             if (atomic_load(&stopping))
-                close(fds[i]);
+                client_gone(fds[i]);
             else
                 conn_new(w, fds[i]);
         }
@@ -385,6 +394,8 @@ static void usage(FILE *f)
             "  --gc-threshold T0[,T1,T2]  collector thresholds (default 700,10,10; T0=0: no automatic runs)\n"
             "  --no-gc             start with automatic collection disabled\n"
             "  --gc-freeze         frt_gc_freeze() once start-up is done\n"
+            "  --maxclients N      clients served at once (default 10000, lowered to fit RLIMIT_NOFILE);\n"
+            "                      more get \"-ERR max number of clients reached\" and are closed\n"
             "  --verbose           log connections and shutdown details to stderr\n");
 }
 
@@ -400,6 +411,7 @@ static int parse_options(int argc, char **argv)
         {"no-pin", no_argument, NULL, 'P'},          {"gc-threshold", required_argument, NULL, 'g'},
         {"no-gc", no_argument, NULL, 'G'},           {"gc-freeze", no_argument, NULL, 'F'},
         {"verbose", no_argument, NULL, 'v'},         {"help", no_argument, NULL, 'h'},
+        {"maxclients", required_argument, NULL, 'm'},
         {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "p:t:hv", longopts, NULL)) != -1) {
@@ -434,6 +446,11 @@ static int parse_options(int argc, char **argv)
             break;
         case 'v':
             kv_opts.verbose = 1;
+            break;
+        case 'm':
+            kv_opts.maxclients = (int)strtol(optarg, &end, 10);
+            if (*end || kv_opts.maxclients < 1 || kv_opts.maxclients > 1000000)
+                return -1;
             break;
         case 'h':
             usage(stdout);
@@ -482,6 +499,18 @@ static int cpus_allowed(int *list, int max)
     return n;
 }
 
+/* A client the listener accepted: to the next worker, round-robin. */
+static void admit(int fd, void *arg)
+{
+    int *next = arg;
+    atomic_fetch_add(&kv_count.clients, 1);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    worker *w = &workers[(*next)++ % kv_opts.threads];
+    if (write(w->pipe_wr, &fd, sizeof fd) != (ssize_t)sizeof fd)
+        client_gone(fd);
+}
+
 int main(int argc, char **argv)
 {
     if (parse_options(argc, argv) != 0) {
@@ -492,6 +521,9 @@ int main(int argc, char **argv)
     int ncpu = cpus_allowed(cpu_list, CPU_SETSIZE);
     if (kv_opts.threads == 0)
         kv_opts.threads = ncpu;
+    /* Our own descriptors: stdio, the listening socket, signalfd, epoll,
+     * the sweeper's pipe, the spare, and per worker an epoll and a pipe. */
+    kv_opts.maxclients = kv_maxclients_fit(kv_opts.maxclients, 9 + 3 * kv_opts.threads);
 
     frt_config cfg;
     frt_config_default(&cfg);
@@ -519,13 +551,13 @@ int main(int argc, char **argv)
     int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
     int lfd = listen_on(kv_opts.port);
     int epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (sfd < 0 || lfd < 0 || epfd < 0 || pipe2(sweeper_pipe, O_CLOEXEC) != 0) {
+    kv_listener listener;
+    if (sfd < 0 || lfd < 0 || epfd < 0 || pipe2(sweeper_pipe, O_CLOEXEC) != 0 ||
+        kv_listener_init(&listener, lfd, epfd) != 0) {
         fprintf(stderr, "kvserver: cannot listen on 127.0.0.1:%d: %s\n", kv_opts.port, strerror(errno));
         return 1;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
-    epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &ev);
-    ev.data.fd = sfd;
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = sfd};
     epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
 
     workers = calloc((size_t)kv_opts.threads, sizeof *workers);
@@ -553,16 +585,17 @@ int main(int argc, char **argv)
     if (kv_opts.gc_freeze)
         frt_gc_freeze(); /* whatever start-up built is never examined again */
 
-    printf("kvserver: ready on 127.0.0.1:%d, %d worker threads%s\n", kv_bound_port, kv_opts.threads,
-           kv_opts.pin ? " (pinned)" : "");
+    printf("kvserver: ready on 127.0.0.1:%d, %d worker threads%s, maxclients %d\n", kv_bound_port,
+           kv_opts.threads, kv_opts.pin ? " (pinned)" : "", kv_opts.maxclients);
     fflush(stdout);
 
     int next = 0, sig = 0;
     while (!sig) {
         struct epoll_event evs[8];
         frt_blocking_begin();
-        int n = epoll_wait(epfd, evs, 8, -1);
+        int n = epoll_wait(epfd, evs, 8, kv_listener_timeout(&listener));
         frt_blocking_end();
+        kv_listener_tick(&listener);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.fd == sfd) {
                 struct signalfd_siginfo si;
@@ -570,16 +603,7 @@ int main(int argc, char **argv)
                     sig = (int)si.ssi_signo;
                 continue;
             }
-            for (;;) {
-                int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (fd < 0)
-                    break;
-                int one = 1;
-                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                worker *w = &workers[next++ % kv_opts.threads];
-                if (write(w->pipe_wr, &fd, sizeof fd) != (ssize_t)sizeof fd)
-                    close(fd);
-            }
+            kv_listener_accept(&listener, admit, &next);
         }
     }
 
@@ -589,6 +613,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     atomic_store(&stopping, 1);
     close(lfd);
+    close(listener.spare);
     for (int i = 0; i < kv_opts.threads; i++)
         close(workers[i].pipe_wr); /* wakes the worker's epoll_wait */
     if (write(sweeper_pipe[1], "x", 1) != 1)

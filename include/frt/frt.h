@@ -12,5 +12,8 @@
 #include <frt/heap.h>
 #include <frt/gc.h>
 #include <frt/weakref.h>
+#include <frt/ref.h>
+#include <frt/map.h>
+#include <frt/lock.h>
 
 #endif

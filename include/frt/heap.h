@@ -25,6 +25,14 @@ typedef struct frt_heap_stats {
     size_t hot_objects;                /* counted per thread now (frt_make_hot, adaptive) */
     uint64_t hot_promoted;             /* made hot since frt_init, by either */
     uint64_t hot_demoted;              /* adaptive ones given back, gone cold */
+    /* Deferred reclamation: blocks of objects that were stored in an
+     * frt_ref (or a map), freed and waiting for every attached thread to
+     * pass a quiescent state before their memory is reused. Counted in
+     * bytes_in_use and blocks_in_use meanwhile. Bounded: frt_safepoint
+     * waits for a grace period once the bytes pass frt_config.reclaim_limit
+     * (docs/design.md, "Deferred reclamation"). */
+    size_t reclaim_waiting_bytes, reclaim_waiting_blocks;
+    size_t reclaim_waiting_peak;       /* most bytes ever waiting at once */
 } frt_heap_stats;
 
 /* Exact for blocks freed by their owner or collected from remote frees;

@@ -10,6 +10,12 @@
 extern "C" {
 #endif
 
+/* Start from frt_config_default, then change fields: frt_init refuses
+ * (FRT_EINVAL) a config whose `version` that function did not set, such
+ * as one zeroed by hand, where 0 would silently mean "collector off, no
+ * thresholds, no arena cache". */
+#define FRT_CONFIG_VERSION 0x46525401u /* "FRT" 1 */
+
 typedef struct frt_config {
     size_t gc_threshold[3]; /* default {700, 10, 10} */
     int gc_enabled;         /* default 1 */
@@ -17,6 +23,11 @@ typedef struct frt_config {
     /* Empty arenas kept mapped for reuse before they go back to the OS
      * (frt_heap_trim returns them at once). Default 4. */
     size_t arena_cache;
+    unsigned version;       /* FRT_CONFIG_VERSION, set by frt_config_default */
+    /* Bytes of freed objects that may wait for a grace period (deferred
+     * reclamation, docs/design.md) before frt_safepoint waits for one in a
+     * blocking section. Default 8 MiB. */
+    size_t reclaim_limit;
     /* Adaptive hot objects: the runtime counts an object per thread when
      * it sees two threads contend on its shared count, and goes back when
      * they stop (docs/tuning.md). 0 (default) or FRT_HOT_ADAPTIVE_ON: on;
@@ -26,7 +37,9 @@ typedef struct frt_config {
 enum { FRT_HOT_ADAPTIVE_ON = 1, FRT_HOT_ADAPTIVE_OFF = -1 };
 
 FRT_API void frt_config_default(frt_config *cfg);
-FRT_API int frt_init(const frt_config *cfg); /* NULL = defaults; attaches the calling thread */
+/* NULL = defaults; attaches the calling thread. FRT_EINVAL for a config
+ * that frt_config_default did not fill. */
+FRT_API int frt_init(const frt_config *cfg);
 FRT_API int frt_shutdown(void);              /* objects still alive (>= 0) or an FRT_E* code */
 FRT_API int frt_is_initialized(void);
 

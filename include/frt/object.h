@@ -9,20 +9,13 @@
 #define FRT_OBJECT_H
 
 #include <frt/config.h>
+#include <frt/lock.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-#if defined(__GNUC__)
-#define FRT_LIKELY(x) __builtin_expect(!!(x), 1)
-#define FRT_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define FRT_LIKELY(x) (x)
-#define FRT_UNLIKELY(x) (x)
 #endif
 
 typedef struct frt_object frt_object;
@@ -34,7 +27,8 @@ typedef struct frt_type frt_type;
 struct frt_object {
     _Atomic uintptr_t ob_tid;       /* owner thread id; 0 once merged (no owner); FRT_TID_HOT */
     _Atomic uint32_t ob_ref_local;  /* owner's count; FRT_REF_HOT + index; UINT32_MAX immortal */
-    _Atomic uint16_t ob_flags;      /* FRT_OF_* below */
+    _Atomic uint8_t ob_flags;       /* FRT_OF_* below */
+    frt_mutex ob_mutex;             /* critical sections on this object (<frt/lock.h>) */
     uint8_t ob_gc_bits;             /* collector-private */
     uint8_t ob_gen;                 /* collector generation */
     _Atomic intptr_t ob_ref_shared; /* (count << 2) | state (FRT_REF_*) */
@@ -71,7 +65,8 @@ enum {
     FRT_OF_MAYBE_WEAKREF = 1u << 1, /* a weak reference may exist */
     FRT_OF_LARGE = 1u << 2,         /* block mapped from the OS on its own */
     FRT_OF_HAS_FINALIZER = 1u << 3, /* an frt_finalizer is registered */
-    FRT_OF_HOT_AUTO = 1u << 4       /* made hot by the runtime, which may demote it */
+    FRT_OF_DEFER_FREE = 1u << 4,    /* stored in an frt_ref: its block is freed after a grace period */
+    FRT_OF_HOT_AUTO = 1u << 5       /* made hot by the runtime, which may demote it */
 };
 
 typedef int (*frt_visit_fn)(frt_object *ref, void *arg); /* nonzero stops traversal */

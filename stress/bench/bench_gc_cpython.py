@@ -7,7 +7,7 @@ its repetitions interleave with frt's own (a burst of load from another
 process lands on both alike). Run by hand, `--selftest` does one small round
 of every command and prints the replies.
 
-Graph shape (identical to stress/bench_gc.c, node for node): n objects in
+Graph shape (identical to stress/bench/bench_gc.c, node for node): n objects in
 rings of 10 (object i's `next` is the following member of its ring, the last
 one points back to the first) and one cross link per object, `cross` = the
 object at index lcg() % n, where lcg is the 64-bit LCG below, seeded from the

@@ -4,15 +4,15 @@
 # same run and prints ratios), and keeps each output under
 # build/bench-report/. Run it on an otherwise idle machine: the figures are
 # wall-clock medians.
-#   stress/run_benchmarks.sh [--quick]     --quick: a few seconds each
-#   FRT_BENCH_ONLY="alloc brc"              a subset (alloc brc stw gc weakref stress stress-seeds
+#   stress/bench/run_benchmarks.sh [--quick]     --quick: a few seconds each
+#   FRT_BENCH_ONLY="alloc brc"              a subset (alloc brc stw gc weakref share stress stress-seeds
 #                                           instructions kvserver)
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 quick=()
 [[ ${1:-} == --quick ]] && quick=(--quick)
-only=${FRT_BENCH_ONLY:-alloc brc stw gc weakref stress stress-seeds instructions kvserver}
+only=${FRT_BENCH_ONLY:-alloc brc stw gc weakref share stress stress-seeds instructions kvserver}
 out=build/bench-report
 mkdir -p "$out"
 cmake --preset release >/dev/null
@@ -33,6 +33,7 @@ for b in $only; do
     stw) run stw "$bin/frt-bench-stw" "${quick[@]}" ;;
     gc) run gc "$bin/frt-bench-gc" "${quick[@]}" ;;
     weakref) run weakref "$bin/frt-bench-weakref" "${quick[@]}" ;;
+    share) run share "$bin/frt-bench-share" "${quick[@]}" ;;
     stress)
       secs=3
       [[ ${#quick[@]} -gt 0 ]] && secs=1

@@ -1,6 +1,6 @@
 /* frt-stress: the stress suites and the scaling harness.
  *
- * One program, two builds (stress/stress.cmake): frt-stress against
+ * One program, two builds (stress/harness/stress.cmake): frt-stress against
  * frt_static (biased reference counting) and frt-stress-atomic against
  * frt_rc_atomic (the same library sources, every count atomic). The two
  * libraries share their symbol names, so each build runs only its own

@@ -2,7 +2,7 @@
  *
  * The main thread makes the hot object (it stays its owner and never
  * counts on it during the run), so every worker counts on the shared,
- * atomic count of one cache line: the "hot object" row of DESIGN.md. Each
+ * atomic count of one cache line: the "hot object" row of the design targets (docs/benchmarks.md). Each
  * operation takes a reference, reads and checks the payload, and drops it.
  * Now and then a worker keeps references for a while (up to 16), and it
  * swaps references through a mailbox of 64 slots, so references taken on

@@ -38,7 +38,7 @@
  *      is the world-stopped time of each collection (frt_gc_callback_add,
  *      STOP info.pause_ns): median, p99 and max per generation.
  *
- * CPython is the system python3 running stress/bench_gc_cpython.py; Boehm
+ * CPython is the system python3 running stress/bench/bench_gc_cpython.py; Boehm
  * is frt-bench-gc-boehm next to this program. Both are child processes
  * that build their own graphs and answer one line per command over pipes.
  * Time is CLOCK_MONOTONIC (perf_counter_ns in Python) around the collection
@@ -740,7 +740,7 @@ static void section_pauses(void)
 
 static void print_targets(void)
 {
-    printf("\n## targets (DESIGN.md)\n");
+    printf("\n## targets (docs/benchmarks.md)\n");
     if (R.sec1 && g_have[P_CPY] && R.live[1 + P_CPY].ok) {
         double rl = R.live[0].med / R.live[1 + P_CPY].med, rg = R.garbage[0].med / R.garbage[1 + P_CPY].med;
         printf("full collection, live:    frt at most 0.5x CPython's ns/object     %6.2fx  %s\n", rl,
@@ -772,7 +772,7 @@ static void print_targets(void)
                    g_old_large, g, g <= 1.5 ? "MET" : "MISSED");
         }
     }
-    printf("# DESIGN.md anchors (CPython 3.11 measured earlier on this machine type): full 143 / 221"
+    printf("# design anchors (CPython 3.11 measured earlier on this machine type): full 143 / 221"
            " ns/object\n# live / garbage, gen-0 16 / 43 us; Boehm one marker 65-78 ns/object. The ratios"
            " above use the\n# baselines measured in this run.\n");
 }

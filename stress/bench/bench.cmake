@@ -18,11 +18,11 @@ endif()
 
 function(frt_bench_target name)
   target_compile_options(${name} PRIVATE ${FRT_WARNINGS} -Wno-missing-prototypes)
-  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
   target_link_libraries(${name} PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
 endfunction()
 
-add_executable(frt-bench-alloc ${CMAKE_CURRENT_SOURCE_DIR}/bench_alloc.c)
+add_executable(frt-bench-alloc ${CMAKE_CURRENT_LIST_DIR}/bench_alloc.c)
 frt_bench_target(frt-bench-alloc)
 target_link_libraries(frt-bench-alloc PRIVATE frt_static)
 target_compile_definitions(frt-bench-alloc PRIVATE
@@ -34,11 +34,11 @@ target_compile_definitions(frt-bench-alloc PRIVATE
 # merged, every count atomic). The two libraries share their symbol names,
 # so they cannot live in one process: frt-bench-brc runs its sibling
 # frt-bench-brc-atomic (next to it) for the mixed workload and prints both.
-add_executable(frt-bench-brc ${CMAKE_CURRENT_SOURCE_DIR}/bench_brc.c)
+add_executable(frt-bench-brc ${CMAKE_CURRENT_LIST_DIR}/bench_brc.c)
 frt_bench_target(frt-bench-brc)
 target_link_libraries(frt-bench-brc PRIVATE frt_static)
 
-add_executable(frt-bench-brc-atomic ${CMAKE_CURRENT_SOURCE_DIR}/bench_brc.c)
+add_executable(frt-bench-brc-atomic ${CMAKE_CURRENT_LIST_DIR}/bench_brc.c)
 frt_bench_target(frt-bench-brc-atomic)
 target_link_libraries(frt-bench-brc-atomic PRIVATE frt_rc_atomic)
 target_compile_definitions(frt-bench-brc-atomic PRIVATE FRT_BENCH_ATOMIC=1)
@@ -47,7 +47,7 @@ add_dependencies(frt-bench-brc frt-bench-brc-atomic)
 # The owner pair through the shared library (what `pkg-config --libs frt`
 # links): the same source against libfrt.so, run by frt-bench-brc for
 # section a, which prints both.
-add_executable(frt-bench-brc-shared ${CMAKE_CURRENT_SOURCE_DIR}/bench_brc.c)
+add_executable(frt-bench-brc-shared ${CMAKE_CURRENT_LIST_DIR}/bench_brc.c)
 frt_bench_target(frt-bench-brc-shared)
 target_link_libraries(frt-bench-brc-shared PRIVATE frt)
 target_compile_definitions(frt-bench-brc-shared PRIVATE FRT_BENCH_SHARED=1)
@@ -60,11 +60,11 @@ foreach(lib IN ITEMS frt_static frt)
   if(lib STREQUAL "frt")
     set(name frt-bench-instructions-shared)
   endif()
-  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/bench_instructions.c)
+  add_executable(${name} ${CMAKE_CURRENT_LIST_DIR}/bench_instructions.c)
   frt_bench_target(${name})
   target_link_libraries(${name} PRIVATE ${lib})
 endforeach()
 
-add_executable(frt-bench-stw ${CMAKE_CURRENT_SOURCE_DIR}/bench_stw.c)
+add_executable(frt-bench-stw ${CMAKE_CURRENT_LIST_DIR}/bench_stw.c)
 frt_bench_target(frt-bench-stw)
 target_link_libraries(frt-bench-stw PRIVATE frt_static)

@@ -35,7 +35,7 @@
  *      atomic) runs the same workload; frt-bench-brc runs it as a child
  *      process and prints the ratio.
  *
- * Built three times (stress/bench.cmake): frt-bench-brc against frt_static,
+ * Built three times (stress/bench/bench.cmake): frt-bench-brc against frt_static,
  * frt-bench-brc-atomic against frt_rc_atomic with FRT_BENCH_ATOMIC=1, and
  * frt-bench-brc-shared against libfrt.so with FRT_BENCH_SHARED=1, which
  * frt-bench-brc runs for section a to print the owner pair through the
@@ -876,7 +876,7 @@ static void section_e(int T, size_t n, int raw, int quick)
 
 static void summary(void)
 {
-    printf("\n## targets (docs/DESIGN.md)\n");
+    printf("\n## targets (docs/benchmarks.md)\n");
     if (R.have_a) {
         double r1 = R.owner / R.plain, r2 = R.arc / R.owner;
         printf("owner pair within 1.1x of plain     %6.2fx  %s\n", r1, r1 <= 1.1 ? "MET" : "MISSED");

@@ -4,7 +4,7 @@
  * whole process and stops the threads it knows with signals: next to frt's
  * own threads and stop-the-world that would measure neither fairly.
  * frt-bench-gc starts it (once per marker count) and drives it over
- * stdin/stdout with the same line protocol as stress/bench_gc_cpython.py,
+ * stdin/stdout with the same line protocol as stress/bench/bench_gc_cpython.py,
  * so the repetitions interleave with frt's.
  *
  * The graph is the one frt-bench-gc and the Python script build, node for

@@ -1,6 +1,6 @@
 # frt-stress: the stress suites and the scaling harness (docs/stress.md).
 #
-# One program built twice from stress/stress_*.c: frt-stress against
+# One program built twice from stress/harness/stress_*.c: frt-stress against
 # frt_static (biased reference counting) and frt-stress-atomic against
 # frt_rc_atomic (the same library sources with FRT_RC_ATOMIC_ONLY=1). Their
 # libraries share symbol names, so they cannot share a process:
@@ -15,7 +15,9 @@
 #   stress_plan, stress_usage, stress_outputs   placement, option errors, JSON/CSV/plots
 #   test_stress_topology            (tests/) the placement function on synthetic topologies
 
-file(GLOB FRT_STRESS_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/stress_*.c)
+set(FRT_STRESS_WORKLOAD_DIR ${CMAKE_CURRENT_SOURCE_DIR}/workloads)
+file(GLOB FRT_STRESS_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/stress_*.c
+     ${FRT_STRESS_WORKLOAD_DIR}/stress_*.c)
 
 foreach(variant IN ITEMS brc atomic)
   if(variant STREQUAL "brc")
@@ -30,10 +32,11 @@ foreach(variant IN ITEMS brc atomic)
   add_executable(${target} ${FRT_STRESS_SOURCES})
   target_compile_options(${target} PRIVATE ${FRT_WARNINGS})
   target_compile_definitions(${target} PRIVATE _GNU_SOURCE STRESS_RC_ATOMIC=${atomic})
-  target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+  # stress_stats.c shares the benchmarks' timing code (bench/bench_common.h).
+  target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_LIST_DIR} ${CMAKE_CURRENT_SOURCE_DIR}/bench)
   target_link_libraries(${target} PRIVATE ${lib} PkgConfig::HWLOC Threads::Threads m)
   if(FRT_SANITIZER STREQUAL "thread")
-    # TSan cannot run with this kernel's mmap randomisation (DEPENDENCIES.md);
+    # TSan cannot run with this kernel's mmap randomisation (docs/api.md, "What you need");
     # the personality is inherited by the cases' child processes.
     set_target_properties(${target} PROPERTIES CROSSCOMPILING_EMULATOR "setarch;-R")
   endif()
@@ -54,8 +57,8 @@ endif()
 
 # The workloads, read from the table so that a new entry gets its tests.
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
-             ${CMAKE_CURRENT_LIST_DIR}/stress_workloads.c)
-file(STRINGS ${CMAKE_CURRENT_LIST_DIR}/stress_workloads.c FRT_STRESS_TABLE
+             ${FRT_STRESS_WORKLOAD_DIR}/stress_workloads.c)
+file(STRINGS ${FRT_STRESS_WORKLOAD_DIR}/stress_workloads.c FRT_STRESS_TABLE
      REGEX "^[ \t]*&stress_wl_[a-z0-9_]+,")
 set(FRT_STRESS_WORKLOADS "")
 foreach(line IN LISTS FRT_STRESS_TABLE)

@@ -1,14 +1,14 @@
 # frt-bench-gc: the cycle collector against CPython's gc and the Boehm GC.
 # One invocation runs all three: frt in-process, CPython (the system python3
-# running stress/bench_gc_cpython.py) and Boehm (frt-bench-gc-boehm, next to
+# running stress/bench/bench_gc_cpython.py) and Boehm (frt-bench-gc-boehm, next to
 # frt-bench-gc) as child processes driven over pipes, their repetitions
 # interleaved with frt's. Method and figures: docs/benchmarks.md.
 
-add_executable(frt-bench-gc ${CMAKE_CURRENT_SOURCE_DIR}/bench_gc.c)
+add_executable(frt-bench-gc ${CMAKE_CURRENT_LIST_DIR}/bench_gc.c)
 frt_bench_target(frt-bench-gc)
 target_link_libraries(frt-bench-gc PRIVATE frt_static)
 target_compile_definitions(frt-bench-gc PRIVATE
-  "BENCH_GC_PY=\"${CMAKE_CURRENT_SOURCE_DIR}/bench_gc_cpython.py\"")
+  "BENCH_GC_PY=\"${CMAKE_CURRENT_LIST_DIR}/bench_gc_cpython.py\"")
 
 # Boehm GC (Debian libgc-dev, pkg-config bdw-gc). Optional: without it
 # frt-bench-gc says the baseline is missing and runs the rest.
@@ -16,7 +16,7 @@ target_compile_definitions(frt-bench-gc PRIVATE
 # sanitizers' runtimes do not expect, and the figures would mean nothing.
 pkg_check_modules(BDWGC QUIET IMPORTED_TARGET bdw-gc)
 if(BDWGC_FOUND AND NOT FRT_SANITIZER)
-  add_executable(frt-bench-gc-boehm ${CMAKE_CURRENT_SOURCE_DIR}/bench_gc_boehm.c)
+  add_executable(frt-bench-gc-boehm ${CMAKE_CURRENT_LIST_DIR}/bench_gc_boehm.c)
   target_compile_options(frt-bench-gc-boehm PRIVATE ${FRT_WARNINGS} -Wno-missing-prototypes)
   target_link_libraries(frt-bench-gc-boehm PRIVATE PkgConfig::BDWGC)
   add_dependencies(frt-bench-gc frt-bench-gc-boehm)
