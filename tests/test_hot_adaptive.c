@@ -57,7 +57,7 @@ static frt_heap_stats stats(void)
 }
 
 /* Two threads count on one object that neither owns, until it is hot (or
- * a bound of pairs: the heuristic promotes it after about 2 x 64 x 16). */
+ * a bound of pairs: the heuristic promotes it after about 2 x 256 x 16). */
 static frt_object *target;
 static _Atomic int hot_seen;
 #define MAX_PAIRS 2000000
