@@ -44,8 +44,8 @@ intptr_t frt__hot_demote_stopped(frt_object *o);
 /* World stopped, at each collection: hot objects whose counts sum to zero
  * are chained onto *dead (as frt__brc_take_queue does); adaptive
  * promotions waiting are made, and adaptive hot objects gone cold are
- * demoted. */
-void frt__hot_sweep(frt_object **dead);
+ * demoted. auto_only: only the objects the runtime made hot. */
+void frt__hot_sweep(frt_object **dead, int auto_only);
 /* Detach: fold ts's counts into the objects; ts counts on their shared
  * counts from then on. */
 void frt__hot_thread_fold(frt_tstate *ts);
@@ -57,6 +57,12 @@ void frt__hot_sample(frt_tstate *ts, frt_object *o);
 void frt__hot_promote_pending(frt_tstate *ts);
 void frt__hot_forget(frt_object *o);
 void frt__hot_sweep_candidates(void);
+/* Only collections free hot objects, so while the collector is disabled
+ * (frt_gc_disable, frt_config.gc_enabled 0) adaptive promotion pauses:
+ * nothing is promoted, and every sweep demotes what the runtime promoted.
+ * Pausing sweeps at once where ts can stop the world (ts may be NULL). */
+void frt__hot_adaptive_pause(frt_tstate *ts, int paused);
+int frt__hot_adaptive_paused(void);
 /* frt_init and frt_shutdown: forget every index and array. */
 void frt__hot_reset(void);
 

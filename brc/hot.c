@@ -279,17 +279,20 @@ static int went_cold(frt_object *o, uint32_t i)
     }
     if (!(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_HOT_AUTO))
         return 0; /* made hot by the program: it stays hot */
+    if (frt__hot_adaptive_paused())
+        return 1; /* no automatic collection will come to free it */
     hot.tab[i].cold = busy >= 2 ? 0 : hot.tab[i].cold + 1;
     return hot.tab[i].cold >= FRT_HOT_COLD_RUNS;
 }
 
-void frt__hot_sweep(frt_object **dead)
+void frt__hot_sweep(frt_object **dead, int auto_only)
 {
     frt__hot_sweep_candidates();
     pthread_mutex_lock(&hot.lock);
     for (uint32_t i = 0; i < hot.used; i++) {
         frt_object *o = hot.tab[i].o;
-        if (!o)
+        if (!o || (auto_only && !(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) &
+                                  FRT_OF_HOT_AUTO)))
             continue;
         intptr_t n = sum_locked(o, i);
         if (n < 0) {

@@ -20,7 +20,10 @@
  *   - expiry: each collection empties the table of nominations that no
  *     other thread seconded.
  * No reference is held for any of this: frt_refcount stays exact.
- * frt_config.hot_adaptive = FRT_HOT_ADAPTIVE_OFF turns it off. */
+ * frt_config.hot_adaptive = FRT_HOT_ADAPTIVE_OFF turns it off; a disabled
+ * collector pauses it (frt__hot_adaptive_pause): a hot object dies only at
+ * a collection, and a program that turned collections off expects its
+ * objects to die at their last decref. */
 #include "brc.h"
 #include "../runtime/debug.h"
 #include "../runtime/object_internal.h"
@@ -37,6 +40,13 @@ static struct {
     } e[NCAND];
     unsigned n;
 } cand = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static _Atomic int paused;
+
+int frt__hot_adaptive_paused(void)
+{
+    return atomic_load_explicit(&paused, memory_order_relaxed);
+}
 
 static void nominate(frt_tstate *ts, frt_object *o)
 {
@@ -66,7 +76,8 @@ static void nominate(frt_tstate *ts, frt_object *o)
 void frt__hot_sample(frt_tstate *ts, frt_object *o)
 {
     /* The atomic-only baseline library stays atomic-only. */
-    if (FRT_RC_ATOMIC_ONLY || frt__rt.config.hot_adaptive == FRT_HOT_ADAPTIVE_OFF)
+    if (FRT_RC_ATOMIC_ONLY || frt__rt.config.hot_adaptive == FRT_HOT_ADAPTIVE_OFF ||
+        frt__hot_adaptive_paused())
         return;
     if (o != ts->hot_seen) {
         ts->hot_seen = o;
@@ -107,7 +118,7 @@ static void promote_waiting(int expire)
             intptr_t n = (local < FRT_REF_HOT ? (intptr_t)local : 0) +
                          (atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed) >>
                           FRT_REF_SHARED_SHIFT);
-            if (n > 0)
+            if (n > 0 && !frt__hot_adaptive_paused())
                 frt__hot_promote_stopped(o, 1);
             remove_at(i);
         } else if (expire) {
@@ -118,11 +129,16 @@ static void promote_waiting(int expire)
     }
 }
 
+/* Not from inside a stop, a collection, a dealloc loop or a blocking
+ * section: the next collection does the work instead. */
+static int can_stop(const frt_tstate *ts)
+{
+    return ts && !ts->stw_depth && !ts->in_gc_callback && !ts->in_dealloc && !ts->blocking_depth;
+}
+
 void frt__hot_promote_pending(frt_tstate *ts)
 {
-    /* Not from inside a stop, a collection, a dealloc loop or a blocking
-     * section: the next collection promotes what waits instead. */
-    if (ts->stw_depth || ts->in_gc_callback || ts->in_dealloc || ts->blocking_depth)
+    if (!can_stop(ts))
         return;
     if (!atomic_load_explicit(&frt__hot_waiting, memory_order_relaxed))
         return;
@@ -139,4 +155,20 @@ void frt__hot_sweep_candidates(void)
     pthread_mutex_lock(&cand.lock);
     promote_waiting(1);
     pthread_mutex_unlock(&cand.lock);
+}
+
+void frt__hot_adaptive_pause(frt_tstate *ts, int on)
+{
+    atomic_store_explicit(&paused, on, memory_order_relaxed);
+    if (!on || !can_stop(ts) || !atomic_load_explicit(&frt__rt.hot_now, memory_order_relaxed))
+        return;
+    /* The sweep demotes what the runtime made hot (and frees those that
+     * died meanwhile; the program's own hot objects wait for a collection):
+     * from here on, the objects die at their last decref again. */
+    if (frt_stop_the_world() != 0)
+        return;
+    frt_object *dead = NULL;
+    frt__hot_sweep(&dead, 1);
+    frt_start_the_world();
+    frt__brc_free_dead(dead);
 }

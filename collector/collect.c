@@ -113,7 +113,7 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic, size_t *found)
     frt__gc_merge_all_queues(&dead);
     /* Hot objects whose counts sum to zero die here, at every collection
      * whatever its generation: none outlives the next one. */
-    frt__hot_sweep(&dead);
+    frt__hot_sweep(&dead, 0);
     gc_work w = {0};
     frt__gc_gather(&w, gen);
     /* A mark stack that cannot grow leaves the marks partial: everything

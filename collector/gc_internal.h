@@ -116,6 +116,8 @@ void frt__gc_gather(gc_work *w, int gen);
 void frt__gc_promote(frt_object *o, int gen);
 /* After a full run or freeze: no page needs its young bits any more. */
 void frt__gc_forget_young(void);
+/* Pause adaptive hot objects while no automatic collection will come. */
+void frt__gc_hot_follow(frt_tstate *ts);
 
 /* World stopped: merge every thread's queued counts; objects that reached
  * zero are chained onto *dead, to be freed once the world runs. */

@@ -137,6 +137,79 @@ static void test_off(void)
     TEST_PASS("off");
 }
 
+/* The bound on freeing latency: an object the runtime made hot, whose last
+ * reference goes while it is hot, dies at the next collection of any
+ * generation, the automatic ones included. */
+static int tracked_traverse(frt_object *self, frt_visit_fn visit, void *arg)
+{
+    (void)self, (void)visit, (void)arg;
+    return 0;
+}
+static const frt_type tracked_type = {"hot.adaptive.tracked", sizeof(frt_object), tracked_traverse,
+                                      NULL, NULL, NULL};
+
+static void test_freed_by_next_collection(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset();
+    CHECK_EQ(frt_gc_set_threshold(50, 10, 10), 0);
+    /* Dropped, then an explicit collection of the youngest generation. */
+    target = &make()->ob;
+    hammer_twice();
+    CHECK(frt_is_hot(target));
+    frt_decref(target);
+    CHECK_EQ(atomic_load(&destroyed), 0); /* only a collection sums the counts */
+    CHECK(frt_gc_collect(0) >= 0);
+    CHECK_EQ(atomic_load(&destroyed), 1);
+    /* Dropped, then only allocations: the automatic collection they
+     * trigger (threshold 50) frees it. */
+    target = &make()->ob;
+    hammer_twice();
+    CHECK(frt_is_hot(target));
+    frt_decref(target);
+    frt_object *keep[200];
+    for (int i = 0; i < 200; i++)
+        CHECK((keep[i] = frt_new(&tracked_type)) != NULL);
+    CHECK_EQ(atomic_load(&destroyed), 2);
+    for (int i = 0; i < 200; i++)
+        frt_decref(keep[i]);
+    CHECK_EQ(stats().hot_objects, 0);
+    CHECK_EQ(frt_shutdown(), 0);
+    CHECK_EQ(atomic_load(&bad), 0);
+    TEST_PASS("freed_by_next_collection");
+}
+
+/* With the collector disabled no collection comes to free a hot object:
+ * disabling demotes what the runtime promoted, nothing is promoted while
+ * it stays off, and objects die at their last decref again. */
+static void test_gc_disabled(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset();
+    target = &make()->ob;
+    hammer_twice();
+    CHECK(frt_is_hot(target));
+    frt_gc_disable();
+    CHECK(!frt_is_hot(target));
+    CHECK_EQ(stats().hot_demoted, 1);
+    CHECK_EQ(frt_refcount(target), 1);
+    hammer_twice();
+    CHECK(!frt_is_hot(target));
+    CHECK_EQ(stats().hot_promoted, 1);
+    frt_decref(target); /* ordinary: the last decref frees it */
+    CHECK_EQ(atomic_load(&destroyed), 1);
+    frt_gc_enable();
+    target = &make()->ob;
+    hammer_twice();
+    CHECK(frt_is_hot(target));
+    frt_decref(target);
+    CHECK(frt_gc_collect(0) >= 0);
+    CHECK_EQ(atomic_load(&destroyed), 2);
+    CHECK_EQ(frt_shutdown(), 0);
+    CHECK_EQ(atomic_load(&bad), 0);
+    TEST_PASS("gc_disabled");
+}
+
 /* Short-lived shared objects counted by two threads, dropped while their
  * promotion may wait, with collections and stops of the world racing: the
  * frees forget waiting promotions, and every object dies exactly once. */
@@ -228,6 +301,8 @@ int main(void)
     test_watchdog("test_hot_adaptive", 240);
     test_promote_demote();
     test_off();
+    test_freed_by_next_collection();
+    test_gc_disabled();
     test_racing();
     return 0;
 }
