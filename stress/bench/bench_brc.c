@@ -23,8 +23,15 @@
  *   d  1..N threads, each on private objects: throughput and scaling
  *      efficiency = throughput(T) / (min(T, CPUs) * throughput(1)).
  *   f  one hot object touched by all T threads (the object's owner is one
- *      of them), against a C11 atomic count on one cache line, and the
- *      same object after frt_make_hot (per-thread counts).
+ *      of them), against a C11 atomic count on one cache line, the same
+ *      object after frt_make_hot (per-thread counts), and one that no
+ *      thread owns (made shared by main) left to adaptive promotion: with
+ *      two or more threads counting on it the runtime may make it hot by
+ *      itself. The rows say in how many runs the runtime did (adaptive
+ *      promotion also reaches the first row's object from 3 threads on:
+ *      --adaptive-off runs the whole program with it off). Every row runs
+ *      the same loop, the same pairs per thread; the adaptive row polls a
+ *      safepoint every 4096 pairs, where promotion can stop the world.
  *   c  also: pairs on an object made hot (frt_make_hot) by the thread that
  *      made it, alone and while another thread counts on it.
  *   e  mix (BRC paper style): each thread allocates objects and counts on
@@ -159,6 +166,17 @@ __attribute__((noinline)) static void loop_frt(void *obj, size_t n)
     }
 }
 
+/* loop_frt with a safepoint poll every 4096 pairs, as an attached thread
+ * polls (a load and a branch per 4096 pairs): adaptive promotion stops the
+ * world at the poll after two threads nominated the object. */
+static void loop_frt_polling(void *obj, size_t n)
+{
+    for (size_t i = 0; i < n; i += 4096) {
+        loop_frt(obj, n - i < 4096 ? n - i : 4096);
+        frt_safepoint();
+    }
+}
+
 __attribute__((noinline)) static void loop_plain(void *obj, size_t n)
 {
     plain_obj *p = obj;
@@ -200,7 +218,8 @@ static struct {
     double nonowner, arc_other;
     double fs_alone, fs_hammer, fs_other_line, hammer_ns;
     double hot_alone, hot_hammer;
-    double hot2[3], arc_hot2; /* f: frt hot, frt made hot at 1 and 2 threads; atomic line at 2 */
+    double hot2[3], arc_hot2; /* f: frt made hot at 1 and 2 threads; atomic line at 2 */
+    double adaptive2[3];      /* f: the adaptive row at 1 and 2 threads */
     double min_eff;
     int have_a, have_b, have_c, have_d;
     double mix_brc, mix_atomic; /* ns per object */
@@ -458,10 +477,29 @@ static void section_c(void)
 /* ------------------------------------------------------------------ */
 /* d and f: threads.                                                  */
 
-enum { K_FRT_PRIVATE, K_PLAIN_PRIVATE, K_ARC_PRIVATE, K_FRT_HOT, K_FRT_MADE_HOT, K_ARC_HOT, K_COUNT };
-static const char *const kind_name[K_COUNT] = {"frt private (owner)", "plain private",
-                                               "C11 atomic private", "frt hot (1 object)",
-                                               "frt_make_hot (1 object)", "C11 atomic hot (1 line)"};
+enum {
+    K_FRT_PRIVATE,
+    K_PLAIN_PRIVATE,
+    K_ARC_PRIVATE,
+    K_FRT_HOT,
+    K_FRT_MADE_HOT,
+    K_FRT_ADAPTIVE,
+    K_ARC_HOT,
+    K_COUNT
+};
+static const char *const kind_name[K_COUNT] = {
+    "frt private (owner)",     "plain private",          "C11 atomic private",
+    "frt hot (1 object)",      "frt_make_hot (1 object)", "frt adaptive (1 object)",
+    "C11 atomic hot (1 line)"};
+/* Runs of each kind in which the runtime made an object hot by itself. */
+static unsigned promoted_runs[K_COUNT], total_runs[K_COUNT];
+
+static uint64_t hot_promoted(void)
+{
+    frt_heap_stats s;
+    frt_heap_get_stats(&s);
+    return s.hot_promoted;
+}
 
 typedef struct tjob {
     int kind;
@@ -500,13 +538,16 @@ static void *scale_thread(void *arg)
     case K_FRT_MADE_HOT: /* scale_run made it: a stop here would wait for the barrier */
         fn = loop_frt;
         break;
+    case K_FRT_ADAPTIVE:
+        fn = loop_frt_polling;
+        break;
     case K_ARC_HOT:
         obj = j->hot_arc;
         fn = loop_arc;
         break;
     }
     bench_barrier_wait(j->start);
-    if (j->kind == K_FRT_HOT || j->kind == K_FRT_MADE_HOT)
+    if (j->kind == K_FRT_HOT || j->kind == K_FRT_MADE_HOT || j->kind == K_FRT_ADAPTIVE)
         obj = atomic_load(j->hot_frt);
     j->t0 = bench_now_ns();
     fn(obj, j->n);
@@ -531,12 +572,13 @@ static double scale_run(int kind, int T, size_t n)
     bench_barrier_init(&start, (unsigned)T);
     bench_barrier_init(&end, (unsigned)T);
     frt_object *_Atomic hot = NULL;
-    if (kind == K_FRT_MADE_HOT) {
+    if (kind == K_FRT_MADE_HOT || kind == K_FRT_ADAPTIVE) {
         frt_object *h = new_obj();
-        if (frt_make_hot(h) != 0)
-            die("frt_make_hot failed");
+        if (kind == K_FRT_MADE_HOT ? frt_make_hot(h) != 0 : frt_make_shared(h) != 0)
+            die("frt_make_hot or frt_make_shared failed");
         atomic_store(&hot, h);
     }
+    uint64_t promoted0 = hot_promoted();
     arc_obj *hot_arc = kind == K_ARC_HOT ? new_arc() : NULL;
     for (int i = 0; i < T; i++) {
         jobs[i] = (tjob){.kind = kind, .n = n, .start = &start, .end = &end, .hot_frt = &hot,
@@ -548,10 +590,13 @@ static double scale_run(int kind, int T, size_t n)
     for (int i = 0; i < T; i++)
         pthread_join(th[i], NULL);
     frt_blocking_end();
-    if (kind == K_FRT_MADE_HOT) {
+    if (kind == K_FRT_MADE_HOT || kind == K_FRT_ADAPTIVE)
         frt_decref(atomic_load(&hot));
-        frt_gc_collect(0); /* frees it */
-    }
+    total_runs[kind]++;
+    if (hot_promoted() != promoted0)
+        promoted_runs[kind]++;
+    if (kind == K_FRT_MADE_HOT || hot_promoted() != promoted0)
+        frt_gc_collect(0); /* a hot object dies at a collection */
     uint64_t t0 = jobs[0].t0, t1 = jobs[0].t1;
     for (int i = 1; i < T; i++) {
         if (jobs[i].t0 < t0)
@@ -603,10 +648,15 @@ static void section_df(const long *threads, size_t nthreads)
             printf(" %9.1f", tput[i] / 1e6);
             if (k == K_FRT_MADE_HOT && threads[i] <= 2)
                 R.hot2[threads[i]] = tput[i];
+            if (k == K_FRT_ADAPTIVE && threads[i] <= 2)
+                R.adaptive2[threads[i]] = tput[i];
             if (k == K_ARC_HOT && threads[i] == 2)
                 R.arc_hot2 = tput[i];
         }
-        printf("  Mpairs/s\n");
+        printf("  Mpairs/s");
+        if (k == K_FRT_HOT || k == K_FRT_ADAPTIVE)
+            printf("  (made hot by the runtime in %u of %u runs)", promoted_runs[k], total_runs[k]);
+        printf("\n");
         if (base > 0) {
             printf("%-24s", "  efficiency");
             for (size_t i = 0; i < nthreads && i < 64; i++) {
@@ -625,6 +675,10 @@ static void section_df(const long *threads, size_t nthreads)
                R.hot2[2] / R.hot2[1]);
         printf("frt_make_hot / C11 atomic line, 2 threads %7.2fx   (target >= 10x)\n",
                R.hot2[2] / R.arc_hot2);
+    }
+    if (R.adaptive2[1] > 0 && R.adaptive2[2] > 0 && R.arc_hot2 > 0) {
+        printf("frt adaptive: 2 threads / 1 thread       %8.2fx\n", R.adaptive2[2] / R.adaptive2[1]);
+        printf("frt adaptive / C11 atomic line, 2 threads %7.2fx\n", R.adaptive2[2] / R.arc_hot2);
     }
 }
 
@@ -901,22 +955,34 @@ static void summary(void)
     if (R.have_d)
         printf("private objects scaling efficiency >= 0.95: worst %.2f  %s\n", R.min_eff,
                R.min_eff >= 0.95 ? "MET" : "MISSED");
+    if (R.have_c && R.hot_alone > 0) {
+        double r = R.hot_hammer / R.hot_alone;
+        printf("hot: owner no slower beside another thread's pairs %.2fx  %s\n", r,
+               r <= 1.05 ? "MET" : "MISSED");
+    }
+    if (R.hot2[1] > 0 && R.hot2[2] > 0 && R.arc_hot2 > 0) {
+        double s = R.hot2[2] / R.hot2[1], a = R.hot2[2] / R.arc_hot2;
+        printf("hot: 2 threads >= 1.8x 1 thread     %6.2fx  %s\n", s, s >= 1.8 ? "MET" : "MISSED");
+        printf("hot: >= 10x the atomic line at 2    %6.2fx  %s\n", a, a >= 10 ? "MET" : "MISSED");
+    }
     if (R.mix_brc > 0 && R.mix_atomic > 0)
         printf("mix: BRC %.2fx the atomic build's throughput\n", R.mix_atomic / R.mix_brc);
 }
 
 static const char usage[] =
     "usage: frt-bench-brc [--quick] [--reps N] [--threads 1,2,4] [--only abcdef]\n"
-    "                     [--mix] [--raw] [--mix-threads T] [--mix-objects N]\n"
+    "                     [--mix] [--raw] [--mix-threads T] [--mix-objects N] [--adaptive-off]\n"
     "  --quick        short run: 5 repetitions of ~10 ms (default 11 of ~40 ms)\n"
     "  --threads L    thread counts for sections d and f (default 1,2,..,2 x CPUs)\n"
     "  --only S       run only these sections (letters a-f)\n"
     "  --mix          only the mixed workload (section e)\n"
+    "  --adaptive-off frt_config.hot_adaptive off: no object is made hot unless asked\n"
     "  --raw          with --mix or --only a: one machine-readable line (used between the builds)\n";
 
 int main(int argc, char **argv)
 {
-    static const char *const flags[] = {"--quick", "--mix", "--raw", "--help", "-h", NULL};
+    static const char *const flags[] = {"--quick", "--mix", "--raw", "--adaptive-off", "--help",
+                                        "-h",      NULL};
     static const char *const valued[] = {"--reps", "--threads", "--only", "--mix-threads",
                                          "--mix-objects", NULL};
     bench_check_args(argc, argv, flags, valued, usage);
@@ -963,7 +1029,11 @@ int main(int argc, char **argv)
     if (!only)
         only = "abcdfe";
 
-    if (frt_init(NULL) != 0)
+    frt_config cfg;
+    frt_config_default(&cfg);
+    if (bench_flag(argc, argv, "--adaptive-off"))
+        cfg.hot_adaptive = FRT_HOT_ADAPTIVE_OFF;
+    if (frt_init(&cfg) != 0)
         die("frt_init failed");
     if (!raw) {
         bench_print_machine("frt-bench-brc: biased reference counting vs plain and atomic counting");
