@@ -535,7 +535,7 @@ static void *scale_thread(void *arg)
             atomic_store(j->hot_frt, new_obj()); /* thread 0 owns it */
         fn = loop_frt;
         break;
-    case K_FRT_MADE_HOT: /* scale_run made it: a stop here would wait for the barrier */
+    case K_FRT_MADE_HOT: /* scale_run made it: a stop here would wait for the other threads */
         fn = loop_frt;
         break;
     case K_FRT_ADAPTIVE:
@@ -546,13 +546,20 @@ static void *scale_thread(void *arg)
         fn = loop_arc;
         break;
     }
+    /* The barriers spin outside frt: in a blocking section, so that a stop
+     * of the world (the adaptive row's promotion) never waits for a thread
+     * that waits for the stopper at a barrier. */
+    frt_blocking_begin();
     bench_barrier_wait(j->start);
+    frt_blocking_end();
     if (j->kind == K_FRT_HOT || j->kind == K_FRT_MADE_HOT || j->kind == K_FRT_ADAPTIVE)
         obj = atomic_load(j->hot_frt);
     j->t0 = bench_now_ns();
     fn(obj, j->n);
     j->t1 = bench_now_ns();
+    frt_blocking_begin();
     bench_barrier_wait(j->end); /* nobody drops a hot object still in use */
+    frt_blocking_end();
     if (j->kind == K_FRT_PRIVATE || (j->kind == K_FRT_HOT && j->idx == 0))
         frt_decref(obj);
     else if (j->kind == K_PLAIN_PRIVATE || j->kind == K_ARC_PRIVATE)
