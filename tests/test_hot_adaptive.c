@@ -214,7 +214,9 @@ static void test_gc_disabled(void)
  * promotion may wait, with collections and stops of the world racing: the
  * frees forget waiting promotions, and every object dies exactly once. */
 #define ROUNDS SCALED(400)
-#define PAIRS 3000
+/* Enough for 16 samples in a row of one object on each thread (a sample
+ * every 256 non-owner decrefs, refcount.c), so that rounds get promoted. */
+#define PAIRS 6000
 static _Atomic(frt_object *) round_obj;
 static _Atomic int stop_flag;
 
@@ -289,6 +291,7 @@ static void test_racing(void)
     CHECK_EQ(atomic_load(&destroyed), ROUNDS);
     CHECK_EQ(atomic_load(&bad), 0);
     CHECK_EQ(stats().hot_objects, 0);
+    CHECK(stats().hot_promoted > 0); /* the races above did happen */
     fprintf(stderr, "racing: %d objects, %llu promoted, %llu demoted\n", ROUNDS,
             (unsigned long long)stats().hot_promoted, (unsigned long long)stats().hot_demoted);
     pthread_barrier_destroy(&bar);
