@@ -63,6 +63,7 @@ void frt__hot_sweep_candidates(void);
  * Pausing sweeps at once where ts can stop the world (ts may be NULL). */
 void frt__hot_adaptive_pause(frt_tstate *ts, int paused);
 int frt__hot_adaptive_paused(void);
+size_t frt__hot_auto_count(void); /* hot now, made so by the runtime */
 /* frt_init and frt_shutdown: forget every index and array. */
 void frt__hot_reset(void);
 

@@ -52,6 +52,22 @@ static struct {
 
 #define SLOT_ALIGN 64 /* arrays of two threads never share a cache line */
 
+/* Objects hot now that the runtime made hot (FRT_OF_HOT_AUTO). */
+static _Atomic size_t auto_now;
+
+size_t frt__hot_auto_count(void)
+{
+    return atomic_load_explicit(&auto_now, memory_order_relaxed);
+}
+
+/* o stops being the runtime's: demoted, dead, or claimed by frt_make_hot. */
+static void clear_auto(frt_object *o)
+{
+    if (atomic_fetch_and_explicit(&o->ob_flags, (uint8_t)~FRT_OF_HOT_AUTO, memory_order_relaxed) &
+        FRT_OF_HOT_AUTO)
+        atomic_fetch_sub_explicit(&auto_now, 1, memory_order_relaxed);
+}
+
 static inline int local_is_hot(uint32_t local)
 {
     return local >= FRT_REF_HOT && local != FRT_REF_IMMORTAL;
@@ -221,8 +237,10 @@ static int promote_locked(frt_object *o, int automatic)
                           memory_order_relaxed);
     atomic_store_explicit(&o->ob_tid, FRT_TID_HOT, memory_order_relaxed);
     atomic_store_explicit(&o->ob_ref_local, FRT_REF_HOT + i, memory_order_relaxed);
-    if (automatic)
+    if (automatic) {
         atomic_fetch_or_explicit(&o->ob_flags, FRT_OF_HOT_AUTO, memory_order_relaxed);
+        atomic_fetch_add_explicit(&auto_now, 1, memory_order_relaxed);
+    }
     hot.tab[i].o = o;
     hot.tab[i].cold = 0;
     atomic_fetch_add_explicit(&frt__rt.hot_now, 1, memory_order_relaxed);
@@ -248,7 +266,7 @@ static intptr_t demote_locked(frt_object *o, uint32_t i)
     atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
     atomic_store_explicit(&o->ob_ref_shared, n * FRT_REF_SHARED_ONE | FRT_REF_MERGED,
                           memory_order_relaxed);
-    atomic_fetch_and_explicit(&o->ob_flags, (uint8_t)~FRT_OF_HOT_AUTO, memory_order_relaxed);
+    clear_auto(o);
     return n;
 }
 
@@ -355,6 +373,7 @@ void frt__hot_reset(void)
     atomic_store(&frt__rt.hot_now, 0);
     atomic_store(&frt__rt.hot_promoted, 0);
     atomic_store(&frt__rt.hot_demoted, 0);
+    atomic_store(&auto_now, 0);
 }
 
 int frt_make_hot(frt_object *o)
@@ -369,7 +388,7 @@ int frt_make_hot(frt_object *o)
     if (atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) >= FRT_REF_HOT) {
         /* Made hot by the runtime: the program wants it hot for good. No
          * stop can demote it meanwhile: we are not at a safepoint. */
-        atomic_fetch_and_explicit(&o->ob_flags, (uint8_t)~FRT_OF_HOT_AUTO, memory_order_relaxed);
+        clear_auto(o);
         return FRT_EALREADY;
     }
     if (frt_stop_the_world() != 0)

@@ -160,7 +160,7 @@ void frt__hot_sweep_candidates(void)
 void frt__hot_adaptive_pause(frt_tstate *ts, int on)
 {
     atomic_store_explicit(&paused, on, memory_order_relaxed);
-    if (!on || !can_stop(ts) || !atomic_load_explicit(&frt__rt.hot_now, memory_order_relaxed))
+    if (!on || !can_stop(ts) || !frt__hot_auto_count())
         return;
     /* The sweep demotes what the runtime made hot (and frees those that
      * died meanwhile; the program's own hot objects wait for a collection):
