@@ -29,16 +29,15 @@ import subprocess
 import sys
 import time
 
+import check_common
+
 ERROR = b"-ERR max number of clients reached\r\n"
 IDLE_S = 3.0
 CPU_MAX_S = 0.5
 
 server_bin = sys.argv[1]
 mode = sys.argv[2] if len(sys.argv) > 2 else "normal"
-wrap = ["setarch", "-R"] if mode == "tsan" else []  # TSan and mmap randomisation
-env = dict(os.environ)
-if mode == "tsan":
-    env["TSAN_OPTIONS"] = env.get("TSAN_OPTIONS", "halt_on_error=1") + " exitcode=66"
+wrap, env = check_common.server_wrap_env(mode)
 
 # This process holds a few hundred sockets.
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -49,13 +48,7 @@ proc = None
 
 
 def fail(msg):
-    print("FAIL: " + msg)
-    if proc is not None:
-        proc.kill()
-        out, err = proc.communicate()
-        print("--- server stdout\n" + out[-2000:])
-        print("--- server stderr\n" + err[-4000:])
-    sys.exit(1)
+    check_common.fail(proc, msg)
 
 
 def on_alarm(sig, frame):

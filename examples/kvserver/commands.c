@@ -1,12 +1,15 @@
-/* The commands (commands.h). Each one follows the same shape:
+/* The commands (commands.h). The key space is frt's concurrent map from
+ * each key to its slot (keyspace.h), and commands use it in two ways:
  *
- *   1. parse arguments and make the frt objects it will store (frt_new
- *      polls, so it happens before the shard lock where it can);
- *   2. lock the key's shard, look the key up, read or change the entry,
- *      taking new references (frt_newref) to whatever the reply needs and
- *      moving replaced references onto a kv_drop list;
- *   3. unlock, drop the replaced references, write the reply from the
- *      references taken in 2, and drop those.
+ *   - reads (GET, MGET, STRLEN, EXISTS, TYPE, TTL) take no lock: ks_get
+ *     returns this thread's own reference to the value, lock-free, and the
+ *     reply is copied from it;
+ *   - writes lock the key's slot (ks_lock: a critical section on it), read
+ *     and change its value, unlock (ks_unlock), then reply. What they store
+ *     they make before the lock where they can (frt_new may park, which
+ *     suspends the section); a write that must allocate or wait inside its
+ *     section (INCR, the first LPUSH of a key) checks ks_changed afterwards
+ *     and starts over if another writer got in meanwhile.
  *
  * So a value written by one worker is read (incref, copy, decref) and
  * replaced (decref) by others: the shared-count path of biased reference
@@ -60,40 +63,13 @@ static void reply_str(kv_buf *b, const frt_object *o)
     reply_bulk(b, s->data, s->len);
 }
 
-/* Lock the shard of key and find its entry. */
-typedef struct keyop {
-    uint64_t hash;
-    kv_shard *shard;
-    kv_drop drop;
-} keyop;
-
-static kv_entry *key_lock(keyop *k, const kv_arg *key)
+/* 1 when v is a string or absent; else a WRONGTYPE reply and 0. */
+static int str_or_absent(kv_client *c, const frt_object *v)
 {
-    k->hash = ks_hash(key->p, key->n);
-    drop_init(&k->drop);
-    k->shard = ks_lock(k->hash);
-    return ks_find(k->shard, k->hash, key->p, key->n, &k->drop);
-}
-
-static void key_unlock(keyop *k)
-{
-    ks_unlock(k->shard);
-    drop_release(&k->drop);
-}
-
-/* Insert key -> val (stealing val) under the lock; NULL when out of memory
- * (val is then still the caller's). frt_new under a shard lock is allowed
- * (keyspace.h): it may park, and nothing the world needs waits for this
- * shard. */
-static kv_entry *key_insert(keyop *k, const kv_arg *key, frt_object *val)
-{
-    kv_str *ks = kv_str_new(key->p, key->n);
-    if (!ks)
-        return NULL;
-    kv_entry *e = ks_add(k->shard, k->hash, ks, val);
-    if (!e)
-        frt_decref(&ks->ob);
-    return e;
+    if (!v || kv_is_str(v))
+        return 1;
+    reply_error(c->out, WRONGTYPE);
+    return 0;
 }
 
 /* ---- connection and server ----------------------------------------------- */
@@ -184,38 +160,29 @@ static void cmd_set(kv_client *c, size_t argc, const kv_arg *argv)
         reply_error(c->out, SYNTAX);
         return;
     }
-    kv_str *v = kv_str_new(argv[2].p, argv[2].n);
+    kv_str *v = kv_str_new(argv[2].p, argv[2].n); /* before the lock: frt_new may park */
     if (!v) {
         reply_error(c->out, NOMEM);
         return;
     }
-    keyop k;
-    kv_entry *e = key_lock(&k, &argv[1]);
-    if (get && e && !kv_is_str(e->val)) {
-        key_unlock(&k);
+    ks_op op;
+    int oom = !ks_lock(&op, argv[1].p, argv[1].n, !xx) && !xx; /* SET XX never creates */
+    frt_object *cur = ks_value(&op);
+    if (get && !str_or_absent(c, cur)) {
+        ks_unlock(&op);
         frt_decref(&v->ob);
-        reply_error(c->out, WRONGTYPE);
         return;
     }
-    frt_object *old = (get && e) ? frt_newref(e->val) : NULL;
-    int ok = 1;
-    if ((nx && e) || (xx && !e)) {
-        ok = 0;
-        drop_add(&k.drop, &v->ob);
-    } else if (e) {
-        drop_add(&k.drop, e->val);
-        e->val = &v->ob;
+    frt_object *old = get && cur ? frt_newref(cur) : NULL;
+    int ok = !oom && !(nx && cur) && !(xx && !cur);
+    if (ok) {
+        ks_store(&op, &v->ob);
         if (!keepttl)
-            ks_set_expire(k.shard, e, has_ttl ? kv_now_ms() + ttl_ms : 0);
-    } else if ((e = key_insert(&k, &argv[1], &v->ob)) != NULL) {
-        if (has_ttl)
-            ks_set_expire(k.shard, e, kv_now_ms() + ttl_ms);
-    } else {
-        ok = -1;
-        drop_add(&k.drop, &v->ob);
+            ks_set_expire(&op, has_ttl ? kv_now_ms() + ttl_ms : 0);
     }
-    key_unlock(&k);
-    if (ok < 0)
+    ks_unlock(&op);
+    frt_decref(&v->ob); /* the slot took its own reference */
+    if (oom)
         reply_error(c->out, NOMEM);
     else if (get)
         old ? reply_str(c->out, old) : reply_null(c->out);
@@ -226,51 +193,34 @@ static void cmd_set(kv_client *c, size_t argc, const kv_arg *argv)
     frt_xdecref(old);
 }
 
+/* GET takes no lock: a map get and a slot load, both lock-free, give this
+ * thread its own reference; the reply is copied from it. */
 static void cmd_get(kv_client *c, size_t argc, const kv_arg *argv)
 {
-    keyop k;
-    kv_entry *e = key_lock(&k, &argv[1]);
-    frt_object *v = NULL;
-    int wrong = e && !kv_is_str(e->val);
-    if (e && !wrong)
-        v = frt_newref(e->val); /* the reply's own reference: the lock is not held while copying */
-    key_unlock(&k);
-    if (wrong)
-        reply_error(c->out, WRONGTYPE);
-    else if (v)
-        reply_str(c->out, v);
-    else
-        reply_null(c->out);
+    frt_object *v = ks_get(argv[1].p, argv[1].n, NULL);
+    if (str_or_absent(c, v))
+        v ? reply_str(c->out, v) : reply_null(c->out);
     frt_xdecref(v); /* often another worker's object: a shared-count decref */
 }
 
 static void cmd_strlen(kv_client *c, size_t argc, const kv_arg *argv)
 {
-    keyop k;
-    kv_entry *e = key_lock(&k, &argv[1]);
-    long long n = -1;
-    if (e && kv_is_str(e->val))
-        n = (long long)((kv_str *)e->val)->len;
-    else if (!e)
-        n = 0;
-    key_unlock(&k);
-    if (n < 0)
-        reply_error(c->out, WRONGTYPE);
-    else
-        reply_int(c->out, n);
+    frt_object *v = ks_get(argv[1].p, argv[1].n, NULL);
+    if (str_or_absent(c, v))
+        reply_int(c->out, v ? (long long)((kv_str *)v)->len : 0);
+    frt_xdecref(v);
 }
 
 static void cmd_del(kv_client *c, size_t argc, const kv_arg *argv)
 {
     long long n = 0;
     for (size_t i = 1; i < argc; i++) {
-        keyop k;
-        kv_entry *e = key_lock(&k, &argv[i]);
-        if (e) {
-            ks_delete(k.shard, e, &k.drop);
+        ks_op op;
+        if (ks_lock(&op, argv[i].p, argv[i].n, 0)) {
+            ks_store(&op, NULL);
             n++;
         }
-        key_unlock(&k);
+        ks_unlock(&op);
     }
     reply_int(c->out, n);
 }
@@ -279,55 +229,60 @@ static void cmd_exists(kv_client *c, size_t argc, const kv_arg *argv)
 {
     long long n = 0;
     for (size_t i = 1; i < argc; i++) {
-        keyop k;
-        n += key_lock(&k, &argv[i]) != NULL;
-        key_unlock(&k);
+        frt_object *v = ks_get(argv[i].p, argv[i].n, NULL);
+        n += v != NULL;
+        frt_xdecref(v);
     }
     reply_int(c->out, n);
 }
 
+/* Read the value, make the new string, store it: under the key's section,
+ * which the allocation (or a contended intcache lock) may suspend, so the
+ * store happens only if the value is still the one read. */
 static void incr_by(kv_client *c, const kv_arg *key, long long by)
 {
-    keyop k;
-    kv_entry *e = key_lock(&k, key);
-    long long cur = 0;
-    const char *err = NULL;
-    if (e) {
-        if (!kv_is_str(e->val)) {
+    for (;;) {
+        ks_op op;
+        const char *err = NULL;
+        if (!ks_lock(&op, key->p, key->n, 1))
+            err = NOMEM;
+        frt_object *cur = ks_value(&op);
+        if (cur)
+            frt_incref(cur); /* held across the suspension points below: its address stays its own */
+        long long v = 0;
+        if (cur && !kv_is_str(cur)) {
             err = WRONGTYPE;
-        } else {
-            kv_str *s = (kv_str *)e->val;
+        } else if (cur) {
+            kv_str *s = (kv_str *)cur;
             /* The weak cache knows the value if the last INCR made it. */
-            if (!intcache_get(s, &cur) && !resp_string2ll(s->data, s->len, &cur))
+            if (!intcache_get(s, &v) && !resp_string2ll(s->data, s->len, &v))
                 err = NOTINT;
         }
-    }
-    if (!err && ((by < 0 && cur < LLONG_MIN - by) || (by > 0 && cur > LLONG_MAX - by)))
-        err = "ERR increment or decrement would overflow";
-    kv_str *ns = NULL;
-    long long nv = cur + (err ? 0 : by);
-    if (!err && !(ns = kv_str_from_ll(nv)))
-        err = NOMEM;
-    if (!err) {
-        if (e) {
-            drop_add(&k.drop, e->val);
-            e->val = &ns->ob;
-        } else if (!key_insert(&k, key, &ns->ob)) {
-            drop_add(&k.drop, &ns->ob);
-            ns = NULL;
+        if (!err && ((by < 0 && v < LLONG_MIN - by) || (by > 0 && v > LLONG_MAX - by)))
+            err = "ERR increment or decrement would overflow";
+        long long nv = v + (err ? 0 : by);
+        kv_str *ns = NULL;
+        if (!err && !(ns = kv_str_from_ll(nv)))
             err = NOMEM;
+        if (op.slot && ks_changed(&op, cur)) {
+            ks_unlock(&op); /* another writer got in while the section was suspended */
+            frt_xdecref(cur);
+            frt_xdecref(ns ? &ns->ob : NULL);
+            continue;
         }
-    }
-    if (ns)
-        frt_incref(&ns->ob); /* keep it for the cache, after the unlock */
-    key_unlock(&k);
-    if (err) {
-        reply_error(c->out, err);
+        if (ns)
+            ks_store(&op, &ns->ob);
+        ks_unlock(&op);
+        frt_xdecref(cur);
+        if (err) {
+            reply_error(c->out, err);
+            return;
+        }
+        intcache_put(ns, nv);
+        frt_decref(&ns->ob);
+        reply_int(c->out, nv);
         return;
     }
-    intcache_put(ns, nv);
-    frt_decref(&ns->ob);
-    reply_int(c->out, nv);
 }
 
 static void cmd_incr(kv_client *c, size_t argc, const kv_arg *argv) { incr_by(c, &argv[1], 1); }
@@ -351,7 +306,7 @@ static void cmd_decrby(kv_client *c, size_t argc, const kv_arg *argv)
         incr_by(c, &argv[1], -by);
 }
 
-/* MSET sets each key under its own shard lock: every key is atomic on its
+/* MSET sets each key under its own section: every key is atomic on its
  * own, but unlike Redis a concurrent MGET may see part of an MSET. */
 static void cmd_mset(kv_client *c, size_t argc, const kv_arg *argv)
 {
@@ -375,17 +330,15 @@ static void cmd_mset(kv_client *c, size_t argc, const kv_arg *argv)
         }
     int oom = 0;
     for (size_t i = 0; i < n; i++) {
-        keyop k;
-        kv_entry *e = key_lock(&k, &argv[1 + 2 * i]);
-        if (e) {
-            drop_add(&k.drop, e->val);
-            e->val = &vals[i]->ob;
-            ks_set_expire(k.shard, e, 0);
-        } else if (!key_insert(&k, &argv[1 + 2 * i], &vals[i]->ob)) {
-            drop_add(&k.drop, &vals[i]->ob);
+        ks_op op;
+        if (ks_lock(&op, argv[1 + 2 * i].p, argv[1 + 2 * i].n, 1)) {
+            ks_store(&op, &vals[i]->ob);
+            ks_set_expire(&op, 0);
+        } else {
             oom = 1;
         }
-        key_unlock(&k);
+        ks_unlock(&op);
+        frt_decref(&vals[i]->ob);
     }
     free(vals);
     if (oom)
@@ -398,21 +351,17 @@ static void cmd_mget(kv_client *c, size_t argc, const kv_arg *argv)
 {
     reply_array(c->out, (long long)argc - 1);
     for (size_t i = 1; i < argc; i++) {
-        keyop k;
-        kv_entry *e = key_lock(&k, &argv[i]);
-        frt_object *v = e && kv_is_str(e->val) ? frt_newref(e->val) : NULL;
-        key_unlock(&k);
-        if (v) {
-            reply_str(c->out, v);
-            frt_decref(v);
-        } else {
-            reply_null(c->out);
-        }
+        frt_object *v = ks_get(argv[i].p, argv[i].n, NULL);
+        v && kv_is_str(v) ? reply_str(c->out, v) : reply_null(c->out);
+        frt_xdecref(v);
     }
 }
 
 /* ---- lists ----------------------------------------------------------------- */
 
+/* A list changes only under its key's section, and list code makes no frt
+ * objects, so no safepoint (and no suspension) falls inside a change: the
+ * collector, with the world stopped, never sees a half-pushed list. */
 static void push(kv_client *c, size_t argc, const kv_arg *argv, int left)
 {
     size_t n = argc - 2;
@@ -432,37 +381,45 @@ static void push(kv_client *c, size_t argc, const kv_arg *argv, int left)
         }
         items[i] = &s->ob;
     }
-    keyop k;
-    kv_entry *e = key_lock(&k, &argv[1]);
     const char *err = NULL;
     long long len = 0;
-    if (e && !kv_is_list(e->val)) {
-        err = WRONGTYPE;
-    } else if (!e) {
-        /* A new, empty list: allocating it under the lock is fine, no list
-         * is half-changed yet. */
-        kv_list *l = kv_list_new();
-        if (!l || !(e = key_insert(&k, &argv[1], &l->ob))) {
-            if (l)
-                drop_add(&k.drop, &l->ob);
-            err = NOMEM;
-        }
-    }
     size_t pushed = 0;
-    if (!err) {
-        kv_list *l = (kv_list *)e->val;
-        /* From here to the unlock nothing allocates frt objects: the
-         * collector (world stopped) never sees a half-pushed list. */
-        for (; pushed < n; pushed++)
-            if (kv_list_push(l, items[pushed], left) != 0) {
-                err = NOMEM;
-                break;
+    for (;;) {
+        ks_op op;
+        if (!ks_lock(&op, argv[1].p, argv[1].n, 1))
+            err = NOMEM;
+        frt_object *cur = ks_value(&op);
+        if (cur && !kv_is_list(cur))
+            err = WRONGTYPE;
+        if (!err && !cur) {
+            kv_list *l = kv_list_new(); /* may park, suspending the section */
+            if (l && ks_changed(&op, NULL)) {
+                frt_decref(&l->ob);
+                ks_unlock(&op);
+                continue;
             }
-        len = (long long)l->len;
+            if (l) {
+                ks_store(&op, &l->ob);
+                frt_decref(&l->ob);
+                cur = &l->ob;
+            } else {
+                err = NOMEM;
+            }
+        }
+        if (!err) {
+            kv_list *l = (kv_list *)cur;
+            for (; pushed < n; pushed++)
+                if (kv_list_push(l, items[pushed], left) != 0) {
+                    err = NOMEM;
+                    break;
+                }
+            len = (long long)l->len;
+        }
+        ks_unlock(&op); /* a list that was made and got nothing goes again */
+        break;
     }
     for (size_t i = pushed; i < n; i++)
-        drop_add(&k.drop, items[i]);
-    key_unlock(&k);
+        frt_decref(items[i]);
     free(items);
     if (err)
         reply_error(c->out, err);
@@ -472,6 +429,22 @@ static void push(kv_client *c, size_t argc, const kv_arg *argv, int left)
 
 static void cmd_lpush(kv_client *c, size_t argc, const kv_arg *argv) { push(c, argc, argv, 1); }
 static void cmd_rpush(kv_client *c, size_t argc, const kv_arg *argv) { push(c, argc, argv, 0); }
+
+/* The list at key, its slot locked (ks_unlock when done); or NULL, with
+ * nothing locked, when the key is absent or (after a WRONGTYPE reply, and
+ * *wrong set) holds a string. */
+static kv_list *lock_list(kv_client *c, ks_op *op, const kv_arg *key, int *wrong)
+{
+    ks_lock(op, key->p, key->n, 0);
+    frt_object *cur = ks_value(op);
+    *wrong = cur && !kv_is_list(cur);
+    if (cur && !*wrong)
+        return (kv_list *)cur;
+    ks_unlock(op);
+    if (*wrong)
+        reply_error(c->out, WRONGTYPE);
+    return NULL;
+}
 
 static void pop(kv_client *c, size_t argc, const kv_arg *argv, int left)
 {
@@ -484,19 +457,14 @@ static void pop(kv_client *c, size_t argc, const kv_arg *argv, int left)
         reply_error(c->out, "ERR value is out of range, must be positive");
         return;
     }
-    keyop k;
-    kv_entry *e = key_lock(&k, &argv[1]);
-    if (!e || !kv_is_list(e->val)) {
-        key_unlock(&k);
-        if (e)
-            reply_error(c->out, WRONGTYPE);
-        else if (count < 0)
-            reply_null(c->out);
-        else
-            reply_array(c->out, -1);
+    ks_op op;
+    int wrong;
+    kv_list *l = lock_list(c, &op, &argv[1], &wrong);
+    if (!l) {
+        if (!wrong)
+            count < 0 ? reply_null(c->out) : reply_array(c->out, -1);
         return;
     }
-    kv_list *l = (kv_list *)e->val;
     size_t want = count < 0 ? 1 : (size_t)count;
     if (want > l->len)
         want = l->len;
@@ -507,8 +475,8 @@ static void pop(kv_client *c, size_t argc, const kv_arg *argv, int left)
         for (; n < want; n++)
             got[n] = kv_list_pop(l, left); /* the list's reference becomes ours */
     if (l->len == 0)
-        ks_delete(k.shard, e, &k.drop); /* Redis deletes a list that becomes empty */
-    key_unlock(&k);
+        ks_store(&op, NULL); /* Redis deletes a list that becomes empty */
+    ks_unlock(&op);
     if (!got) {
         reply_error(c->out, NOMEM);
         return;
@@ -532,15 +500,17 @@ static void pop(kv_client *c, size_t argc, const kv_arg *argv, int left)
 static void cmd_lpop(kv_client *c, size_t argc, const kv_arg *argv) { pop(c, argc, argv, 1); }
 static void cmd_rpop(kv_client *c, size_t argc, const kv_arg *argv) { pop(c, argc, argv, 0); }
 
+/* A list's ring changes under its key's section, so even LLEN reads it
+ * under the section. */
 static void cmd_llen(kv_client *c, size_t argc, const kv_arg *argv)
 {
-    keyop k;
-    kv_entry *e = key_lock(&k, &argv[1]);
-    long long n = !e ? 0 : kv_is_list(e->val) ? (long long)((kv_list *)e->val)->len : -1;
-    key_unlock(&k);
-    if (n < 0)
-        reply_error(c->out, WRONGTYPE);
-    else
+    ks_op op;
+    int wrong;
+    kv_list *l = lock_list(c, &op, &argv[1], &wrong);
+    long long n = l ? (long long)l->len : 0;
+    if (l)
+        ks_unlock(&op);
+    if (!wrong)
         reply_int(c->out, n);
 }
 
@@ -551,17 +521,14 @@ static void cmd_lrange(kv_client *c, size_t argc, const kv_arg *argv)
         reply_error(c->out, NOTINT);
         return;
     }
-    keyop k;
-    kv_entry *e = key_lock(&k, &argv[1]);
-    if (!e || !kv_is_list(e->val)) {
-        key_unlock(&k);
-        if (e)
-            reply_error(c->out, WRONGTYPE);
-        else
+    ks_op op;
+    int wrong;
+    kv_list *l = lock_list(c, &op, &argv[1], &wrong);
+    if (!l) {
+        if (!wrong)
             reply_array(c->out, 0);
         return;
     }
-    kv_list *l = (kv_list *)e->val;
     long long len = (long long)l->len;
     if (start < 0)
         start += len;
@@ -576,7 +543,7 @@ static void cmd_lrange(kv_client *c, size_t argc, const kv_arg *argv)
     if (items)
         for (size_t i = 0; i < n; i++)
             items[i] = frt_newref(kv_list_at(l, (size_t)start + i));
-    key_unlock(&k);
+    ks_unlock(&op);
     if (n && !items) {
         reply_error(c->out, NOMEM);
         return;
@@ -606,17 +573,15 @@ static void expire_generic(kv_client *c, const kv_arg *argv, int seconds)
         return;
     }
     long long ms = seconds ? t * 1000 : t;
-    keyop k;
-    kv_entry *e = key_lock(&k, &argv[1]);
-    int r = 0;
-    if (e) {
-        r = 1;
+    ks_op op;
+    int r = ks_lock(&op, argv[1].p, argv[1].n, 0) != NULL;
+    if (r) {
         if (ms <= 0)
-            ks_delete(k.shard, e, &k.drop); /* an expire in the past deletes, as in Redis */
+            ks_store(&op, NULL); /* an expire in the past deletes, as in Redis */
         else
-            ks_set_expire(k.shard, e, kv_now_ms() + ms);
+            ks_set_expire(&op, kv_now_ms() + ms);
     }
-    key_unlock(&k);
+    ks_unlock(&op);
     reply_int(c->out, r);
 }
 
@@ -625,10 +590,10 @@ static void cmd_pexpire(kv_client *c, size_t argc, const kv_arg *argv) { expire_
 
 static void ttl_generic(kv_client *c, const kv_arg *argv, int seconds)
 {
-    keyop k;
-    kv_entry *e = key_lock(&k, &argv[1]);
-    long long r = !e ? -2 : !e->expire_ms ? -1 : (long long)(e->expire_ms - kv_now_ms());
-    key_unlock(&k);
+    int64_t exp = 0;
+    frt_object *v = ks_get(argv[1].p, argv[1].n, &exp);
+    long long r = !v ? -2 : !exp ? -1 : (long long)(exp - kv_now_ms());
+    frt_xdecref(v);
     if (r >= 0 && seconds)
         r = (r + 500) / 1000;
     reply_int(c->out, r);
@@ -639,21 +604,19 @@ static void cmd_pttl(kv_client *c, size_t argc, const kv_arg *argv) { ttl_generi
 
 static void cmd_persist(kv_client *c, size_t argc, const kv_arg *argv)
 {
-    keyop k;
-    kv_entry *e = key_lock(&k, &argv[1]);
-    int r = e && e->expire_ms;
+    ks_op op;
+    int r = ks_lock(&op, argv[1].p, argv[1].n, 0) && ks_expire(&op);
     if (r)
-        ks_set_expire(k.shard, e, 0);
-    key_unlock(&k);
+        ks_set_expire(&op, 0);
+    ks_unlock(&op);
     reply_int(c->out, r);
 }
 
 static void cmd_type(kv_client *c, size_t argc, const kv_arg *argv)
 {
-    keyop k;
-    kv_entry *e = key_lock(&k, &argv[1]);
-    const char *t = !e ? "none" : kv_is_list(e->val) ? "list" : "string";
-    key_unlock(&k);
+    frt_object *v = ks_get(argv[1].p, argv[1].n, NULL);
+    const char *t = !v ? "none" : kv_is_list(v) ? "list" : "string";
+    frt_xdecref(v);
     reply_simple(c->out, t);
 }
 
@@ -848,7 +811,7 @@ static void cmd_frt_heapstats(kv_client *c, size_t argc, const kv_arg *argv)
 
 /* FRT.COLLECT [generation]: gc.collect() from a client. The collection runs
  * on this worker, with every other attached thread parked at a safepoint or
- * suspended in its blocking section (epoll_wait, a shard lock wait). */
+ * suspended in its blocking section (epoll_wait, a contended slot lock). */
 static void cmd_frt_collect(kv_client *c, size_t argc, const kv_arg *argv)
 {
     long long gen = -1;

@@ -14,8 +14,9 @@
  * when it is contended. Nothing that can free an object or reach a
  * safepoint (frt_decref, frt_new, frt_weakref_new) runs while a stripe lock
  * is held: a free may run this cache's weakref callback, which takes the
- * stripe lock itself. The key space may call in here with a shard lock
- * held (order: shard, then stripe), never the other way round. */
+ * stripe lock itself. INCR calls in here inside a key's critical section;
+ * a contended stripe lock suspends that section (frt_blocking_begin), so
+ * there is no lock order to keep, and INCR checks its key afterwards. */
 #ifndef KV_INTCACHE_H
 #define KV_INTCACHE_H
 

@@ -1,53 +1,17 @@
-/* The sharded key space (keyspace.h). */
+/* The key space on frt_map (keyspace.h). */
+#define _GNU_SOURCE
 #include "keyspace.h"
 
+#include <sched.h>
 #include <stdatomic.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
-static kv_shard shards[KS_SHARDS];
+static frt_map *space;
 static _Atomic uint64_t expired_total;
-
-/* ---- dropping references after the unlock -------------------------------- */
-
-void drop_init(kv_drop *d)
-{
-    d->n = 0;
-    d->cap = sizeof d->inl / sizeof d->inl[0];
-    d->more = NULL;
-}
-
-void drop_add(kv_drop *d, frt_object *o)
-{
-    if (d->n == d->cap) {
-        size_t cap = d->cap * 2;
-        frt_object **m = malloc(cap * sizeof *m);
-        if (!m) {
-            frt_decref(o); /* out of memory: drop it now (safe, only slower under the lock) */
-            return;
-        }
-        memcpy(m, d->more ? d->more : d->inl, d->n * sizeof *m);
-        free(d->more);
-        d->more = m;
-        d->cap = cap;
-    }
-    (d->more ? d->more : d->inl)[d->n++] = o;
-}
-
-void drop_release(kv_drop *d)
-{
-    frt_object **v = d->more ? d->more : d->inl;
-    for (size_t i = 0; i < d->n; i++) {
-        frt_decref(v[i]);
-        if ((i & 1023) == 1023)
-            frt_safepoint(); /* a long loop: let a pending stop-the-world in */
-    }
-    free(d->more);
-    drop_init(d);
-}
-
-/* ---- hashing, time ------------------------------------------------------- */
+static _Atomic long nexpires; /* slots with a deadline, for INFO */
+/* No deadline falls before this: the sweeper walks the map only from then
+ * (a walk visits every key, and few of them may have a deadline). */
+static _Atomic int64_t next_due = INT64_MAX;
 
 int64_t kv_now_ms(void)
 {
@@ -56,243 +20,255 @@ int64_t kv_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-uint64_t ks_hash(const char *p, size_t n)
+/* ---- kv_slot: a container of one reference -------------------------------- */
+
+static int slot_traverse(frt_object *self, frt_visit_fn visit, void *arg)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a, then a final mix */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
+    return frt_ref_visit(&((kv_slot *)self)->val, visit, arg);
 }
 
-/* ---- shards ---------------------------------------------------------------- */
-
-void ks_init(void)
+static void slot_clear(frt_object *self)
 {
-    for (size_t i = 0; i < KS_SHARDS; i++) {
-        memset(&shards[i], 0, sizeof shards[i]);
-        pthread_mutex_init(&shards[i].lock, NULL);
-    }
+    frt_ref_clear(&((kv_slot *)self)->val);
+}
+
+static const frt_type kv_slot_type = {"kv.slot", sizeof(kv_slot), slot_traverse, slot_clear, NULL, slot_clear};
+
+/* ---- the map ----------------------------------------------------------------- */
+
+int ks_init(void)
+{
     atomic_store(&expired_total, 0);
+    atomic_store(&nexpires, 0);
+    atomic_store(&next_due, INT64_MAX);
+    space = frt_map_new(0, NULL);
+    return space ? 0 : -1;
 }
 
-static kv_shard *shard_of(uint64_t hash)
+static int past(int64_t expire_ms)
 {
-    return &shards[hash & (KS_SHARDS - 1)];
+    return expire_ms && expire_ms <= kv_now_ms();
 }
 
-/* The bucket index uses the bits above the shard bits. */
-static size_t bucket_of(const kv_shard *s, uint64_t hash)
+/* Have key removed if it is past its deadline (ks_lock does it). */
+static void remove_if_expired(const char *key, size_t len)
 {
-    return (size_t)(hash >> 8) & (s->nbuckets - 1);
+    ks_op op;
+    ks_lock(&op, key, len, 0);
+    ks_unlock(&op);
 }
 
-/* A lock wait that could be long (a holder copying a big LRANGE, the
- * sweeper, FLUSHALL detaching a shard) is a blocking section: a
- * stop-the-world does not wait for this thread meanwhile. The uncontended
- * case stays a single trylock. */
-static void lock_blocking(pthread_mutex_t *m)
+frt_object *ks_get(const char *key, size_t len, int64_t *expire_ms)
 {
-    if (pthread_mutex_trylock(m) == 0)
-        return;
-    frt_blocking_begin();
-    pthread_mutex_lock(m);
-    frt_blocking_end(); /* may park for a stop, holding m: nobody the stop waits for needs m */
-}
-
-kv_shard *ks_lock(uint64_t hash)
-{
-    kv_shard *s = shard_of(hash);
-    lock_blocking(&s->lock);
-    return s;
-}
-
-void ks_unlock(kv_shard *s)
-{
-    pthread_mutex_unlock(&s->lock);
-}
-
-static int expired(const kv_entry *e, int64_t *now)
-{
-    if (!e->expire_ms)
-        return 0;
-    if (*now == 0)
-        *now = kv_now_ms();
-    return e->expire_ms <= *now;
-}
-
-static void unlink_entry(kv_shard *s, kv_entry **pp, kv_drop *d)
-{
-    kv_entry *e = *pp;
-    *pp = e->next;
-    s->count--;
-    if (e->expire_ms)
-        s->nexpires--;
-    drop_add(d, &e->key->ob);
-    drop_add(d, e->val);
-    free(e);
-}
-
-kv_entry *ks_find(kv_shard *s, uint64_t hash, const char *key, size_t len, kv_drop *d)
-{
-    if (!s->nbuckets)
+    kv_slot *s = (kv_slot *)frt_map_get(space, key, len);
+    if (!s)
         return NULL;
-    int64_t now = 0;
-    for (kv_entry **pp = &s->buckets[bucket_of(s, hash)]; *pp; pp = &(*pp)->next) {
-        kv_entry *e = *pp;
-        if (e->hash == hash && e->key->len == len && memcmp(e->key->data, key, len) == 0) {
-            if (expired(e, &now)) {
-                unlink_entry(s, pp, d);
-                atomic_fetch_add_explicit(&expired_total, 1, memory_order_relaxed);
+    frt_object *v = frt_ref_load(&s->val);
+    int64_t exp = atomic_load_explicit(&s->expire_ms, memory_order_acquire);
+    frt_decref(&s->ob);
+    if (v && past(exp)) {
+        frt_decref(v);
+        remove_if_expired(key, len);
+        return NULL;
+    }
+    if (expire_ms)
+        *expire_ms = exp;
+    return v;
+}
+
+static void lower_next_due(int64_t due)
+{
+    int64_t cur = atomic_load_explicit(&next_due, memory_order_relaxed);
+    while (due < cur && !atomic_compare_exchange_weak(&next_due, &cur, due))
+        ;
+}
+
+static void count_expire(int64_t from, int64_t to)
+{
+    if (!from != !to)
+        atomic_fetch_add_explicit(&nexpires, to ? 1 : -1, memory_order_relaxed);
+}
+
+/* Under the section: the slot leaves the map at the unlock. */
+static void mark_dead(ks_op *op)
+{
+    kv_slot *s = op->slot;
+    frt_object *v = frt_ref_exchange(&s->val, NULL);
+    if (v) {
+        frt_xdecref(op->old);
+        op->old = v;
+    }
+    count_expire(atomic_load_explicit(&s->expire_ms, memory_order_relaxed), 0);
+    atomic_store_explicit(&s->expire_ms, 0, memory_order_release);
+    s->dead = 1;
+    op->killed = 1;
+}
+
+/* End the section; a slot this op marked dead leaves the map. No slot can
+ * be inserted for the key while the dead one is in the map, so the delete
+ * removes exactly this slot. (A slot some other op killed while this op's
+ * section was suspended is that op's to delete.) */
+static void release(ks_op *op)
+{
+    kv_slot *s = op->slot;
+    frt_critical_section_end(&op->cs);
+    if (op->killed)
+        frt_map_delete(space, op->key, op->len);
+    op->killed = 0;
+    frt_decref(&s->ob);
+    op->slot = NULL;
+}
+
+kv_slot *ks_lock(ks_op *op, const char *key, size_t len, int create)
+{
+    op->key = key;
+    op->len = len;
+    op->slot = NULL;
+    op->old = NULL;
+    op->killed = 0;
+    for (;;) {
+        kv_slot *s = (kv_slot *)frt_map_get(space, key, len);
+        if (!s) {
+            if (!create)
                 return NULL;
-            }
-            return e;
+            kv_slot *fresh = (kv_slot *)frt_new(&kv_slot_type); /* zeroed: no value, no deadline */
+            if (!fresh)
+                return NULL;
+            s = (kv_slot *)frt_map_get_or_insert(space, key, len, &fresh->ob);
+            frt_decref(&fresh->ob);
+            if (!s)
+                return NULL;
         }
+        frt_critical_section_begin(&op->cs, &s->ob);
+        if (s->dead) {
+            /* Another thread is deleting it from the map: wait for that. */
+            frt_critical_section_end(&op->cs);
+            frt_decref(&s->ob);
+            sched_yield();
+            frt_safepoint();
+            continue;
+        }
+        op->slot = s;
+        if (!create && !ks_value(op)) {
+            release(op); /* a slot another writer is about to fill: absent until it has */
+            return NULL;
+        }
+        if (!past(atomic_load_explicit(&s->expire_ms, memory_order_relaxed)))
+            return s;
+        mark_dead(op);
+        atomic_fetch_add_explicit(&expired_total, 1, memory_order_relaxed);
+        release(op);
     }
-    return NULL;
 }
 
-static int grow(kv_shard *s)
+frt_object *ks_value(const ks_op *op)
 {
-    size_t nb = s->nbuckets ? s->nbuckets * 2 : 16;
-    kv_entry **b = calloc(nb, sizeof *b);
-    if (!b)
-        return -1;
-    for (size_t i = 0; i < s->nbuckets; i++) {
-        kv_entry *e = s->buckets[i];
-        while (e) {
-            kv_entry *next = e->next;
-            size_t j = (size_t)(e->hash >> 8) & (nb - 1);
-            e->next = b[j];
-            b[j] = e;
-            e = next;
-        }
+    return op->slot ? frt_ref_peek(&op->slot->val) : NULL; /* every writer is excluded */
+}
+
+void ks_store(ks_op *op, frt_object *val)
+{
+    if (!val) {
+        mark_dead(op);
+        return;
     }
-    free(s->buckets);
-    s->buckets = b;
-    s->nbuckets = nb;
-    return 0;
+    frt_object *v = frt_ref_exchange(&op->slot->val, val);
+    if (v) {
+        frt_xdecref(op->old); /* two stores in one op: the first one's value */
+        op->old = v;
+    }
 }
 
-kv_entry *ks_add(kv_shard *s, uint64_t hash, kv_str *key, frt_object *val)
+void ks_set_expire(ks_op *op, int64_t expire_ms)
 {
-    if (s->count >= s->nbuckets && grow(s) != 0 && !s->nbuckets)
-        return NULL;
-    kv_entry *e = malloc(sizeof *e);
-    if (!e)
-        return NULL;
-    e->hash = hash;
-    e->key = key;
-    e->val = val;
-    e->expire_ms = 0;
-    size_t b = bucket_of(s, hash);
-    e->next = s->buckets[b];
-    s->buckets[b] = e;
-    s->count++;
-    return e;
+    kv_slot *s = op->slot;
+    count_expire(atomic_load_explicit(&s->expire_ms, memory_order_relaxed), expire_ms);
+    atomic_store_explicit(&s->expire_ms, expire_ms, memory_order_release);
+    if (expire_ms)
+        lower_next_due(expire_ms);
 }
 
-void ks_delete(kv_shard *s, kv_entry *e, kv_drop *d)
+int64_t ks_expire(const ks_op *op)
 {
-    for (kv_entry **pp = &s->buckets[bucket_of(s, e->hash)]; *pp; pp = &(*pp)->next)
-        if (*pp == e) {
-            unlink_entry(s, pp, d);
-            return;
-        }
+    return atomic_load_explicit(&op->slot->expire_ms, memory_order_relaxed);
 }
 
-void ks_set_expire(kv_shard *s, kv_entry *e, int64_t expire_ms)
+int ks_changed(const ks_op *op, const frt_object *expect)
 {
-    if (e->expire_ms && !expire_ms)
-        s->nexpires--;
-    else if (!e->expire_ms && expire_ms)
-        s->nexpires++;
-    e->expire_ms = expire_ms;
+    return op->slot->dead || ks_value(op) != expect;
+}
+
+void ks_unlock(ks_op *op)
+{
+    if (op->slot) {
+        if (!op->slot->dead && !ks_value(op))
+            mark_dead(op); /* created and never filled, or emptied */
+        release(op);
+    }
+    frt_xdecref(op->old); /* an old value may be a long list: freed with no lock held */
+    op->old = NULL;
 }
 
 /* ---- whole-space operations ---------------------------------------------- */
 
-size_t ks_sweep(void)
+typedef struct walk {
+    int expired_only;
+    size_t n, seen;
+} walk;
+
+/* ks_lock removes a key past its deadline; flush removes the rest too. */
+static int walk_one(const void *key, size_t len, frt_object *key_obj, frt_object *value, void *arg)
 {
-    size_t n = 0;
-    kv_drop d;
-    drop_init(&d);
-    for (size_t i = 0; i < KS_SHARDS; i++) {
-        kv_shard *s = &shards[i];
-        lock_blocking(&s->lock);
-        if (s->nexpires) {
-            int64_t now = kv_now_ms();
-            for (size_t b = 0; b < s->nbuckets; b++) {
-                kv_entry **pp = &s->buckets[b];
-                while (*pp) {
-                    if (expired(*pp, &now)) {
-                        unlink_entry(s, pp, &d);
-                        n++;
-                    } else {
-                        pp = &(*pp)->next;
-                    }
-                }
-            }
+    walk *w = arg;
+    int64_t due = atomic_load_explicit(&((kv_slot *)value)->expire_ms, memory_order_acquire);
+    if (w->expired_only && due && !past(due))
+        lower_next_due(due);
+    if (!w->expired_only || past(due)) {
+        ks_op op;
+        if (ks_lock(&op, key, len, 0) && !w->expired_only) {
+            ks_store(&op, NULL);
+            w->n++;
         }
-        pthread_mutex_unlock(&s->lock);
-        drop_release(&d); /* the sweeper drops values some worker made */
-        frt_safepoint();
+        ks_unlock(&op);
     }
-    atomic_fetch_add_explicit(&expired_total, n, memory_order_relaxed);
-    return n;
+    if ((++w->seen & 1023) == 0)
+        frt_safepoint(); /* a long walk: let a pending stop-the-world in */
+    return 0;
 }
 
-/* Detach a whole table under the lock, free it outside. */
+size_t ks_sweep(void)
+{
+    if (atomic_load_explicit(&nexpires, memory_order_relaxed) == 0 ||
+        kv_now_ms() < atomic_load_explicit(&next_due, memory_order_relaxed))
+        return 0;
+    /* The walk sets it again from the deadlines it passes; one set
+     * meanwhile lowers it itself. */
+    atomic_store_explicit(&next_due, INT64_MAX, memory_order_relaxed);
+    uint64_t before = ks_expired_total();
+    walk w = {1, 0, 0};
+    frt_map_foreach(space, walk_one, &w);
+    return (size_t)(ks_expired_total() - before); /* lazy removals meanwhile included */
+}
+
 size_t ks_flush(void)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < KS_SHARDS; i++) {
-        kv_shard *s = &shards[i];
-        lock_blocking(&s->lock);
-        kv_entry **b = s->buckets;
-        size_t nb = s->nbuckets;
-        total += s->count;
-        s->buckets = NULL;
-        s->nbuckets = s->count = s->nexpires = 0;
-        pthread_mutex_unlock(&s->lock);
-        size_t freed = 0;
-        for (size_t j = 0; j < nb; j++) {
-            kv_entry *e = b[j];
-            while (e) {
-                kv_entry *next = e->next;
-                frt_decref(&e->key->ob);
-                frt_decref(e->val);
-                free(e);
-                e = next;
-                if ((++freed & 1023) == 0)
-                    frt_safepoint();
-            }
-        }
-        free(b);
-    }
-    return total;
+    walk w = {0, 0, 0};
+    frt_map_foreach(space, walk_one, &w);
+    return w.n;
 }
 
 void ks_destroy(void)
 {
     ks_flush();
-    for (size_t i = 0; i < KS_SHARDS; i++)
-        pthread_mutex_destroy(&shards[i].lock);
+    frt_decref((frt_object *)space);
+    space = NULL;
 }
 
 void ks_counts(size_t *keys, size_t *expires)
 {
-    size_t k = 0, x = 0;
-    for (size_t i = 0; i < KS_SHARDS; i++) {
-        lock_blocking(&shards[i].lock);
-        k += shards[i].count;
-        x += shards[i].nexpires;
-        pthread_mutex_unlock(&shards[i].lock);
-    }
-    *keys = k;
-    *expires = x;
+    long x = atomic_load_explicit(&nexpires, memory_order_relaxed);
+    *keys = frt_map_len(space);
+    *expires = x > 0 ? (size_t)x : 0;
 }
 
 uint64_t ks_expired_total(void)

@@ -7,7 +7,8 @@
  *   kv_list  a deque of kv_str references (LPUSH/RPUSH/LPOP/RPOP/LRANGE). A
  *            container: traverse visits each element, clear drops them, so
  *            the collector sees what a list holds. Its fields change only
- *            under the lock of the key space shard that holds it. */
+ *            under the critical section of the key slot that holds it
+ *            (keyspace.h). */
 #ifndef KV_OBJECTS_H
 #define KV_OBJECTS_H
 
@@ -37,7 +38,7 @@ kv_list *kv_list_new(void);
 static inline int kv_is_str(const frt_object *o) { return frt_typeof(o) == &kv_str_type; }
 static inline int kv_is_list(const frt_object *o) { return frt_typeof(o) == &kv_list_type; }
 
-/* List operations; the caller holds the shard lock. push steals the
+/* List operations; the caller holds its key's critical section. push steals the
  * reference to item; pop hands its reference to the caller. */
 int kv_list_push(kv_list *l, frt_object *item, int left); /* 0, or -1 out of memory */
 frt_object *kv_list_pop(kv_list *l, int left);            /* NULL when empty */

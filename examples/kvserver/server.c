@@ -13,8 +13,8 @@
  *   sweeper   removes expired keys every 100 ms (keyspace.c).
  *
  * Every thread that touches frt objects is attached, and every wait is a
- * blocking section: epoll_wait, poll, pthread_join, and contended shard
- * locks (keyspace.c). A collection (automatic, or FRT.COLLECT) therefore
+ * blocking section: epoll_wait, poll, pthread_join, and contended slot
+ * locks (frt critical sections park as blocked threads). A collection (automatic, or FRT.COLLECT) therefore
  * never waits for an idle worker; busy workers reach a safepoint at every
  * frt_new, at frt_safepoint every 64 commands of a pipelined batch, and
  * once per loop. */
@@ -537,7 +537,10 @@ int main(int argc, char **argv)
         return 1;
     }
     kv_start_ms = kv_now_ms();
-    ks_init();
+    if (ks_init() != 0) {
+        fprintf(stderr, "kvserver: out of memory\n");
+        return 1;
+    }
     intcache_init();
 
     /* Signals: blocked in every thread (the threads inherit the mask), read
