@@ -6,9 +6,9 @@
  * unregisters, and the call_rcu callback acquires it before freeing; a
  * batch is released before call_rcu and acquired by its callback. That is
  * exactly the happens-before a grace period provides, and nothing more:
- * a block freed without going through here is still reported.
- * tsan_default_suppressions below keeps liburcu's own internals (its
- * threads and futexes) out of reports, and nothing of frt's. */
+ * a block freed without going through here is still reported. No
+ * suppressions: frt calls nothing of liburcu that hands memory between
+ * threads behind TSan's back (see frt__qsbr_barrier). */
 #include <stdint.h>
 #include <urcu-qsbr.h>
 #include <urcu/call-rcu.h>
@@ -18,20 +18,13 @@
 #include "qsbr.h"
 #include "debug.h"
 #include "fork.h"
+#include "futex.h"
 #include "runtime.h"
 
 #if FRT_QSBR_TSAN
 static char gp_token;
 #define TSAN_RELEASE(p) __tsan_release(p)
 #define TSAN_ACQUIRE(p) __tsan_acquire(p)
-
-__attribute__((visibility("default"))) const char *__tsan_default_suppressions(void);
-__attribute__((visibility("default"))) const char *__tsan_default_suppressions(void)
-{
-    return "called_from_lib:liburcu-qsbr.so.8\n"
-           "called_from_lib:liburcu-common.so.8\n"
-           "called_from_lib:liburcu-cds.so.8\n";
-}
 #else
 #define TSAN_RELEASE(p) ((void)0)
 #define TSAN_ACQUIRE(p) ((void)0)
@@ -197,11 +190,45 @@ int frt__qsbr_over_limit(void)
            atomic_load_explicit(&waiting_bytes, memory_order_relaxed) > frt__rt.config.reclaim_limit;
 }
 
+/* Our own barrier rather than liburcu's rcu_barrier: that one hands a
+ * malloc'd completion between threads through synchronisation TSan cannot
+ * see, and programs linked with the shared libfrt never get this file's
+ * suppressions (TSan reads the hook from the executable). Every batch goes
+ * to liburcu's default call_rcu worker, which runs callbacks in the order
+ * they were queued, so a marker queued after our flush runs after every
+ * batch queued before it, and says so through C11 atomics TSan sees. (A
+ * program that gives liburcu per-CPU workers, create_all_cpu_call_rcu_data,
+ * breaks that order; frt documents that it must not.) */
+typedef struct barrier_marker {
+    struct rcu_head head;
+    _Atomic uint32_t done;
+} barrier_marker;
+
+static _Atomic uint32_t barrier_word; /* bumped by each marker: the futex */
+
+static void barrier_reached(struct rcu_head *head)
+{
+    barrier_marker *m = caa_container_of(head, barrier_marker, head);
+    TSAN_ACQUIRE(m);
+    atomic_store_explicit(&m->done, 1, memory_order_release); /* m is gone after this */
+    atomic_fetch_add_explicit(&barrier_word, 1, memory_order_release);
+    frt_futex_wake_all(&barrier_word);
+}
+
 void frt__qsbr_barrier(void)
 {
     flush();
-    if (!atomic_load_explicit(&forked_child, memory_order_relaxed))
-        rcu_barrier();
+    if (atomic_load_explicit(&forked_child, memory_order_relaxed))
+        return;
+    barrier_marker m = {.done = 0};
+    TSAN_RELEASE(&m);
+    call_rcu(&m.head, barrier_reached);
+    for (;;) {
+        uint32_t seen = atomic_load_explicit(&barrier_word, memory_order_acquire);
+        if (atomic_load_explicit(&m.done, memory_order_acquire))
+            break;
+        frt_futex_wait(&barrier_word, seen);
+    }
 }
 
 /* fork (runtime/fork.c). liburcu 0.13 has no way to take its registry
