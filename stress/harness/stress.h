@@ -22,6 +22,7 @@
 #ifndef FRT_STRESS_H
 #define FRT_STRESS_H
 
+#include <sched.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -296,6 +297,21 @@ static inline uint64_t stress_tag(uint64_t id, unsigned kind)
 static inline int stress_obj_ok(const stress_obj *o, unsigned kind)
 {
     return o->kind == kind && o->tag == stress_tag(o->id, kind);
+}
+
+/* frt_refcount(o), read again (yielding) while it differs from want, a
+ * bounded number of times. For checks made while the world runs: the
+ * count is exact only while no other thread counts o, and o's owner may be
+ * merging it (its local count zeroed, the sum not yet published), as in
+ * CPython's free-threaded build. A count that stays wrong is still caught. */
+static inline size_t stress_refcount_settled(const frt_object *o, size_t want)
+{
+    size_t rc = frt_refcount(o);
+    for (int i = 0; rc != want && i < 100; i++) {
+        sched_yield();
+        rc = frt_refcount(o);
+    }
+    return rc;
 }
 
 /* Make an object of type t (size includes nref slots and extra bytes),
