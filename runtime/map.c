@@ -181,7 +181,9 @@ static void maybe_resize(frt_map *m)
     else if (b > 64 && n < b / 8)
         want = b / 4;
     frt_tstate *ts = frt__tstate();
-    if (want == b || !ts || ts->blocking_depth || ts->stw_depth || ts->in_dealloc || ts->in_gc_callback)
+    /* In a forked child a resize would wait for liburcu's grace period,
+     * which never comes there (qsbr.c): the table keeps its size. */
+    if (want == b || !ts || frt__qsbr_forked() || ts->blocking_depth || ts->stw_depth || ts->in_dealloc || ts->in_gc_callback)
         return;
     int idle = 0;
     if (!atomic_compare_exchange_strong(&m->resizing, &idle, 1))
