@@ -237,8 +237,15 @@ static void barrier_reached(struct rcu_head *head)
 void frt__qsbr_barrier(void)
 {
     flush();
-    if (CHILD())
-        return; /* the caller cannot stop the world: the next stop frees it */
+    if (CHILD()) {
+        /* Only frt_shutdown calls this in a child (frt__qsbr_drain stops the
+         * world instead), after the last thread detached, with attaching
+         * refused: nobody is left to read a slot, so the grace period is
+         * over already. */
+        frt__qsbr_world_stopped();
+        frt__qsbr_world_started();
+        return;
+    }
     barrier_marker m = {.done = 0};
     TSAN_RELEASE(&m);
     call_rcu(&m.head, barrier_reached);
@@ -269,7 +276,9 @@ void frt__qsbr_barrier(void)
  * fork's stop, or blocked, went offline, which flushes.) */
 void frt__qsbr_fork(int phase)
 {
-    if (phase != FRT_FORK_CHILD)
+    /* A child's child keeps all it has: nothing of it was liburcu's, and
+     * what the fork's stop took (tls_stopped) is freed at the restart. */
+    if (phase != FRT_FORK_CHILD || CHILD())
         return;
     atomic_store(&forked_child, 1);
     size_t bytes = 0, blocks = 0;
@@ -280,8 +289,6 @@ void frt__qsbr_fork(int phase)
     }
     atomic_store(&waiting_bytes, bytes);
     atomic_store(&waiting_blocks, blocks);
-    atomic_store(&child_queue, NULL);
-    tls_stopped = NULL;
 }
 
 int frt__qsbr_forked(void)

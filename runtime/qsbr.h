@@ -66,7 +66,8 @@ void frt__qsbr_run_ready(void);
 int frt__qsbr_over_limit(void);
 
 /* Wait until everything deferred so far is freed. The caller must be
- * offline (in a blocking section) or unregistered. */
+ * offline (in a blocking section) or unregistered; in a forked child, the
+ * last thread, detached (frt_shutdown). */
 void frt__qsbr_barrier(void);
 
 /* From a clean point of an attached thread (not blocking, not in a stop,
