@@ -191,14 +191,13 @@ static void child_reclaim(void)
     frt_map *m = frt_map_new(0, NULL);
     CHECK(m != NULL);
     frt_ref slot = FRT_REF_INIT;
-    size_t most = 0, stored = 0;
+    size_t most = 0;
     for (int i = 0; i < 20000; i++) {
         ring_node *n = new_node();
         int key = i % 32;
         CHECK_EQ(frt_map_set(m, &key, sizeof key, &n->ob), 0); /* the old value dies */
         CHECK_EQ(frt_ref_store(&slot, &n->ob), 0);
         frt_decref(&n->ob);
-        stored += sizeof(ring_node);
         frt_safepoint();
         frt_heap_stats st;
         frt_heap_get_stats(&st);
