@@ -183,7 +183,8 @@ static void maybe_resize(frt_map *m)
     frt_tstate *ts = frt__tstate();
     /* In a forked child a resize would wait for liburcu's grace period,
      * which never comes there (qsbr.c): the table keeps its size. */
-    if (want == b || !ts || frt__qsbr_forked() || ts->blocking_depth || ts->stw_depth || ts->in_dealloc || ts->in_gc_callback)
+    if (want == b || !ts || frt__qsbr_forked() || ts->blocking_depth || ts->stw_depth ||
+        ts->in_dealloc || ts->in_gc_callback)
         return;
     int idle = 0;
     if (!atomic_compare_exchange_strong(&m->resizing, &idle, 1))
