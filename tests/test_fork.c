@@ -79,6 +79,7 @@ static frt_object *roots[WORKERS][SLOTS]; /* worker w's references: only w write
 static _Atomic(frt_object *) mailbox[WORKERS];
 static _Atomic int stop_workers;
 static frt_ref published[WORKERS];
+static frt_object *publishing[WORKERS]; /* the new value during a store */
 static _Atomic long worker_ops;
 
 static uint64_t next_rand(uint64_t *s)
@@ -144,8 +145,13 @@ static void *worker(void *arg)
             /* Published: when it dies its block waits for a grace period,
              * which a forked child must never wait for (runtime/qsbr.c). */
             ring_node *n = new_node();
+            /* Our reference sits in a global across the store: a worker
+             * parked inside it (a lock wait while the old value dies)
+             * would take one held only on its stack to a child, where
+             * nothing could drop it (created - destroyed == 1 there). */
+            publishing[w] = &n->ob;
             frt_ref_store(&published[w], &n->ob);
-            frt_decref(&n->ob);
+            drop(&publishing[w]);
         } else if (op < 92) {
             frt_blocking_begin();
             sched_yield();
@@ -167,6 +173,7 @@ static void drop_all_roots(void)
             drop(&roots[w][i]);
         frt_xdecref(atomic_exchange(&mailbox[w], NULL));
         frt_ref_clear(&published[w]);
+        drop(&publishing[w]);
     }
 }
 
