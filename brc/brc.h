@@ -28,4 +28,43 @@ void frt__brc_take_queue(frt_tstate *ts, frt_object **dead);
 void frt__brc_free_dead(frt_object *dead);
 void frt__brc_close_queue(frt_tstate *ts);
 
+/* Hot objects (hot.c). */
+static inline int frt__is_hot(const frt_object *o)
+{
+    uint32_t local = atomic_load_explicit(&((frt_object *)o)->ob_ref_local, memory_order_relaxed);
+    return local >= FRT_REF_HOT && local != FRT_REF_IMMORTAL;
+}
+/* The sum of o's counts: a snapshot, exact with the
+ * world stopped or when no other thread counts on o. */
+intptr_t frt__hot_count(frt_object *o);
+/* World stopped: start counting o per thread (FRT_EALREADY, FRT_ENOMEM);
+ * go back to ordinary counting, returning the count (-1: o was not hot). */
+int frt__hot_promote_stopped(frt_object *o, int automatic);
+intptr_t frt__hot_demote_stopped(frt_object *o);
+/* World stopped, at each collection: hot objects whose counts sum to zero
+ * are chained onto *dead (as frt__brc_take_queue does); adaptive
+ * promotions waiting are made, and adaptive hot objects gone cold are
+ * demoted. auto_only: only the objects the runtime made hot. */
+void frt__hot_sweep(frt_object **dead, int auto_only);
+/* Detach: fold ts's counts into the objects; ts counts on their shared
+ * counts from then on. */
+void frt__hot_thread_fold(frt_tstate *ts);
+/* Adaptive promotion (hot_adaptive.c): a sampled non-owner decref of o
+ * (the caller holds a reference); the promotions that ts's safepoint owes
+ * (FRT_TS_HOT); o is being freed; with the world stopped at a
+ * collection, make the promotions that wait. */
+void frt__hot_sample(frt_tstate *ts, frt_object *o);
+void frt__hot_promote_pending(frt_tstate *ts);
+void frt__hot_forget(frt_object *o);
+void frt__hot_sweep_candidates(void);
+/* Only collections free hot objects, so while the collector is disabled
+ * (frt_gc_disable, frt_config.gc_enabled 0) adaptive promotion pauses:
+ * nothing is promoted, and every sweep demotes what the runtime promoted.
+ * Pausing sweeps at once where ts can stop the world (ts may be NULL). */
+void frt__hot_adaptive_pause(frt_tstate *ts, int paused);
+int frt__hot_adaptive_paused(void);
+size_t frt__hot_auto_count(void); /* hot now, made so by the runtime */
+/* frt_init and frt_shutdown: forget every index and array. */
+void frt__hot_reset(void);
+
 #endif

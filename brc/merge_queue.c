@@ -103,9 +103,11 @@ void frt__brc_close_queue(frt_tstate *ts)
         frt__heap_walk_blocks(ts->heap, disown_one, &d);
         frt__large_walk(disown_one, &d);
         if (!d.dead && frt_objq_close_empty(&ts->brc_queue))
-            return;
+            break;
         free_dead(d.dead);
     }
+    /* Last: the frees above may have counted on hot objects. */
+    frt__hot_thread_fold(ts);
 }
 
 /* Merge for a BLOCKED owner. Objects are freed only after we stop being a
@@ -182,4 +184,6 @@ void frt__brc_install(frt_hooks *hooks)
     hooks->merge_queue = frt__brc_merge_queue;
     hooks->close_queue = frt__brc_close_queue;
     hooks->merge = frt__brc_merge;
+    hooks->hot_pending = frt__hot_promote_pending;
+    hooks->hot_forget = frt__hot_forget;
 }

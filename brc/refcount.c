@@ -27,6 +27,12 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra)
     uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
     if (local == FRT_REF_IMMORTAL)
         return 1;
+    if (local >= FRT_REF_HOT) {
+        /* Made hot while queued: the shared count is part of its sum, and
+         * only the collector frees a hot object. */
+        atomic_fetch_add_explicit(&o->ob_ref_shared, extra * FRT_REF_SHARED_ONE, memory_order_relaxed);
+        return 1;
+    }
     /* Give the owner up before the CAS publishes the merged count, never
      * after: from that CAS on, another thread's decref may take the count
      * to zero and free the block, and a later store would land in freed
@@ -46,7 +52,34 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra)
     return count;
 }
 
-void frt__decref_shared(frt_object *o)
+/* Adaptive promotion samples every FRT_HOT_SAMPLE-th non-owner decref
+ * (hot_adaptive.c) with a countdown of this thread's own: one decrement of
+ * a thread-local and a branch on its sign (initial-exec TLS: both on one
+ * %fs-relative operand), the whole cost of adaptive promotion to an
+ * object nobody contends. The sample must be taken before the decref,
+ * while our reference keeps the object alive; the sampled call does the
+ * decref itself, so the common path tail-calls nothing and needs no
+ * stack frame. */
+#define FRT_HOT_SAMPLE 256
+#if defined(__GNUC__)
+static __thread int hot_countdown __attribute__((tls_model("initial-exec")));
+#else
+static _Thread_local int hot_countdown;
+#endif
+
+/* A decref took a merged count from prev: free at zero, misuse below. */
+static FRT_COLD void merged_last(frt_object *o, intptr_t prev)
+{
+    if (prev == (FRT_REF_SHARED_ONE | FRT_REF_MERGED))
+        frt__dealloc(o);
+    else if (prev < (FRT_REF_SHARED_ONE | FRT_REF_MERGED))
+        frt__misuse(o, "decref below zero");
+}
+
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void decref_shared(frt_object *o)
 {
     intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
     if (FRT_REF_STATE(shared) == FRT_REF_MERGED) {
@@ -55,10 +88,9 @@ void frt__decref_shared(frt_object *o)
          * preserve, so one fetch_sub does, where the loop below needs a CAS. */
         intptr_t prev = atomic_fetch_sub_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE,
                                                   memory_order_acq_rel);
-        if (prev == (FRT_REF_SHARED_ONE | FRT_REF_MERGED))
-            frt__dealloc(o);
-        else if (prev < (FRT_REF_SHARED_ONE | FRT_REF_MERGED))
-            frt__misuse(o, "decref below zero");
+        /* Last reference or below zero: one test for both on this path. */
+        if (FRT_UNLIKELY(prev <= (FRT_REF_SHARED_ONE | FRT_REF_MERGED)))
+            merged_last(o, prev);
         return;
     }
     intptr_t next;
@@ -76,10 +108,25 @@ void frt__decref_shared(frt_object *o)
                                                     memory_order_acq_rel, memory_order_relaxed));
     if (queue)
         frt__brc_queue(o);
-    else if (next == FRT_REF_MERGED)
-        frt__dealloc(o);
-    else if (FRT_REF_STATE(next) == FRT_REF_MERGED && next < 0)
-        frt__misuse(o, "decref below zero");
+    else if (FRT_UNLIKELY(FRT_REF_STATE(next) == FRT_REF_MERGED)) /* merged while we looped */
+        merged_last(o, next + FRT_REF_SHARED_ONE);
+}
+
+static FRT_COLD void decref_sampled(frt_object *o)
+{
+    hot_countdown = FRT_HOT_SAMPLE - 1;
+    frt_tstate *ts = frt__tstate();
+    if (ts)
+        frt__hot_sample(ts, o);
+    decref_shared(o);
+}
+
+void frt__decref_shared(frt_object *o)
+{
+    if (FRT_UNLIKELY(--hot_countdown < 0))
+        decref_sampled(o);
+    else
+        decref_shared(o);
 }
 
 void frt__merge_zero_local(frt_object *o)
@@ -112,8 +159,12 @@ size_t frt_refcount(const frt_object *o)
     uint32_t local = atomic_load_explicit(&m->ob_ref_local, memory_order_relaxed);
     if (local == FRT_REF_IMMORTAL)
         return FRT_REF_IMMORTAL;
-    intptr_t shared = atomic_load_explicit(&m->ob_ref_shared, memory_order_relaxed);
-    intptr_t count = (intptr_t)local + (shared >> FRT_REF_SHARED_SHIFT);
+    intptr_t count;
+    if (local >= FRT_REF_HOT)
+        count = frt__hot_count(m);
+    else
+        count = (intptr_t)local + (atomic_load_explicit(&m->ob_ref_shared, memory_order_relaxed) >>
+                                   FRT_REF_SHARED_SHIFT);
     return count < 0 ? 0 : (size_t)count;
 }
 
@@ -131,7 +182,7 @@ static void make_immortal(frt_object *o)
 
 void frt__incref_overflow(frt_object *o)
 {
-    make_immortal(o); /* the owner's count is full: never freed from now on */
+    make_immortal(o); /* the owner's count reached FRT_REF_HOT: never freed from now on */
 }
 
 void frt_set_immortal(frt_object *o)
@@ -151,6 +202,7 @@ void frt_set_immortal(frt_object *o)
      * change it only while that thread is stopped. Rare by design. */
     if (frt_stop_the_world() != 0)
         return;
+    frt__hot_demote_stopped(o); /* a hot object gives its index back */
     make_immortal(o);
     frt_start_the_world();
 }
@@ -161,7 +213,7 @@ int frt_make_shared(frt_object *o)
         return FRT_EINVAL;
     FRT_CHECK_LIVE(o, "frt_make_shared");
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
-    if (frt_is_immortal(o) || tid == 0)
+    if (frt_is_immortal(o) || tid == 0 || tid == FRT_TID_HOT)
         return FRT_EALREADY;
     if (tid != frt__thread_id())
         return FRT_ESTATE;

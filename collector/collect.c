@@ -111,6 +111,9 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic, size_t *found)
     }
     frt_object *dead = NULL;
     frt__gc_merge_all_queues(&dead);
+    /* Hot objects whose counts sum to zero die here, at every collection
+     * whatever its generation: none outlives the next one. */
+    frt__hot_sweep(&dead, 0);
     gc_work w = {0};
     frt__gc_gather(&w, gen);
     /* A mark stack that cannot grow leaves the marks partial: everything
@@ -151,6 +154,10 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic, size_t *found)
     if (gen == 2)
         frt__gc_forget_young();
     for (size_t i = 0; i < nu; i++) {
+        /* Garbage that is hot goes back to ordinary counting, so the
+         * clearing below frees it through ordinary decrefs. */
+        if (frt__is_hot(w.obj[i]))
+            frt__hot_demote_stopped(w.obj[i]);
         frt_incref(w.obj[i]);
         w.obj[i]->ob_gc_bits |= FRT_GC_UNREACHABLE;
     }

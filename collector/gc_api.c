@@ -4,14 +4,23 @@
 
 #include <string.h>
 
+/* Adaptive hot objects die only at collections: they pause whenever no
+ * automatic collection will come (brc/hot_adaptive.c). */
+void frt__gc_hot_follow(frt_tstate *ts)
+{
+    frt__hot_adaptive_pause(ts, !atomic_load(&frt__gc.enabled) || !atomic_load(&frt__gc.threshold[0]));
+}
+
 void frt_gc_enable(void)
 {
     atomic_store(&frt__gc.enabled, 1);
+    frt__gc_hot_follow(NULL);
 }
 
 void frt_gc_disable(void)
 {
     atomic_store(&frt__gc.enabled, 0);
+    frt__gc_hot_follow(frt__tstate());
 }
 
 int frt_gc_isenabled(void)
@@ -24,6 +33,7 @@ int frt_gc_set_threshold(size_t t0, size_t t1, size_t t2)
     atomic_store(&frt__gc.threshold[0], t0);
     atomic_store(&frt__gc.threshold[1], t1);
     atomic_store(&frt__gc.threshold[2], t2);
+    frt__gc_hot_follow(frt__tstate());
     return 0;
 }
 

@@ -116,6 +116,8 @@ void frt__gc_gather(gc_work *w, int gen);
 void frt__gc_promote(frt_object *o, int gen);
 /* After a full run or freeze: no page needs its young bits any more. */
 void frt__gc_forget_young(void);
+/* Pause adaptive hot objects while no automatic collection will come. */
+void frt__gc_hot_follow(frt_tstate *ts);
 
 /* World stopped: merge every thread's queued counts; objects that reached
  * zero are chained onto *dead, to be freed once the world runs. */
@@ -130,8 +132,8 @@ static inline int frt__gc_is_container(const frt_object *o)
 static inline intptr_t frt__gc_refcount(frt_object *o)
 {
     uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
-    if (local == FRT_REF_IMMORTAL)
-        return INTPTR_MAX / 2;
+    if (local >= FRT_REF_HOT)
+        return local == FRT_REF_IMMORTAL ? INTPTR_MAX / 2 : frt__hot_count(o);
     return (intptr_t)local + (atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed) >>
                               FRT_REF_SHARED_SHIFT);
 }

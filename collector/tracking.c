@@ -192,4 +192,5 @@ void frt__gc_install(frt_hooks *hooks, const frt_config *cfg)
     hooks->collect_pending = collect_pending;
     hooks->shutdown = gc_shutdown;
     hooks->fork = frt__gc_fork;
+    frt__gc_hot_follow(NULL);
 }

@@ -21,6 +21,9 @@ void frt_heap_get_stats(frt_heap_stats *out)
     out->blocks_in_use = blocks + large;
     out->arenas_returned = atomic_load(&frt__arena_counters.returned);
     out->large_objects = large;
+    out->hot_objects = atomic_load(&frt__rt.hot_now);
+    out->hot_promoted = atomic_load(&frt__rt.hot_promoted);
+    out->hot_demoted = atomic_load(&frt__rt.hot_demoted);
     frt__qsbr_stats(&out->reclaim_waiting_bytes, &out->reclaim_waiting_blocks,
                     &out->reclaim_waiting_peak);
 }

@@ -64,6 +64,7 @@ int frt_init(const frt_config *cfg)
     atomic_store(&frt__arena_counters.returned, 0);
 
     frt__weakref_tables_reset();
+    frt__hot_reset();
     memset(&frt__rt.hooks, 0, sizeof frt__rt.hooks);
     frt__brc_install(&frt__rt.hooks);
     frt__gc_install(&frt__rt.hooks, &c);
@@ -136,6 +137,7 @@ int frt_shutdown(void)
     size_t alive = frt__leaks_report();
     frt__heaps_release_all();
     frt__weakref_tables_free();
+    frt__hot_reset();
     frt__tstate_fini();
     frt__fault_reset(); /* no fault outlives the run that armed it */
     atomic_store(&frt__rt.shutting_down, 0);

@@ -1,20 +1,21 @@
-/* The concurrent map (include/frt/map.h) on liburcu's rculfhash.
+/* The concurrent map (include/frt/map.h) on frt's own table (map_table.h).
  *
- * Each entry is a node in the lock-free table; its value lives in an atomic
- * slot, read like an frt_ref (try-incref, then re-check the slot). A node's
- * life: added with cds_lfht_add_unique; its value replaced by CAS; deleted
- * by a CAS of the value to TOMB (the linearization point: from then on the
- * key is absent, lookups skip the node) followed by cds_lfht_del by the
- * same thread. A deleted node is freed, and its key object dropped, after a
+ * A key's value lives in its slot, read like an frt_ref (try-incref, then
+ * re-check the slot). get probes the table without a lock. set, delete
+ * and get_or_insert lock the stripe of the key's hash, so the writes to one
+ * key are serialised: set exchanges the slot's value, or places the key in
+ * a new slot; delete exchanges the value for DELETED (the linearization
+ * point: from then on readers pass the slot). A deleted key's entry (long
+ * and object keys have one) is freed, and its key object dropped, after a
  * grace period (qsbr.h), so a reader that found it can still read it.
- * Inside a lookup no reference is dropped: a drop may run a destroy, that
- * may reach a quiescent state and free the node under us; references to
- * drop wait in a small list until the operation is done with its node.
- * Weak maps keep, per entry, a weak reference (an object) in the slot; an
- * entry whose target died is deleted by the first operation that sees it. */
+ * Inside a probe no reference is dropped and no lock is waited for: a drop
+ * may run a destroy, and a wait puts the thread offline, and either lets a
+ * grace period free the array or entry under us; references to drop wait
+ * in a small list until the probe is done. Weak maps keep, per key, a weak
+ * reference (an object) as the value; a key whose target died is deleted
+ * by the first operation that sees it (a get only if the stripe is free:
+ * get never waits). */
 #include <string.h>
-#include <urcu-qsbr.h>
-#include <urcu/rculfhash.h>
 
 #include <frt/errors.h>
 #include <frt/lifecycle.h>
@@ -22,50 +23,31 @@
 #include <frt/weakref.h>
 
 #include "debug.h"
+#include "map_table.h"
 #include "object_internal.h"
 #include "os.h"
-#include "qsbr.h"
 #include "tstate.h"
 #include "try_incref.h"
 
-/* A deleted entry's value: an immortal object no caller ever sees. */
-static const frt_type tomb_type = {"frt.map.tombstone", sizeof(frt_object), NULL, NULL, NULL, NULL};
-static frt_object tomb_obj = {.ob_ref_local = FRT_REF_IMMORTAL,
-                              .ob_ref_shared = FRT_REF_MERGED,
-                              .ob_type = &tomb_type};
-#define TOMB (&tomb_obj)
-#define RETRY ((frt_object *)1) /* a stale reference went to the drop list */
-
 struct frt_map {
     frt_object ob;
-    struct cds_lfht *ht;
+    map_table *t;
     const frt_map_key_ops *ops; /* NULL: byte keys */
     unsigned flags;
-    _Atomic long len;
-    _Atomic unsigned long buckets; /* the size the table was last resized to */
-    _Atomic int resizing;
 };
-
-typedef struct node {
-    struct cds_lfht_node lfht;
-    frt_qsbr_later later; /* the free after a grace period */
-    _Atomic(frt_object *) value;
-    frt_object *key_obj;
-    unsigned long hash;
-    size_t len;
-    unsigned char bytes[];
-} node;
 
 typedef struct key {
     const void *bytes;
     size_t len;
     frt_object *obj;
     const frt_map_key_ops *ops;
-    unsigned long hash;
+    uint64_t hash;
+    uint64_t word; /* as a slot holds it (map_table.h) */
+    int kind;
 } key;
 
-/* References an operation drops once it is done with its nodes: a few
- * inline, more (an iteration) in a growing array. */
+/* References an operation drops once it is done with the table: a few
+ * inline, more in a growing array. */
 typedef struct drops {
     size_t n, cap;
     frt_object *inline_o[4];
@@ -100,109 +82,66 @@ static void drop_now(drops *d)
     d->cap = 4;
 }
 
-static unsigned long hash_bytes(const void *p, size_t n)
+/* ------------------------------------------------------------------ */
+/* The two key kinds.                                                 */
+
+static key bytes_key(const void *p, size_t len)
 {
-    /* FNV-1a, then a final mix: the table takes its bucket from the low
-     * bits and orders by the reversed hash, so every bit must be mixed. */
-    const unsigned char *s = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 0x100000001b3ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return (unsigned long)h;
+    key k = {p, len, NULL, NULL, frt__map_hash_bytes(p, len), 0, 0};
+    k.word = frt__map_key_word(p, len, 0, k.hash, &k.kind);
+    return k;
 }
 
-static int match(struct cds_lfht_node *ln, const void *arg)
+static key obj_key(frt_map *m, frt_object *o)
 {
-    node *n = caa_container_of(ln, node, lfht);
-    const key *k = arg;
-    FRT_QSBR_ACQUIRE(n);
-    if (n->hash != k->hash || atomic_load_explicit(&n->value, memory_order_acquire) == TOMB)
+    key k = {NULL, 0, o, m->ops, m->ops->hash(o), 0, 0};
+    k.word = frt__map_key_word(NULL, 0, 1, k.hash, &k.kind);
+    return k;
+}
+
+/* Whether slot i of a, whose value word is v (live), holds key k: a short
+ * byte key is the slot's word; a longer one or an object key is in the
+ * slot's entry. */
+static int slot_matches(const map_array *a, size_t i, uintptr_t v, const key *k)
+{
+    if (a->slot[i].word != k->word || (int)(v & MAP_KEY_MASK) != k->kind)
         return 0;
+    if (k->kind != MAP_KEY_ENTRY)
+        return 1;
+    const map_entry *e = a->entry[i];
     if (k->ops)
-        return n->key_obj == k->obj || k->ops->eq(n->key_obj, k->obj);
-    return n->len == k->len && memcmp(n->bytes, k->bytes, k->len) == 0;
+        return e->key_obj == k->obj || k->ops->eq(e->key_obj, k->obj);
+    return e->len == k->len && memcmp(e->bytes, k->bytes, k->len) == 0;
 }
 
-static node *lookup(frt_map *m, const key *k)
+/* Under the key's stripe lock: 1 if the key is in a (its slot in *at),
+ * else 0 (*at: the empty slot that ended the probe). */
+static int find_locked(map_array *a, const key *k, size_t *at)
 {
-    struct cds_lfht_iter it;
-    cds_lfht_lookup(m->ht, k->hash, match, k, &it);
-    struct cds_lfht_node *ln = cds_lfht_iter_get_node(&it);
-    return ln ? caa_container_of(ln, node, lfht) : NULL;
+    for (size_t i = k->hash & a->mask;; i = (i + 1) & a->mask) {
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
+        *at = i;
+        if (!v)
+            return 0;
+        if (frt__map_is_live(v) && slot_matches(a, i, v, k))
+            return 1;
+    }
 }
 
-/* A new reference to what the slot holds; NULL, TOMB, or RETRY (a stale
- * reference went to d: drop it and start over). */
-static frt_object *slot_load(_Atomic(frt_object *) *slot, drops *d)
+static map_array *current(frt_map *m)
 {
-    frt_object *o = atomic_load_explicit(slot, memory_order_acquire);
-    if (!o || o == TOMB)
-        return o;
-    if (!frt__try_incref(o))
-        return RETRY; /* dying: the slot has moved on */
-    if (atomic_load_explicit(slot, memory_order_acquire) == o)
-        return o;
-    drop_later(d, o);
-    return RETRY;
+    return atomic_load_explicit(&m->t->arr, memory_order_acquire);
 }
 
-static void node_free(frt_qsbr_later *w)
-{
-    node *n = caa_container_of(w, node, later);
-    if (n->key_obj && frt_thread_is_attached())
-        frt_decref(n->key_obj); /* (at shutdown the arenas take it) */
-    frt__sys_free(n);
-}
-
-/* The value was just CASed to TOMB by us: unlink and retire the node. */
-static void node_retire(frt_map *m, node *n, frt_object *old, drops *d)
-{
-    cds_lfht_del(m->ht, &n->lfht);
-    frt__qsbr_defer_call(&n->later, node_free);
-    atomic_fetch_sub_explicit(&m->len, 1, memory_order_relaxed);
-    drop_later(d, old);
-}
-
-/* Keep about one entry per bucket. rculfhash resizes while readers and
- * other writers go on; the thread that crosses a threshold does it, in a
- * blocking section (a resize waits for grace periods), and only from a
- * clean point (else a later write does it). liburcu's own automatic
- * resizing never ran here (its worker stayed idle), so the map drives it. */
+/* After a write, from a clean point (not while the world is stopped by
+ * this thread, where a stripe's holder may be parked for good). */
 static void maybe_resize(frt_map *m)
 {
-    unsigned long n = (unsigned long)atomic_load_explicit(&m->len, memory_order_relaxed);
-    unsigned long b = atomic_load_explicit(&m->buckets, memory_order_relaxed), want = b;
-    if (n > b)
-        while (want < 2 * n)
-            want <<= 1;
-    else if (b > 64 && n < b / 8)
-        want = b / 4;
+    map_array *a = current(m);
     frt_tstate *ts = frt__tstate();
-    /* In a forked child a resize would wait for liburcu's grace period,
-     * which never comes there (qsbr.c): the table keeps its size. */
-    if (want == b || !ts || frt__qsbr_forked() || ts->blocking_depth || ts->stw_depth ||
-        ts->in_dealloc || ts->in_gc_callback)
+    if (!ts || ts->stw_depth || !frt__map_table_wants_resize(m->t, a))
         return;
-    int idle = 0;
-    if (!atomic_compare_exchange_strong(&m->resizing, &idle, 1))
-        return;
-    frt_blocking_begin();
-    cds_lfht_resize(m->ht, want);
-    frt_blocking_end();
-    atomic_store_explicit(&m->buckets, want, memory_order_relaxed);
-    atomic_store(&m->resizing, 0);
-}
-
-static int try_delete(frt_map *m, node *n, frt_object *expect, drops *d)
-{
-    if (!atomic_compare_exchange_strong_explicit(&n->value, &expect, TOMB, memory_order_acq_rel,
-                                                 memory_order_acquire))
-        return 0;
-    node_retire(m, n, expect, d);
-    return 1;
+    frt__map_table_resize(m->t, a);
 }
 
 /* The live value behind what a slot holds: itself, or a weak map's target
@@ -214,6 +153,32 @@ static frt_object *resolve(frt_map *m, frt_object *v, drops *d)
     frt_object *t = frt_weakref_get(frt_weakref_from_object(v));
     drop_later(d, v);
     return t;
+}
+
+/* Under k's stripe lock, slot at of a holding k: delete it. The map's
+ * reference to the value goes to d. */
+static void delete_at(frt_map *m, map_array *a, size_t at, drops *d)
+{
+    uintptr_t old = atomic_exchange_explicit(&a->slot[at].v, MAP_DELETED, memory_order_acq_rel);
+    frt__map_table_remove(m->t, a, at);
+    drop_later(d, frt__map_value(old));
+}
+
+/* Delete k if its value is still v (a weakref found dead). wait 0: only if
+ * the stripe is free now. */
+static void remove_dead(frt_map *m, const key *k, frt_object *v, int wait, drops *d)
+{
+    frt_mutex *mu = frt__map_stripe(m->t, k->hash);
+    if (wait)
+        frt_mutex_lock(mu);
+    else if (frt_mutex_trylock(mu) != 1)
+        return;
+    map_array *a = current(m);
+    size_t i;
+    if (find_locked(a, k, &i) &&
+        frt__map_value(atomic_load_explicit(&a->slot[i].v, memory_order_relaxed)) == v)
+        delete_at(m, a, i, d);
+    frt_mutex_unlock(mu);
 }
 
 static int usable(frt_map *m, int obj_keys, const char *what)
@@ -228,43 +193,44 @@ static int usable(frt_map *m, int obj_keys, const char *what)
     return 1;
 }
 
-static frt_object *map_get(frt_map *m, key *k)
+/* A weak map's get found the weakref w (a new reference): its target (a
+ * new reference), or NULL, and then the dead key goes if its stripe is
+ * free (get never waits). */
+static frt_object *get_weak(frt_map *m, const key *k, frt_object *w)
 {
-    for (;;) {
-        drops d = DROPS_INIT(d);
-        frt_object *res = NULL;
-        int again = 0;
-        node *n = lookup(m, k);
-        if (n) {
-            frt_object *v = slot_load(&n->value, &d);
-            if (v == RETRY || v == TOMB) {
-                again = 1;
-            } else if (v) {
-                res = resolve(m, v, &d);
-                if (!res) /* a weak value died: the entry goes */
-                    try_delete(m, n, v, &d);
-            }
-        }
-        drop_now(&d);
-        if (!again)
-            return res;
-    }
+    drops d = DROPS_INIT(d);
+    frt_object *res = resolve(m, w, &d);
+    if (!res)
+        remove_dead(m, k, w, 0, &d);
+    drop_now(&d);
+    return res;
 }
 
-static node *node_new(const key *k)
+/* Lock-free: probe the current array; try-incref the value, then check
+ * that the slot still holds it. A value that changed or died meanwhile
+ * (replaced or deleted, or the array was rebuilt and its values replaced
+ * since): start over on the current array. Nothing is dropped before the
+ * probe is over. */
+static frt_object *map_get(frt_map *m, const key *k)
 {
-    node *n = frt__sys_calloc(1, sizeof(node) + (k->ops ? 0 : k->len));
-    if (!n)
-        return NULL;
-    n->hash = k->hash;
-    if (k->ops) {
-        n->key_obj = k->obj;
-        frt_incref(k->obj);
-    } else {
-        n->len = k->len;
-        memcpy(n->bytes, k->bytes, k->len);
+    for (;;) {
+        map_array *a = current(m);
+        size_t i = k->hash & a->mask;
+        uintptr_t v;
+        for (;; i = (i + 1) & a->mask) {
+            v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
+            if (!v)
+                return NULL;
+            if (frt__map_is_live(v) && slot_matches(a, i, v, k))
+                break;
+        }
+        frt_object *o = frt__map_value(v);
+        if (FRT_LIKELY(frt__try_incref(o))) {
+            if (FRT_LIKELY(atomic_load_explicit(&a->slot[i].v, memory_order_acquire) == v))
+                return m->flags & FRT_MAP_WEAK_VALUES ? get_weak(m, k, o) : o;
+            frt_decref(o); /* stale; the probe is over */
+        }
     }
-    return n;
 }
 
 /* What the map stores for value: a published reference to it, or (weak
@@ -284,18 +250,21 @@ static frt_object *stored_new(frt_map *m, frt_object *value)
     return value;
 }
 
-/* Add node fresh holding stored, or find the live entry for k. */
-static node *insert(frt_map *m, key *k, node *fresh, frt_object *stored)
+/* What placing k needs beyond its slot: an entry for a long or object
+ * key. 0, or FRT_ENOMEM. */
+static int entry_for(const key *k, map_entry **e)
 {
-    atomic_store_explicit(&fresh->value, stored, memory_order_relaxed);
-    FRT_QSBR_RELEASE(fresh);
-    struct cds_lfht_node *ln = cds_lfht_add_unique(m->ht, k->hash, match, k, &fresh->lfht);
-    if (ln == &fresh->lfht) {
-        atomic_fetch_add_explicit(&m->len, 1, memory_order_relaxed);
-        return fresh;
-    }
-    atomic_store_explicit(&fresh->value, NULL, memory_order_relaxed);
-    return caa_container_of(ln, node, lfht);
+    if (k->kind != MAP_KEY_ENTRY || *e)
+        return 0;
+    *e = frt__map_entry_new(k->hash, k->bytes, k->len, k->obj);
+    return *e ? 0 : FRT_ENOMEM;
+}
+
+/* Under k's stripe lock, k absent from a: place it with value stored. 0,
+ * or FRT_EBUSY (unlock, resize, retry). */
+static int place(frt_map *m, map_array *a, size_t at, const key *k, map_entry *e, frt_object *stored)
+{
+    return frt__map_table_place(m->t, a, at, k->word, k->kind, e, stored);
 }
 
 static int map_set(frt_map *m, key *k, frt_object *value)
@@ -303,100 +272,105 @@ static int map_set(frt_map *m, key *k, frt_object *value)
     frt_object *stored = stored_new(m, value);
     if (!stored)
         return FRT_ENOMEM;
-    node *fresh = NULL;
+    frt_mutex *mu = frt__map_stripe(m->t, k->hash);
+    map_entry *e = NULL;
+    int rc = 0;
     for (;;) {
-        drops d = DROPS_INIT(d);
-        node *n = lookup(m, k);
-        if (!n) {
-            if (!fresh && !(fresh = node_new(k))) {
-                frt_decref(stored);
-                return FRT_ENOMEM;
-            }
-            n = insert(m, k, fresh, stored);
-            if (n == fresh) {
-                maybe_resize(m);
-                return 0;
-            }
-        }
-        frt_object *cur = atomic_load_explicit(&n->value, memory_order_acquire);
-        int done = cur != TOMB && atomic_compare_exchange_strong_explicit(
-                                      &n->value, &cur, stored, memory_order_acq_rel,
-                                      memory_order_acquire);
-        if (done)
-            drop_later(&d, cur);
-        drop_now(&d);
-        if (done) {
-            if (fresh)
-                node_free(&fresh->later); /* never published */
+        frt_mutex_lock(mu);
+        map_array *a = current(m);
+        size_t at;
+        if (find_locked(a, k, &at)) {
+            uintptr_t old = atomic_load_explicit(&a->slot[at].v, memory_order_relaxed);
+            atomic_store_explicit(&a->slot[at].v, (uintptr_t)stored | (old & MAP_KEY_MASK),
+                                  memory_order_release);
+            frt_mutex_unlock(mu);
+            if (e)
+                frt__map_entry_free(e);
+            frt_decref(frt__map_value(old));
             return 0;
         }
+        if (k->kind == MAP_KEY_ENTRY && !e) {
+            frt_mutex_unlock(mu); /* allocate unlocked, then look again */
+            if ((rc = entry_for(k, &e)))
+                break;
+            continue;
+        }
+        rc = place(m, a, at, k, e, stored);
+        frt_mutex_unlock(mu);
+        if (rc == 0) {
+            maybe_resize(m);
+            return 0;
+        }
+        if ((rc = frt__map_table_resize(m->t, a)))
+            break;
     }
+    if (e)
+        frt__map_entry_free(e);
+    frt_decref(stored);
+    return rc;
 }
 
 static int map_delete(frt_map *m, key *k)
 {
-    for (;;) {
-        drops d = DROPS_INIT(d);
-        int res = -1;
-        node *n = lookup(m, k);
-        if (!n) {
-            res = 0;
-        } else {
-            frt_object *cur = atomic_load_explicit(&n->value, memory_order_acquire);
-            if (cur != TOMB && try_delete(m, n, cur, &d)) {
-                res = 1;
-                if (m->flags & FRT_MAP_WEAK_VALUES) /* a dead value was no entry */
-                    res = frt_weakref_alive(frt_weakref_from_object(cur)) ? 1 : 0;
-            }
-        }
-        drop_now(&d);
-        if (res == 1)
-            maybe_resize(m);
-        if (res >= 0)
-            return res;
-    }
+    drops d = DROPS_INIT(d);
+    frt_mutex *mu = frt__map_stripe(m->t, k->hash);
+    frt_mutex_lock(mu);
+    map_array *a = current(m);
+    size_t at;
+    int found = find_locked(a, k, &at);
+    if (found)
+        delete_at(m, a, at, &d);
+    frt_mutex_unlock(mu);
+    if (!found)
+        return 0;
+    int res = 1;
+    if (m->flags & FRT_MAP_WEAK_VALUES) /* a dead value was no entry */
+        res = frt_weakref_alive(frt_weakref_from_object(d.o[0])) ? 1 : 0;
+    drop_now(&d);
+    maybe_resize(m);
+    return res;
 }
 
+/* Under the stripe lock the present value is found (a new reference to
+ * what the slot holds, which the lock keeps alive) or the key placed. */
 static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
 {
-    frt_object *stored = NULL;
-    node *fresh = NULL;
-    frt_object *res = NULL;
+    frt_object *stored = NULL, *res = NULL;
+    frt_mutex *mu = frt__map_stripe(m->t, k->hash);
+    map_entry *e = NULL;
     for (;;) {
-        drops d = DROPS_INIT(d);
-        int again = 0;
-        node *n = lookup(m, k);
-        if (!n) {
-            if (!stored && !(stored = stored_new(m, value)))
+        frt_mutex_lock(mu);
+        map_array *a = current(m);
+        size_t at;
+        int found = find_locked(a, k, &at), rc = FRT_ENOMEM;
+        frt_object *v = NULL;
+        if (found)
+            v = frt_newref(frt__map_value(atomic_load_explicit(&a->slot[at].v, memory_order_relaxed)));
+        else if (stored && (e || k->kind != MAP_KEY_ENTRY))
+            rc = place(m, a, at, k, e, stored);
+        frt_mutex_unlock(mu);
+        if (v) {
+            drops d = DROPS_INIT(d);
+            if (!(res = resolve(m, v, &d)))
+                remove_dead(m, k, v, 1, &d); /* then insert */
+            drop_now(&d);
+            if (res)
                 break;
-            if (!fresh && !(fresh = node_new(k)))
-                break;
-            n = insert(m, k, fresh, stored);
-            if (n == fresh) {
-                fresh = NULL;
-                stored = NULL;
-                res = frt_newref(value);
-                break;
-            }
-        }
-        frt_object *v = slot_load(&n->value, &d);
-        if (v == RETRY || v == TOMB || !v) {
-            again = 1;
-        } else {
-            res = resolve(m, v, &d);
-            if (!res) {
-                try_delete(m, n, v, &d);
-                again = 1;
-            }
-        }
-        drop_now(&d);
-        if (!again)
+        } else if (rc == 0) {
+            e = NULL;
+            stored = NULL;
+            res = frt_newref(value);
+            maybe_resize(m);
             break;
+        } else if (rc == FRT_EBUSY) {
+            if (frt__map_table_resize(m->t, a))
+                break;
+        } else if ((!stored && !(stored = stored_new(m, value))) || entry_for(k, &e)) {
+            break; /* allocate unlocked, then look again */
+        }
     }
-    if (fresh)
-        node_free(&fresh->later);
-    else if (res)
-        maybe_resize(m); /* we inserted */
+    if (e)
+        frt__map_entry_free(e);
     frt_xdecref(stored);
     return res;
 }
@@ -405,48 +379,45 @@ static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
 /* Iteration, and the map as an object.                               */
 
 typedef struct snap_entry {
-    frt_object *key_obj, *value;
-    node *keynode; /* a private copy holding the key bytes */
+    frt_object *key_obj, *value; /* value: what the slot held (weak maps: the weakref) */
+    map_entry *keycopy;          /* a private copy holding the key bytes */
 } snap_entry;
 
-/* Every entry, with references, taken in one walk that drops nothing. */
-static snap_entry *snapshot(frt_map *m, size_t *count, drops *d)
+/* Every key, with references, taken with every stripe locked: writers
+ * wait for the walk (it takes references and copies keys, nothing more),
+ * readers do not. Then the map is not walked again, so fn may do anything. */
+static snap_entry *snapshot(frt_map *m, size_t *count)
 {
     size_t n = 0, cap = 0;
     snap_entry *s = NULL;
-    struct cds_lfht_iter it;
-    struct cds_lfht_node *ln;
-    cds_lfht_for_each(m->ht, &it, ln) {
-        node *e = caa_container_of(ln, node, lfht);
-        FRT_QSBR_ACQUIRE(e);
-        frt_object *v = slot_load(&e->value, d);
-        while (v == RETRY) /* replaced meanwhile: the entry holds the new value */
-            v = slot_load(&e->value, d);
-        if (v == TOMB || !v)
-            continue; /* deleted during the walk */
-        frt_object *live = resolve(m, v, d);
-        if (!live) {
-            try_delete(m, e, v, d);
+    frt__map_lock_all(m->t);
+    map_array *a = current(m);
+    for (size_t i = 0; i <= a->mask; i++) {
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_relaxed);
+        if (!frt__map_is_live(v))
             continue;
-        }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             snap_entry *g = frt__sys_realloc(s, cap * sizeof *s);
-            if (!g) {
-                frt_decref(live);
+            if (!g)
                 break;
-            }
             s = g;
         }
-        s[n].value = live;
-        s[n].key_obj = e->key_obj ? frt_newref(e->key_obj) : NULL;
-        s[n].keynode = NULL;
-        if (!e->key_obj) {
-            key k = {e->bytes, e->len, NULL, NULL, e->hash};
-            s[n].keynode = node_new(&k);
+        const map_entry *e = a->entry[i];
+        s[n].value = frt_newref(frt__map_value(v));
+        s[n].key_obj = e && e->key_obj ? frt_newref(e->key_obj) : NULL;
+        if (e && e->key_obj) {
+            s[n].keycopy = NULL;
+        } else if (e) {
+            s[n].keycopy = frt__map_entry_new(e->hash, e->bytes, e->len, NULL);
+        } else {
+            unsigned char b[8];
+            size_t len = frt__map_word_key(a->slot[i].word, (int)(v & MAP_KEY_MASK), b);
+            s[n].keycopy = frt__map_entry_new(0, b, len, NULL);
         }
         n++;
     }
+    frt__map_unlock_all(m->t);
     *count = n;
     return s;
 }
@@ -456,17 +427,24 @@ int frt_map_foreach(frt_map *m, frt_map_visit_fn fn, void *arg)
     if (!fn || !m || !frt__tstate())
         return FRT_EINVAL;
     size_t n;
-    drops d = DROPS_INIT(d);
-    snap_entry *s = snapshot(m, &n, &d);
-    drop_now(&d);
+    snap_entry *s = snapshot(m, &n);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!rc && (s[i].key_obj || s[i].keynode))
-            rc = fn(s[i].keynode ? s[i].keynode->bytes : NULL, s[i].keynode ? s[i].keynode->len : 0,
-                    s[i].key_obj, s[i].value, arg);
-        frt_decref(s[i].value);
+        drops d = DROPS_INIT(d);
+        const map_entry *c = s[i].keycopy;
+        int has_key = s[i].key_obj || c;
+        frt_object *live = resolve(m, s[i].value, &d);
+        if (!live && has_key) { /* a weak value that died: its key goes */
+            key k = c ? bytes_key(c->bytes, c->len) : obj_key(m, s[i].key_obj);
+            remove_dead(m, &k, s[i].value, 1, &d);
+        } else if (live && !rc && has_key) {
+            rc = fn(c ? c->bytes : NULL, c ? c->len : 0, s[i].key_obj, live, arg);
+        }
+        if (live)
+            drop_later(&d, live);
+        drop_now(&d);
         frt_xdecref(s[i].key_obj);
-        frt__sys_free(s[i].keynode);
+        frt__sys_free(s[i].keycopy);
     }
     frt__sys_free(s);
     return rc;
@@ -474,7 +452,7 @@ int frt_map_foreach(frt_map *m, frt_map_visit_fn fn, void *arg)
 
 size_t frt_map_len(frt_map *m)
 {
-    long n = m ? atomic_load_explicit(&m->len, memory_order_relaxed) : 0;
+    long n = m ? atomic_load_explicit(&m->t->live, memory_order_relaxed) : 0;
     return n > 0 ? (size_t)n : 0;
 }
 
@@ -482,73 +460,40 @@ size_t frt_map_len(frt_map *m)
 static int map_traverse(frt_object *self, frt_visit_fn visit, void *arg)
 {
     frt_map *m = (frt_map *)self;
-    struct cds_lfht_iter it;
-    struct cds_lfht_node *ln;
-    cds_lfht_for_each(m->ht, &it, ln) {
-        node *e = caa_container_of(ln, node, lfht);
-        FRT_QSBR_ACQUIRE(e);
-        frt_object *v = atomic_load_explicit(&e->value, memory_order_acquire);
-        if (!v || v == TOMB)
+    map_array *a = current(m);
+    for (size_t i = 0; i <= a->mask; i++) {
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
+        if (!frt__map_is_live(v))
             continue;
-        int rc = visit(v, arg);
-        if (!rc && e->key_obj)
-            rc = visit(e->key_obj, arg);
+        int rc = visit(frt__map_value(v), arg);
+        if (!rc && a->entry[i] && a->entry[i]->key_obj)
+            rc = visit(a->entry[i]->key_obj, arg);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-/* Delete every entry (what a collection does to break a cycle). */
+/* Delete every key (what a collection does to break a cycle). */
 static void map_clear(frt_object *self)
 {
     frt_map *m = (frt_map *)self;
-    for (;;) {
-        drops d = DROPS_INIT(d);
-        int again = 0;
-        struct cds_lfht_iter it;
-        struct cds_lfht_node *ln;
-        cds_lfht_for_each(m->ht, &it, ln) {
-            node *e = caa_container_of(ln, node, lfht);
-            FRT_QSBR_ACQUIRE(e);
-            frt_object *v = atomic_load_explicit(&e->value, memory_order_acquire);
-            if (v != TOMB && !try_delete(m, e, v, &d))
-                again = 1; /* replaced meanwhile */
-        }
-        drop_now(&d);
-        if (!again)
-            return;
-    }
-}
-
-typedef struct ht_grave {
-    frt_qsbr_later later;
-    struct cds_lfht *ht;
-} ht_grave;
-
-/* cds_lfht_destroy may wait for the table's resize work: in a blocking
- * section, on a clean point of an attached thread (a safepoint). */
-static void ht_destroy(frt_qsbr_later *w)
-{
-    ht_grave *g = caa_container_of(w, ht_grave, later);
-    int attached = frt_thread_is_attached();
-    if (attached)
-        frt_blocking_begin();
-    cds_lfht_destroy(g->ht, NULL);
-    if (attached)
-        frt_blocking_end();
-    frt__sys_free(g);
+    drops d = DROPS_INIT(d);
+    frt__map_lock_all(m->t);
+    map_array *a = current(m);
+    for (size_t i = 0; i <= a->mask; i++)
+        if (frt__map_is_live(atomic_load_explicit(&a->slot[i].v, memory_order_relaxed)))
+            delete_at(m, a, i, &d);
+    frt__map_unlock_all(m->t);
+    drop_now(&d);
+    maybe_resize(m);
 }
 
 static void map_destroy(frt_object *self)
 {
     frt_map *m = (frt_map *)self;
     map_clear(self);
-    ht_grave *g = frt__sys_calloc(1, sizeof *g);
-    if (!g)
-        return; /* the empty table leaks: out of memory */
-    g->ht = m->ht;
-    frt__qsbr_defer_call(&g->later, ht_destroy);
+    frt__map_table_free(m->t); /* no reader is left: it held a reference */
 }
 
 static const frt_type map_type = {"frt.map", sizeof(frt_map), map_traverse, map_clear, NULL,
@@ -560,35 +505,22 @@ frt_map *frt_map_new(unsigned flags, const frt_map_key_ops *key_ops)
         return NULL;
     if (key_ops && (!key_ops->hash || !key_ops->eq))
         return NULL;
-    struct cds_lfht *ht = cds_lfht_new_flavor(64, 64, 0, 0, &urcu_qsbr_flavor, NULL);
-    if (!ht)
+    map_table *t = frt__map_table_new();
+    if (!t)
         return NULL;
     frt_map *m = (frt_map *)frt_new(&map_type);
     if (!m) {
-        cds_lfht_destroy(ht, NULL);
+        frt__map_table_free(t);
         return NULL;
     }
-    m->ht = ht;
+    m->t = t;
     m->ops = key_ops;
     m->flags = flags;
-    atomic_store(&m->buckets, 64);
     return m;
 }
 
 /* ------------------------------------------------------------------ */
-/* The two key kinds.                                                 */
-
-static key bytes_key(const void *p, size_t len)
-{
-    key k = {p, len, NULL, NULL, hash_bytes(p, len)};
-    return k;
-}
-
-static key obj_key(frt_map *m, frt_object *o)
-{
-    key k = {NULL, 0, o, m->ops, (unsigned long)m->ops->hash(o)};
-    return k;
-}
+/* The API.                                                           */
 
 frt_object *frt_map_get(frt_map *m, const void *kp, size_t len)
 {

@@ -244,6 +244,8 @@ static int finalize_once(frt_tstate *ts, frt_object *o)
     return 1;
 }
 
+_Alignas(64) _Atomic unsigned frt__hot_waiting;
+
 static void dealloc_one(frt_tstate *ts, frt_object *o)
 {
     if (finalize_once(ts, o))
@@ -256,6 +258,8 @@ static void dealloc_one(frt_tstate *ts, frt_object *o)
         frt__weakrefs_on_dealloc(o);
     if (o->ob_gc_bits && frt__rt.hooks.object_free)
         frt__rt.hooks.object_free(o);
+    if (FRT_UNLIKELY(atomic_load_explicit(&frt__hot_waiting, memory_order_acquire)))
+        frt__rt.hooks.hot_forget(o);
     if (o->ob_type->destroy)
         o->ob_type->destroy(o);
     release_block(ts, o);
@@ -318,11 +322,13 @@ void frt__dealloc(frt_object *o)
     /* A trivial object (no finalize, no destroy, no flags: not large, no
      * weakref, no finalizer; untracked; not immortal) runs no code when
      * freed: free its block here, without the loop. Debug builds poison it
-     * there. Every test of dealloc_checked is here too, in one chain. */
+     * there. Every test of dealloc_checked is here too, in one chain, and
+     * adaptive promotions that wait must hear of every free (dealloc_one). */
     const frt_type *t = o->ob_type;
     if (FRT_LIKELY(ts != NULL && t != NULL) && !t->finalize && !t->destroy && !o->ob_gc_bits &&
         !atomic_load_explicit(&o->ob_flags, memory_order_relaxed) &&
-        atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) != FRT_REF_IMMORTAL) {
+        atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) != FRT_REF_IMMORTAL &&
+        !atomic_load_explicit(&frt__hot_waiting, memory_order_acquire)) {
         o->ob_type = NULL;
         frt__block_free(ts->heap, o);
         return;

@@ -97,6 +97,16 @@ void frt__os_unmap(void *p, size_t size)
         munmap(p, size);
 }
 
+void frt__os_prefer_huge(void *p, size_t size)
+{
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)size;
+#endif
+}
+
 void frt__os_discard(void *p, size_t size)
 {
     madvise(p, size, MADV_DONTNEED);

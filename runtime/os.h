@@ -14,6 +14,9 @@ void *frt__os_map(size_t size, size_t align);
 void frt__os_unmap(void *p, size_t size);
 /* Tell the OS the range is unused (contents may be lost). */
 void frt__os_discard(void *p, size_t size);
+/* Ask for huge pages behind a mapping read at random (fewer TLB misses);
+ * the OS may decline. */
+void frt__os_prefer_huge(void *p, size_t size);
 
 /* Zeroed memory for the runtime's own structures (thread states, heaps,
  * collector buffers). Counted by the FRT_FAULT_ALLOC hook. */

@@ -291,11 +291,6 @@ void frt__qsbr_fork(int phase)
     atomic_store(&waiting_blocks, blocks);
 }
 
-int frt__qsbr_forked(void)
-{
-    return CHILD();
-}
-
 /* A stop-the-world is a grace period (forked child only). When the world
  * is stopped every other attached thread is parked at a safepoint or
  * offline in a blocking section (or waiting on a lock), which are exactly

@@ -42,9 +42,8 @@ typedef struct frt_qsbr_later {
 void frt__qsbr_defer_call(frt_qsbr_later *w, void (*fn)(frt_qsbr_later *w));
 void frt__qsbr_run_ready(void);
 
-/* ThreadSanitizer cannot see liburcu's synchronisation: a structure that
- * publishes memory through liburcu (the map's hash table) states it with
- * these, release before publishing, acquire before reading. */
+/* ThreadSanitizer cannot see liburcu's synchronisation: qsbr.c states the
+ * happens-before a grace period gives (see there). */
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define FRT_QSBR_TSAN 1
@@ -55,11 +54,6 @@ void frt__qsbr_run_ready(void);
 #endif
 #if FRT_QSBR_TSAN
 #include <sanitizer/tsan_interface.h>
-#define FRT_QSBR_RELEASE(p) __tsan_release((void *)(p))
-#define FRT_QSBR_ACQUIRE(p) __tsan_acquire((void *)(p))
-#else
-#define FRT_QSBR_RELEASE(p) ((void)0)
-#define FRT_QSBR_ACQUIRE(p) ((void)0)
 #endif
 
 /* More waiting than frt_config.reclaim_limit allows. */
@@ -79,10 +73,9 @@ void frt__qsbr_drain(void);
 /* Forked child only (runtime/fork.c): liburcu is not called there, and a
  * stop-the-world is the grace period. The stopper calls world_stopped once
  * every other thread is stopped and world_started after restarting them
- * (the outermost stop only); frt__qsbr_forked says whether we are there. */
+ * (the outermost stop only); elsewhere they do nothing. */
 void frt__qsbr_world_stopped(void);
 void frt__qsbr_world_started(void);
-int frt__qsbr_forked(void);
 
 /* Waiting for a grace period now: bytes, blocks, and the most bytes ever. */
 void frt__qsbr_stats(size_t *bytes, size_t *blocks, size_t *peak);

@@ -29,6 +29,10 @@ typedef struct frt_hooks {
     /* collector: its part of fork(), one FRT_FORK_* phase at a time
      * (runtime/fork.h). */
     void (*fork)(int phase);
+    /* brc: adaptive promotions that ts's safepoint owes; o is being freed
+     * while promotions wait (frt__hot_waiting), forget it. */
+    void (*hot_pending)(frt_tstate *ts);
+    void (*hot_forget)(frt_object *o);
 } frt_hooks;
 
 typedef struct frt_runtime {
@@ -53,8 +57,16 @@ typedef struct frt_runtime {
     frt_stw_stats stw;            /* written by the stopper under stw_mutex */
     pthread_mutex_t stw_stats_lock;
     pthread_key_t exit_key;
+    /* Hot objects (brc/hot.c), for frt_heap_get_stats. */
+    _Atomic size_t hot_now;
+    _Atomic uint64_t hot_promoted, hot_demoted;
 } frt_runtime;
 
 extern frt_runtime frt__rt;
+
+/* Adaptive promotions waiting for a stop (brc/hot_adaptive.c): while it
+ * is not 0, every object freed is checked against them. Read on every
+ * free: on a line of its own. */
+extern _Atomic unsigned frt__hot_waiting;
 
 #endif

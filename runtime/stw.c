@@ -122,6 +122,10 @@ void frt__safepoint_slow(frt_tstate *ts)
             atomic_fetch_and(&ts->word, ~(uint32_t)FRT_TS_GC);
             if (frt__rt.hooks.collect_pending)
                 frt__rt.hooks.collect_pending(ts);
+        } else if (w & FRT_TS_HOT) {
+            atomic_fetch_and(&ts->word, ~(uint32_t)FRT_TS_HOT);
+            if (frt__rt.hooks.hot_pending)
+                frt__rt.hooks.hot_pending(ts);
         } else {
             return;
         }

@@ -29,11 +29,22 @@
 static inline int frt__try_incref(frt_object *o)
 {
     uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
-    if (local == FRT_REF_IMMORTAL)
+    if (local >= FRT_REF_HOT) {
+        /* Immortal, or hot: a hot object is freed only after a stop found
+         * its counts summing to zero and made it ordinary (count 0, merged):
+         * while it still reads hot it is alive, and no stop can come
+         * between this load and the increment. */
+        if (local != FRT_REF_IMMORTAL)
+            frt__incref_hot(o, local);
         return 1;
+    }
     if (atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == frt__thread_id()) {
         if (local == 0)
             return 0; /* our own last decref is freeing it right now */
+        if (local + 1 == FRT_REF_HOT) {
+            frt__incref_overflow(o);
+            return 1;
+        }
         atomic_store_explicit(&o->ob_ref_local, local + 1, memory_order_relaxed);
         return 1;
     }

@@ -163,6 +163,7 @@ int frt__tstate_attach(void)
     ts->owner_id = tid;
     ts->blocking_depth = ts->stw_depth = ts->in_dealloc = 0;
     ts->dealloc_pending = NULL;
+    ts->hot_open = 1; /* detach closed it */
     ts->cs_top = NULL;
     frt_objq_open(&ts->brc_queue); /* reopen: the last owner closed it */
     atomic_store_explicit(&ts->word, FRT_TS_ATTACHED, memory_order_relaxed);

@@ -5,6 +5,7 @@
  * ts->word layout (32 bits):
  *   bits 0-1   state: DETACHED, ATTACHED, BLOCKED, SUSPENDED
  *   bits 4-7   pending work: STOP, MERGE, TRIM, GC (the safepoint's business)
+ *   bit  11    pending work: HOT (adaptive promotions to make)
  *   bit  8     ATTACH_WAITING: a SUSPENDED thread waits in blocking_end
  *   bit  9     RESUME_ATTACHED: a SUSPENDED thread parked at a safepoint
  *   bit  10    SLEEPING: the thread sleeps on the futex; wake it
@@ -33,7 +34,8 @@ enum {
     FRT_TS_MERGE = 1u << 5,
     FRT_TS_TRIM = 1u << 6,
     FRT_TS_GC = 1u << 7,
-    FRT_TS_PENDING = FRT_TS_STOP | FRT_TS_MERGE | FRT_TS_TRIM | FRT_TS_GC,
+    FRT_TS_HOT = 1u << 11, /* adaptive promotions to make (brc/hot_adaptive.c) */
+    FRT_TS_PENDING = FRT_TS_STOP | FRT_TS_MERGE | FRT_TS_TRIM | FRT_TS_GC | FRT_TS_HOT,
     FRT_TS_ATTACH_WAITING = 1u << 8,
     FRT_TS_RESUME_ATTACHED = 1u << 9,
     FRT_TS_SLEEPING = 1u << 10,
@@ -46,6 +48,16 @@ enum {
 #define FRT_MAX_THREADS (1u << 16)
 #define FRT_TID_TABLE_BITS 17
 #define FRT_TID_TABLE_SIZE (1u << FRT_TID_TABLE_BITS)
+
+/* One thread's count of one hot object (brc/hot.c): written only by that
+ * thread (relaxed loads and stores, no read-modify-write), read by others
+ * under the hot lock or with the world stopped (and zeroed then). ops
+ * counts operations since the last collection, for adaptive demotion. */
+typedef struct frt_hot_slot {
+    _Atomic intptr_t count;
+    _Atomic uint32_t ops;
+    uint32_t pad;
+} frt_hot_slot;
 
 typedef struct frt_tstate {
     _Atomic uint32_t word;
@@ -65,6 +77,18 @@ typedef struct frt_tstate {
     long gc_delta;            /* tracked allocations minus frees, not yet added to the collector's count */
     unsigned in_gc_callback;  /* running a finalizer or callback for the collector */
     frt_critical_section *cs_top; /* innermost critical section (critical_section.c) */
+    /* Hot objects (brc/hot.c): our counts, by object index; hot_cap is 0
+     * until the first hot operation, and again once detach folded them.
+     * hot_open says whether a hot operation may (re)grow the array. */
+    _Atomic(frt_hot_slot *) hot;
+    _Atomic uint32_t hot_cap;
+    int hot_open;
+    void *hot_mem;            /* the allocation hot points into (cache-line aligned) */
+    struct frt_tstate *hot_next, *hot_prev; /* states with an array (hot lock) */
+    /* Adaptive promotion (brc/hot_adaptive.c): the object sampled last,
+     * and how many samples in a row found it. */
+    frt_object *hot_seen;
+    uint32_t hot_streak;
 } frt_tstate;
 
 #if defined(__GNUC__)

@@ -283,6 +283,14 @@ static void exec_one(pworker *w, prop_rop *r)
         o = w->h[r->h];
         r->result = o ? frt_make_shared(o) : 1;
         break;
+    case P_MAKE_HOT:
+        /* Not weakref objects: the model infers their deaths from their
+         * counts, which a hot object's death does not follow. */
+        o = w->h[r->h];
+        r->result = o && o->ob_type != atomic_load_explicit(&X.wr_type, memory_order_relaxed)
+                        ? frt_make_hot(o)
+                        : 1;
+        break;
     case P_WR_NEW:
         if (!(o = w->h[r->h])) {
             r->result = -1;
@@ -497,6 +505,12 @@ static long o_refcount(void *ctx, int id)
     return (long)frt_refcount(ptr_of(id));
 }
 
+static int o_is_hot(void *ctx, int id)
+{
+    (void)ctx;
+    return frt_is_hot(ptr_of(id));
+}
+
 static int o_wr_get(void *ctx, int id, int target)
 {
     (void)ctx;
@@ -614,7 +628,7 @@ static long o_freeze_count(void *ctx)
 static const prop_observer observer = {
     NULL,          o_destroyed,   o_finalized,  o_called,      o_fn_ran,
     o_collections, o_refcount,    o_wr_get,     o_wr_count,    o_fin_alive,
-    o_res_present, o_check_object, o_gens,      o_freeze_count,
+    o_res_present, o_check_object, o_gens,      o_freeze_count, o_is_hot,
 };
 
 /* ------------------------------------------------------------------ */
@@ -815,6 +829,9 @@ void prop_run(const prop_prog *prog, const prop_cfg *cfg, prop_result *res)
     X.model.trace_out = cfg->trace;
     frt_config c;
     frt_config_default(&c);
+    /* The model knows which objects are hot from make_hot: the runtime
+     * must not promote others by itself (test_hot_adaptive tests that). */
+    c.hot_adaptive = FRT_HOT_ADAPTIVE_OFF;
     if (frt_init(&c) != 0)
         prop_fail("init", "frt_init failed");
     if (frt_gc_callback_add(gc_callback, NULL) != 0)

@@ -345,6 +345,7 @@ static int plan_one(prop_model *m, const prop_op *op, size_t pidx, prop_rop *r)
     case P_DUP:
     case P_DROP:
     case P_MAKE_SHARED:
+    case P_MAKE_HOT:
         if ((k = pick_handle(m, t, op->a, SEL_ANY)) < 0)
             return 0;
         r->h = (int8_t)k;
@@ -590,6 +591,7 @@ static void make_object(prop_model *m, int id, unsigned kind, unsigned ns, unsig
     o->alive = 1;
     o->alive0 = 1; /* for this step's checks, as alive from its start */
     o->finalized = 0;
+    o->hot = 0;
     o->gen = tracked_kind(kind) ? 0 : PROP_GEN_NONE;
     for (int s = 0; s < PROP_SLOTS; s++)
         o->slot[s] = -1;
@@ -654,6 +656,15 @@ void prop_model_apply(prop_model *m, const prop_rop *rops, size_t n)
             if (m->h[t][r->h] >= 0 && r->result != 0 && r->result != FRT_EALREADY &&
                 r->result != FRT_ESTATE)
                 prop_fail("make_shared", "frt_make_shared(#%d) returned %ld", m->h[t][r->h], r->result);
+            break;
+        case P_MAKE_HOT:
+            /* EALREADY: hot already, perhaps by another thread's make_hot
+             * of this round, applied here in either order. */
+            v = m->h[t][r->h];
+            if (v >= 0 && (r->result == 0 || r->result == FRT_EALREADY))
+                m->obj[v].hot = 1;
+            else if (v >= 0 && r->result != 1)
+                prop_fail("make_hot", "frt_make_hot(#%d) returned %ld", v, r->result);
             break;
         case P_WR_NEW:
             v = m->h[t][r->h];
@@ -853,7 +864,7 @@ static void p_closure(predict *p)
         changed = 0;
         for (size_t i = 0; i < m->nids; i++) {
             prop_mobj *o = &p->obj[i];
-            if (!o->exists || !o->alive || o->nref != 0)
+            if (!o->exists || !o->alive || o->nref != 0 || o->hot)
                 continue;
             if (o->kind == MK_FCONT && !o->finalized) {
                 p_finalize(p, (int)i);
@@ -959,14 +970,24 @@ void prop_model_predict_collect(prop_model *m, int gen, prop_expect *e)
      * not referenced from outside it (threads, the resurrection table,
      * older, frozen or untracked objects) nor from what is. */
     uint8_t *in = xcalloc(N, 1), *mark = xcalloc(N, 1), *u = xcalloc(N, 1);
+    /* Hot objects whose count is zero (any generation, tracked or not)
+     * die in the sweep at the first stop: the examined set skips them (a
+     * count of zero), and what they reference counts as held from outside
+     * until their destroy runs, right after the stop. */
+    uint8_t *hot_dead = xcalloc(N, 1);
     for (size_t i = 0; i < N; i++) {
         prop_mobj *o = &p.obj[i];
-        in[i] = o->exists && o->alive && tracked_kind(o->kind) && o->gen >= 0 && o->gen <= gen;
+        hot_dead[i] = o->exists && o->alive && o->hot && o->nref == 0;
+        in[i] = o->exists && o->alive && tracked_kind(o->kind) && o->gen >= 0 && o->gen <= gen &&
+                !hot_dead[i];
     }
     p_mark_external(&p, in, 0, mark);
     for (size_t i = 0; i < N; i++) {
         u[i] = in[i] && !mark[i];
         e->n_unreachable += u[i];
+        /* Hot garbage is counted the ordinary way from this stop on. */
+        if (u[i] || hot_dead[i])
+            p.obj[i].hot = 0;
     }
     m->unreachable_found += e->n_unreachable;
 
@@ -990,6 +1011,8 @@ void prop_model_predict_collect(prop_model *m, int gen, prop_expect *e)
             e->fn[f] = 1;
             p.fin[f].alive = 0;
         }
+    /* The world runs: the sweep's dead are freed first. */
+    p_closure(&p);
     /* The collector holds one reference to each unreachable object; the
      * world runs; finalizers run, and may free what they let go. */
     for (size_t i = 0; i < N; i++)
@@ -1031,6 +1054,10 @@ void prop_model_predict_collect(prop_model *m, int gen, prop_expect *e)
         prop_mobj *o = &p.obj[i];
         if (in[i] && o->alive && (!u[i] || mark[i]))
             o->gen = (int8_t)(gen < 2 ? gen + 1 : 2);
+        /* A hot object the sweep freed, resurrected by its finalizer, was
+         * not examined: where it ends up is learned after the collection. */
+        if (hot_dead[i] && o->alive && tracked_kind(o->kind))
+            m->gens_exact = 0;
         e->destroyed[i] = p.died[i] && o->kind != MK_WREF;
         e->cleared[i] = o->cleared;
         e->gen[i] = o->gen;
@@ -1038,6 +1065,7 @@ void prop_model_predict_collect(prop_model *m, int gen, prop_expect *e)
             e->cb[i] = 2;
     }
     m->collections_predicted++;
+    free(hot_dead);
     free(in);
     free(mark);
     free(u);
@@ -1053,8 +1081,12 @@ void prop_model_learn_gens(prop_model *m, const prop_observer *obs)
     int *ids = xcalloc(m->nids, sizeof *ids);
     int8_t *g = xcalloc(m->nids, 1);
     size_t n = 0;
+    compute_nref(m, m->obj, m->res);
     for (size_t i = 0; i < m->nids; i++)
-        if (m->obj[i].exists && m->obj[i].alive && tracked_kind(m->obj[i].kind))
+        /* A hot object with no reference left waits for the sweep, and is
+         * in no generation's list (its count is zero). */
+        if (m->obj[i].exists && m->obj[i].alive && tracked_kind(m->obj[i].kind) &&
+            !(m->obj[i].hot && m->obj[i].nref == 0))
             ids[n++] = (int)i;
     if (obs->gens(obs->ctx, ids, n, g) == 0) {
         for (size_t j = 0; j < n; j++) {
@@ -1107,6 +1139,15 @@ void prop_model_reconcile(prop_model *m, const prop_observer *obs, const prop_ex
     long dcoll = ncoll - m->acc_collections;
     m->acc_collections = ncoll;
     int strict = e != NULL;
+    /* A collection ends hot counting for what it frees and for cyclic
+     * garbage (which a finalizer may resurrect): learn which objects are
+     * still hot from the runtime. make_hot results are checked when they
+     * are applied. */
+    if (dcoll > 0)
+        for (size_t i = 0; i < N; i++)
+            if (m->obj[i].exists && m->obj[i].alive && m->obj[i].hot &&
+                obs->destroyed(ctx, (int)i) == m->acc_destroyed[i]) /* not freed meanwhile */
+                m->obj[i].hot = (uint8_t)obs->is_hot(ctx, (int)i);
     if (strict && dcoll != 1)
         prop_fail("collections", "frt_gc_collect at a barrier: %ld collections ran, expected 1", dcoll);
     /* An automatic (or concurrent) collection ran: garbage may or may not
@@ -1209,8 +1250,8 @@ void prop_model_reconcile(prop_model *m, const prop_observer *obs, const prop_ex
     }
     for (size_t i = 0; i < N; i++) {
         prop_mobj *o = &m->obj[i];
-        if (!o->exists || !o->alive || o->nref != 0)
-            continue;
+        if (!o->exists || !o->alive || o->nref != 0 || o->hot)
+            continue; /* a hot object waits for a collection */
         if (o->kind == MK_WREF) {
             o->alive = 0; /* its last reference went: the runtime freed it */
             o->died = 1;
@@ -1548,6 +1589,9 @@ void prop_rop_print(FILE *f, const prop_model *m, const prop_rop *r)
         break;
     case P_COLLECT:
         fprintf(f, "collect(%u) while others run -> %ld", r->gen, r->result);
+        break;
+    case P_MAKE_HOT:
+        fprintf(f, "frt_make_hot(h%d #%d) -> %ld", r->h, r->id, r->result);
         break;
     default:
         fprintf(f, "%s", prop_op_name(r->kind));

@@ -46,6 +46,7 @@ typedef struct prop_mobj {
     uint8_t alive;     /* not destroyed */
     uint8_t finalized; /* type finalize ran */
     int8_t gen;        /* 0..2, PROP_GEN_FROZEN, PROP_GEN_NONE */
+    uint8_t hot;       /* frt_make_hot: dies only in a collection */
     int slot[PROP_SLOTS];
     /* weak references */
     int target;
@@ -126,6 +127,7 @@ typedef struct prop_observer {
      * in 0..2); returns 0, or -1 if they cannot be read */
     int (*gens)(void *ctx, const int *ids, size_t n, int8_t *out);
     long (*freeze_count)(void *ctx);
+    int (*is_hot)(void *ctx, int id); /* frt_is_hot of a live object */
 } prop_observer;
 
 typedef struct prop_model {

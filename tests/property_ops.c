@@ -19,6 +19,7 @@ static const char *const names[P_NKINDS] = {
     [P_FIN_FREE] = "fin_free", [P_ADOPT] = "adopt",
     [P_DETACH] = "detach",     [P_BLOCK] = "block",
     [P_SAFEPOINT] = "safepoint", [P_COLLECT] = "collect_now",
+    [P_MAKE_HOT] = "make_hot",
     [P_BARRIER] = "barrier",   [P_G_COLLECT] = "collect",
     [P_G_FREEZE] = "freeze",   [P_G_UNFREEZE] = "unfreeze",
     [P_G_THRESH] = "threshold", [P_G_ENABLE] = "enable",
@@ -32,6 +33,7 @@ static const unsigned thread_weight[P_BARRIER] = {
     [P_MAKE_SHARED] = 2, [P_WR_NEW] = 7, [P_WR_GET] = 7,     [P_FIN_NEW] = 2,
     [P_FIN_CALL] = 1, [P_FIN_DETACH] = 1, [P_FIN_FREE] = 1,  [P_ADOPT] = 3,
     [P_DETACH] = 1,  [P_BLOCK] = 1,      [P_SAFEPOINT] = 1,  [P_COLLECT] = 1,
+    [P_MAKE_HOT] = 2,
 };
 static const unsigned global_weight[P_NKINDS] = {
     [P_BARRIER] = 25, [P_G_COLLECT] = 40, [P_G_FREEZE] = 4, [P_G_UNFREEZE] = 6,

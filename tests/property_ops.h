@@ -41,6 +41,7 @@ enum prop_op_kind {
     P_BLOCK,       /* a short blocking section */
     P_SAFEPOINT,
     P_COLLECT,     /* a: generation. frt_gc_collect while the other threads run */
+    P_MAKE_HOT,    /* a: handle. frt_make_hot (weakref objects are skipped) */
     /* Global operations, at a barrier. */
     P_BARRIER,     /* only ends the round */
     P_G_COLLECT,   /* a: generation (0, 1, 2) */

@@ -28,6 +28,17 @@
 
 
 
+/* Biased counting of ordinary objects, whose last decref frees them: the
+ * runtime must not make a contended one hot by itself (test_hot_adaptive
+ * tests that). */
+static const frt_config *brc_config(void)
+{
+    static frt_config cfg;
+    frt_config_default(&cfg);
+    cfg.hot_adaptive = FRT_HOT_ADAPTIVE_OFF;
+    return &cfg;
+}
+
 static void join(pthread_t t)
 {
     CHECK_EQ(pthread_join(t, NULL), 0);
@@ -208,7 +219,7 @@ static void *pairs_worker(void *arg)
 
 static void test_pairs(void)
 {
-    CHECK_EQ(frt_init(NULL), 0);
+    CHECK_EQ(frt_init(brc_config()), 0);
     reset_counts();
     atomic_store(&p_ready, 0);
     atomic_store(&p_go, 0);
@@ -320,7 +331,7 @@ static void *owner_waits_then_detaches(void *arg)
 
 static void test_queue_to_owner(void)
 {
-    CHECK_EQ(frt_init(NULL), 0);
+    CHECK_EQ(frt_init(brc_config()), 0);
     reset_counts();
 
     /* Owner drops its own reference first; the non-owner's drops queue. */
@@ -417,7 +428,7 @@ static void *zero_local_racer(void *arg)
 
 static void test_merge_zero_local(void)
 {
-    CHECK_EQ(frt_init(NULL), 0);
+    CHECK_EQ(frt_init(brc_config()), 0);
     reset_counts();
     atomic_store(&z_round, 0);
     atomic_store(&z_increfed, 0);
@@ -520,7 +531,7 @@ static void *not_owner_make_shared(void *arg)
 
 static void test_make_shared(void)
 {
-    CHECK_EQ(frt_init(NULL), 0);
+    CHECK_EQ(frt_init(brc_config()), 0);
     reset_counts();
     atomic_store(&s_go, 0);
     atomic_store(&s_done, 0);
@@ -611,7 +622,7 @@ static void *x_dropper(void *arg)
 
 static void test_thread_exit(void)
 {
-    CHECK_EQ(frt_init(NULL), 0);
+    CHECK_EQ(frt_init(brc_config()), 0);
     reset_counts();
     atomic_store(&x_go, 0);
     x_imm = new_immortal();
@@ -745,7 +756,7 @@ static void *consumer(void *arg)
 
 static void test_producer_consumer(void)
 {
-    CHECK_EQ(frt_init(NULL), 0);
+    CHECK_EQ(frt_init(brc_config()), 0);
     reset_counts();
     pc_imm = new_immortal();
     atomic_store(&pc_made, 0);
@@ -822,7 +833,7 @@ static void *blocked_owner(void *arg)
 
 static void test_set_immortal_non_owner(void)
 {
-    CHECK_EQ(frt_init(NULL), 0);
+    CHECK_EQ(frt_init(brc_config()), 0);
     reset_counts();
     atomic_store(&i_iters, 0);
     atomic_store(&i_stop, 0);
@@ -964,7 +975,7 @@ static void *f_maker(void *arg)
 
 static void test_thread_pointer_reuse(void)
 {
-    CHECK_EQ(frt_init(NULL), 0);
+    CHECK_EQ(frt_init(brc_config()), 0);
     reset_counts();
     int reused = 0;
     for (int exit_attached = 0; exit_attached < 2; exit_attached++) {

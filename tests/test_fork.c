@@ -10,6 +10,9 @@
  *     threads that did not come along: the watchdog fails it);
  *   - allocate, free and collect cycles; run weakref callbacks, also on
  *     objects a vanished thread owned;
+ *   - find the hot object's count exact: the vanished workers' per-thread
+ *     counts were folded into it (a thread of the child that attaches in
+ *     a vanished worker's state counts on it too);
  *   - drop every reference the workers kept, after which every object
  *     ever made (before and after the fork) was destroyed exactly once:
  *     what the vanished threads owned, had queued or were freeing was
@@ -81,6 +84,12 @@ static _Atomic int stop_workers;
 static frt_ref published[WORKERS];
 static frt_object *publishing[WORKERS]; /* the new value during a store */
 static _Atomic long worker_ops;
+/* One hot object (frt_make_hot) every worker counts on: worker w holds
+ * hot_held[w] references (only w writes it, with no frt call between a
+ * count and the frt_incref or frt_decref it stands for). */
+static frt_object *hot_obj;
+static long hot_held[WORKERS];
+#define HOT_HELD_MAX 8
 
 static uint64_t next_rand(uint64_t *s)
 {
@@ -156,6 +165,14 @@ static void *worker(void *arg)
             frt_blocking_begin();
             sched_yield();
             frt_blocking_end();
+        } else if (op < 96) {
+            if (hot_held[w] < HOT_HELD_MAX && (r >> 32) % 2) {
+                frt_incref(hot_obj);
+                hot_held[w]++;
+            } else if (hot_held[w] > 0) {
+                hot_held[w]--;
+                frt_decref(hot_obj);
+            }
         } else {
             frt_safepoint();
         }
@@ -169,6 +186,8 @@ static void *worker(void *arg)
 static void drop_all_roots(void)
 {
     for (int w = 0; w < WORKERS; w++) {
+        for (; hot_held[w] > 0; hot_held[w]--)
+            frt_decref(hot_obj);
         for (int i = 0; i < SLOTS; i++)
             drop(&roots[w][i]);
         frt_xdecref(atomic_exchange(&mailbox[w], NULL));
@@ -246,10 +265,24 @@ static void *child_thread(void *arg)
         frt_safepoint();
     }
     frt_ref_clear(&slot);
+    for (int i = 0; i < 3; i++)
+        frt_incref(hot_obj);
+    for (int i = 0; i < 3; i++)
+        frt_decref(hot_obj);
     frt_thread_detach(); /* the ring stays, shared, for the main thread */
     return ring;
 }
 #endif
+
+/* Exact with no other thread counting: main's reference and the workers'. */
+static void check_hot_count(void)
+{
+    CHECK(frt_is_hot(hot_obj));
+    size_t want = 1;
+    for (int w = 0; w < WORKERS; w++)
+        want += (size_t)hot_held[w];
+    CHECK_EQ(frt_refcount(hot_obj), want);
+}
 
 /* Everything a child does; returns to _exit(0) only if all of it held. */
 static void child_run(int attach_first)
@@ -268,6 +301,7 @@ static void child_run(int attach_first)
             }
     /* Before the fix: waits forever for the threads that stayed behind. */
     CHECK(frt_gc_collect(2) >= 0);
+    check_hot_count();
 
     /* A weakref to an object a vanished worker owned, and one to ours. */
     frt_weakref *theirs = NULL;
@@ -303,8 +337,10 @@ static void child_run(int attach_first)
     drop(&shared);
 #endif
 
+    check_hot_count();
     /* What the workers held goes, and with it everything ever made. */
     drop_all_roots();
+    drop(&hot_obj);
     frt_gc_collect(2);
     if (theirs) {
         CHECK_EQ(atomic_load(&callbacks), 2);
@@ -346,6 +382,8 @@ int main(void)
     frt_config_default(&cfg);
     cfg.reclaim_limit = RECLAIM_LIMIT; /* the child passes it many times over */
     CHECK_EQ(frt_init(&cfg), 0);
+    hot_obj = &new_node()->ob;
+    CHECK_EQ(frt_make_hot(hot_obj), 0);
     pthread_t t[WORKERS];
     for (int w = 0; w < WORKERS; w++)
         t[w] = test_spawn(worker, (void *)(intptr_t)w);
@@ -391,7 +429,9 @@ int main(void)
     for (int w = 0; w < WORKERS; w++)
         CHECK_EQ(pthread_join(t[w], NULL), 0);
     frt_blocking_end();
+    check_hot_count();
     drop_all_roots();
+    drop(&hot_obj);
     frt_gc_collect(2);
     CHECK_EQ(atomic_load(&created) - atomic_load(&destroyed), 0);
     CHECK_EQ(frt_shutdown(), 0);

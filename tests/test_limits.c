@@ -1,11 +1,12 @@
 /* Limits: what happens at the edges of the counts, with many objects, with
  * deep structures and with many threads.
  *
- *   - Local count overflow: an owner count that reaches 2^32 - 1 makes the
- *     object immortal (CPython's free-threaded build does the same): it is
+ *   - Local count overflow: an owner count that reaches 2^31 (FRT_REF_HOT:
+ *     the values above mark hot and immortal objects) makes the object
+ *     immortal (CPython's free-threaded build does the same at 2^32 - 1): it is
  *     never freed, and frt_shutdown does not count it (though what it holds
  *     stays alive, and is counted). The last 2^20 increments are real; the
- *     rest is set in the header (FRT_LIMITS_FULL_OVERFLOW=1: all 2^32 - 1,
+ *     rest is set in the header (FRT_LIMITS_FULL_OVERFLOW=1: all 2^31,
  *     a few seconds in release).
  *   - Shared count: 62 bits of count, up to 2^61 - 1; a count that large
  *     is exact for frt_refcount and the collector (which keeps it aside
@@ -156,35 +157,35 @@ static void test_local_overflow(void)
     CHECK_EQ(frt_init(NULL), 0);
     atomic_store(&destroyed, 0);
 
-    /* Just below the limit the count is an ordinary count: 2^32 - 2 is the
+    /* Just below the limit the count is an ordinary count: 2^31 - 1 is the
      * most references an owner's count can hold. */
     frt_object *o = frt_new(&leaf_type);
     CHECK(o);
-    set_local(o, UINT32_MAX - 2);
-    CHECK_EQ(frt_refcount(o), (size_t)UINT32_MAX - 2);
+    set_local(o, FRT_REF_HOT - 2);
+    CHECK_EQ(frt_refcount(o), (size_t)FRT_REF_HOT - 2);
     frt_incref(o);
-    CHECK_EQ(frt_refcount(o), (size_t)UINT32_MAX - 1);
+    CHECK_EQ(frt_refcount(o), (size_t)FRT_REF_HOT - 1);
     CHECK(!frt_is_immortal(o));
     frt_decref(o);
     frt_decref(o);
-    CHECK_EQ(frt_refcount(o), (size_t)UINT32_MAX - 3);
+    CHECK_EQ(frt_refcount(o), (size_t)FRT_REF_HOT - 3);
     set_local(o, 1); /* back to the one reference we hold */
     frt_decref(o);
     CHECK_EQ(atomic_load(&destroyed), 1);
 
-    /* The increment that reaches 2^32 - 1 makes it immortal. */
+    /* The increment that reaches 2^31 makes it immortal. */
     int full = env_long("FRT_LIMITS_FULL_OVERFLOW", 0) != 0;
     o = frt_new(&leaf_type);
     CHECK(o);
-    uint32_t start = full ? 1u : UINT32_MAX - (1u << 20);
+    uint32_t start = full ? 1u : FRT_REF_HOT - (1u << 20);
     set_local(o, start);
-    for (uint32_t c = start; c < UINT32_MAX - 1; c++)
+    for (uint32_t c = start; c < FRT_REF_HOT - 1; c++)
         frt_incref(o);
     CHECK(!frt_is_immortal(o));
-    CHECK_EQ(frt_refcount(o), (size_t)UINT32_MAX - 1);
+    CHECK_EQ(frt_refcount(o), (size_t)FRT_REF_HOT - 1);
     frt_incref(o);
     CHECK(frt_is_immortal(o));
-    CHECK_EQ(frt_refcount(o), (size_t)UINT32_MAX);
+    CHECK_EQ(frt_refcount(o), (size_t)FRT_REF_IMMORTAL);
     for (int i = 0; i < 1000; i++)
         frt_decref(o); /* no-ops now, on every path */
     CHECK(frt_is_immortal(o));
@@ -196,7 +197,7 @@ static void test_local_overflow(void)
     CHECK(holder && kept);
     holder->next = &kept->ob;          /* holder <-> kept: a cycle */
     kept->next = frt_newref(&holder->ob);
-    set_local(&holder->ob, UINT32_MAX - 1);
+    set_local(&holder->ob, FRT_REF_HOT - 1);
     frt_incref(&holder->ob); /* overflows: immortal */
     CHECK(frt_is_immortal(&holder->ob));
     CHECK_EQ(frt_gc_collect(2), 0);
@@ -206,7 +207,7 @@ static void test_local_overflow(void)
     CHECK_EQ(frt_shutdown(), 1);
     CHECK_EQ(atomic_load(&destroyed), 1);
     CHECK_EQ(frt_test_sys_live(), 0);
-    fprintf(stderr, "local count: 2^32 - 2 references at most, 2^32 - 1 is immortal (%s, %.2f s)\n",
+    fprintf(stderr, "local count: 2^31 - 1 references at most, 2^31 is immortal (%s, %.2f s)\n",
             full ? "all increments real" : "last 2^20 increments real", secs(t0));
 }
 
@@ -258,8 +259,8 @@ static void test_shared_limit(void)
      * references the owner handed them): the sum is still exact. */
     o = frt_new(&leaf_type);
     CHECK(o);
-    set_local(o, UINT32_MAX - 1);
-    set_shared_count(o, -(intptr_t)(UINT32_MAX - 2)); /* total 1 */
+    set_local(o, FRT_REF_HOT - 1);
+    set_shared_count(o, -(intptr_t)(FRT_REF_HOT - 2)); /* total 1 */
     CHECK_EQ(frt_refcount(o), 1);
     set_shared_count(o, 0);
     set_local(o, 1);

@@ -53,6 +53,18 @@ static int case_decref_below_zero(void)
     return 0;
 }
 
+/* A hot object's decref cannot see the sum: the next collection does. */
+static int case_hot_decref_below_zero(void)
+{
+    frt_init(NULL);
+    frt_object *o = frt_new(&plain_type);
+    CHECK_EQ(frt_make_hot(o), 0);
+    frt_decref(o);
+    frt_decref(o);
+    frt_gc_collect(0);
+    return 0;
+}
+
 static int case_use_after_free(void)
 {
     frt_init(NULL);
@@ -291,6 +303,8 @@ typedef struct mcase {
 
 static const mcase cases[] = {
     {"decref below zero", case_decref_below_zero, "decref below zero", "misuse.plain", 0},
+    {"hot decref below zero", case_hot_decref_below_zero,
+     "decref below zero (found summing its per-thread counts)", "misuse.plain", 0},
     {"use after free", case_use_after_free, "use of a freed object", "<freed>", 0},
     {"weakref of a freed object", case_weakref_of_freed, "frt_weakref_new of a freed object",
      "<freed>", 0},

@@ -22,6 +22,9 @@ typedef struct frt_heap_stats {
     /* additions */
     size_t bytes_mapped_peak;
     size_t large_objects;              /* objects above FRT_SMALL_MAX, mapped alone */
+    size_t hot_objects;                /* counted per thread now (frt_make_hot, adaptive) */
+    uint64_t hot_promoted;             /* made hot since frt_init, by either */
+    uint64_t hot_demoted;              /* adaptive ones given back, gone cold */
     /* Deferred reclamation: blocks of objects that were stored in an
      * frt_ref (or a map), freed and waiting for every attached thread to
      * pass a quiescent state before their memory is reused. Counted in

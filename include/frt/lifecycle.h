@@ -28,7 +28,13 @@ typedef struct frt_config {
      * reclamation, docs/design.md) before frt_safepoint waits for one in a
      * blocking section. Default 8 MiB. */
     size_t reclaim_limit;
+    /* Adaptive hot objects: the runtime counts an object per thread when
+     * it sees two threads contend on its shared count, and goes back when
+     * they stop (docs/tuning.md). 0 (default) or FRT_HOT_ADAPTIVE_ON: on;
+     * FRT_HOT_ADAPTIVE_OFF: only frt_make_hot makes objects hot. */
+    int hot_adaptive;
 } frt_config;
+enum { FRT_HOT_ADAPTIVE_ON = 1, FRT_HOT_ADAPTIVE_OFF = -1 };
 
 FRT_API void frt_config_default(frt_config *cfg);
 /* NULL = defaults; attaches the calling thread. FRT_EINVAL for a config

@@ -1,13 +1,16 @@
 /* A concurrent hash map from keys (bytes, or objects) to objects.
  *
  * get is lock-free and returns a new strong reference; set, delete and
- * get_or_insert are linearizable; the table grows and shrinks without
- * blocking readers or other writers (the writer that crosses a size
- * threshold resizes it, in a blocking section); iteration is safe while
- * other threads write. With FRT_MAP_WEAK_VALUES the map holds its values weakly
- * (Python's WeakValueDictionary): an entry disappears when its value dies,
- * with no user callback. Built on liburcu's lock-free resizable hash table
- * (rculfhash) and frt's deferred reclamation; docs/design.md has how.
+ * get_or_insert are linearizable (writers of one key take one of the map's
+ * lock stripes; writers of other stripes go on); the table grows and
+ * shrinks without blocking readers (the writer that crosses a size
+ * threshold rebuilds it while other writers wait); iteration is safe while
+ * other threads write (they wait while it takes its references). With
+ * FRT_MAP_WEAK_VALUES the map holds its values weakly (Python's
+ * WeakValueDictionary): an entry disappears when its value dies, with no
+ * user callback. An open-addressing table whose old arrays and deleted
+ * entries are freed through frt's deferred reclamation; docs/design.md has
+ * how.
  *
  * The map is an frt object (frt_decref drops it). It is tracked by the
  * collector: its traverse reports every value it holds strongly and every

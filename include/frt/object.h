@@ -25,8 +25,8 @@ typedef struct frt_type frt_type;
  * User structs embed it first. Fields are documented for debuggers and for
  * the inline fast paths below; programs must not write them directly. */
 struct frt_object {
-    _Atomic uintptr_t ob_tid;       /* owner thread id; 0 once merged (no owner) */
-    _Atomic uint32_t ob_ref_local;  /* owner's count; UINT32_MAX marks immortal */
+    _Atomic uintptr_t ob_tid;       /* owner thread id; 0 once merged (no owner); FRT_TID_HOT */
+    _Atomic uint32_t ob_ref_local;  /* owner's count; FRT_REF_HOT + index; UINT32_MAX immortal */
     _Atomic uint8_t ob_flags;       /* FRT_OF_* below */
     frt_mutex ob_mutex;             /* critical sections on this object (<frt/lock.h>) */
     uint8_t ob_gc_bits;             /* collector-private */
@@ -48,13 +48,25 @@ struct frt_object {
 #define FRT_REF_STATE(shared) ((shared) & FRT_REF_FLAG_MASK)
 #define FRT_REF_IMMORTAL UINT32_MAX
 
+/* Hot objects (frt_make_hot) are counted per thread: ob_tid is FRT_TID_HOT,
+ * which no thread pointer equals, so the owner test fails at no extra cost;
+ * ob_ref_local is FRT_REF_HOT + the object's index in every thread's array
+ * of counts; ob_ref_shared (MERGED) holds what is not in those arrays. The
+ * non-owner paths below already compare ob_ref_local with a constant (to
+ * skip immortal objects): comparing with FRT_REF_HOT instead sends both
+ * immortal and hot objects off the ordinary path with the same one test.
+ * An owner's count stays below FRT_REF_HOT (reaching it makes the object
+ * immortal), so an owned object never looks hot. */
+#define FRT_REF_HOT ((uint32_t)1 << 31)
+#define FRT_TID_HOT ((uintptr_t)1)
 /* ob_flags */
 enum {
     FRT_OF_FINALIZED = 1u << 0,     /* type->finalize has run (PEP 442: at most once) */
     FRT_OF_MAYBE_WEAKREF = 1u << 1, /* a weak reference may exist */
     FRT_OF_LARGE = 1u << 2,         /* block mapped from the OS on its own */
     FRT_OF_HAS_FINALIZER = 1u << 3, /* an frt_finalizer is registered */
-    FRT_OF_DEFER_FREE = 1u << 4     /* stored in an frt_ref: its block is freed after a grace period */
+    FRT_OF_DEFER_FREE = 1u << 4,    /* stored in an frt_ref: its block is freed after a grace period */
+    FRT_OF_HOT_AUTO = 1u << 5       /* made hot by the runtime, which may demote it */
 };
 
 typedef int (*frt_visit_fn)(frt_object *ref, void *arg); /* nonzero stops traversal */
@@ -117,23 +129,28 @@ FRT_API void frt__merge_zero_local(frt_object *o);
 FRT_API void frt__incref_checked(frt_object *o);
 FRT_API void frt__decref_checked(frt_object *o);
 FRT_API void frt__incref_overflow(frt_object *o);
+FRT_API void frt__incref_hot(frt_object *o, uint32_t local);
+FRT_API void frt__decref_hot(frt_object *o, uint32_t local);
 
 /* The fast paths proper; frt_incref/frt_decref add the misuse checks of a
  * debug build in front of them. */
 /* Ownership is tested first: an immortal object has no owner (ob_tid 0),
  * so the owner's path needs no immortal test, and the shared path makes it.
- * An owner's count that reaches FRT_REF_IMMORTAL makes the object immortal
+ * An owner's count that reaches FRT_REF_HOT makes the object immortal
  * (no owner) at once, so an owned object never holds that value. */
 static inline void frt__incref_fast(frt_object *o)
 {
     if (FRT_LIKELY(atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == frt__thread_id())) {
         uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) + 1;
         atomic_store_explicit(&o->ob_ref_local, local, memory_order_relaxed);
-        if (FRT_UNLIKELY(local == FRT_REF_IMMORTAL))
+        if (FRT_UNLIKELY(local == FRT_REF_HOT))
             frt__incref_overflow(o);
-    } else if (FRT_LIKELY(atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) !=
-                          FRT_REF_IMMORTAL)) {
-        atomic_fetch_add_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE, memory_order_relaxed);
+    } else {
+        uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
+        if (FRT_LIKELY(local < FRT_REF_HOT))
+            atomic_fetch_add_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE, memory_order_relaxed);
+        else if (local != FRT_REF_IMMORTAL)
+            frt__incref_hot(o, local);
     }
 }
 
@@ -144,9 +161,12 @@ static inline void frt__decref_fast(frt_object *o)
         atomic_store_explicit(&o->ob_ref_local, local, memory_order_relaxed);
         if (FRT_UNLIKELY(local == 0))
             frt__merge_zero_local(o);
-    } else if (FRT_LIKELY(atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) !=
-                          FRT_REF_IMMORTAL)) {
-        frt__decref_shared(o);
+    } else {
+        uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
+        if (FRT_LIKELY(local < FRT_REF_HOT))
+            frt__decref_shared(o);
+        else if (local != FRT_REF_IMMORTAL)
+            frt__decref_hot(o, local);
     }
 }
 
@@ -198,6 +218,16 @@ FRT_API int frt_is_immortal(const frt_object *o);
  * object to another thread for good. FRT_ESTATE unless the caller owns o
  * (an object already shared returns FRT_EALREADY). */
 FRT_API int frt_make_shared(frt_object *o);
+
+/* Count o per thread from now on: every thread's incref and decref touch
+ * only that thread's own counter (no atomic, no shared cache line), and o
+ * is freed by the collector once the counts sum to zero: at the next
+ * collection (automatic or frt_gc_collect), never later than the next full
+ * one. For objects that every thread counts on. Stops the world once.
+ * 0; FRT_EALREADY if o is hot or immortal; FRT_EINVAL for NULL; FRT_ESTATE
+ * from a thread that is not attached; FRT_ENOMEM. docs/api.md has the rest. */
+FRT_API int frt_make_hot(frt_object *o);
+FRT_API int frt_is_hot(const frt_object *o);
 
 /* 1 when the calling thread owns o (counts it without atomics). */
 static inline int frt_is_owned(const frt_object *o)

@@ -43,6 +43,16 @@ frt_bench_target(frt-bench-brc-atomic)
 target_link_libraries(frt-bench-brc-atomic PRIVATE frt_rc_atomic)
 target_compile_definitions(frt-bench-brc-atomic PRIVATE FRT_BENCH_ATOMIC=1)
 add_dependencies(frt-bench-brc frt-bench-brc-atomic)
+# A short run of the hot-object rows (section f at 1-3 threads): adaptive
+# promotion stops the world while the threads run and wait at barriers;
+# it checks that the program gets through, not the figures.
+if(FRT_BUILD_TESTS)
+  add_test(NAME frt-bench-brc-hot COMMAND frt-bench-brc --quick --reps 1 --only f --threads 1,2,3)
+  set_tests_properties(frt-bench-brc-hot PROPERTIES TIMEOUT 300 LABELS bench)
+  if(FRT_SANITIZER STREQUAL "thread")
+    set_target_properties(frt-bench-brc PROPERTIES CROSSCOMPILING_EMULATOR "setarch;-R")
+  endif()
+endif()
 
 # The owner pair through the shared library (what `pkg-config --libs frt`
 # links): the same source against libfrt.so, run by frt-bench-brc for

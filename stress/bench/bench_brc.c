@@ -23,7 +23,17 @@
  *   d  1..N threads, each on private objects: throughput and scaling
  *      efficiency = throughput(T) / (min(T, CPUs) * throughput(1)).
  *   f  one hot object touched by all T threads (the object's owner is one
- *      of them), against a C11 atomic count on one cache line.
+ *      of them), against a C11 atomic count on one cache line, the same
+ *      object after frt_make_hot (per-thread counts), and one that no
+ *      thread owns (made shared by main) left to adaptive promotion: with
+ *      two or more threads counting on it the runtime may make it hot by
+ *      itself. The rows say in how many runs the runtime did (adaptive
+ *      promotion also reaches the first row's object from 3 threads on:
+ *      --adaptive-off runs the whole program with it off). Every row runs
+ *      the same loop, the same pairs per thread; the adaptive row polls a
+ *      safepoint every 4096 pairs, where promotion can stop the world.
+ *   c  also: pairs on an object made hot (frt_make_hot) by the thread that
+ *      made it, alone and while another thread counts on it.
  *   e  mix (BRC paper style): each thread allocates objects and counts on
  *      them (8 pairs); 10% are handed to the next thread through an SPSC
  *      ring, which counts on them (4 pairs) and drops the reference; the
@@ -156,6 +166,17 @@ __attribute__((noinline)) static void loop_frt(void *obj, size_t n)
     }
 }
 
+/* loop_frt with a safepoint poll every 4096 pairs, as an attached thread
+ * polls (a load and a branch per 4096 pairs): adaptive promotion stops the
+ * world at the poll after two threads nominated the object. */
+static void loop_frt_polling(void *obj, size_t n)
+{
+    for (size_t i = 0; i < n; i += 4096) {
+        loop_frt(obj, n - i < 4096 ? n - i : 4096);
+        frt_safepoint();
+    }
+}
+
 __attribute__((noinline)) static void loop_plain(void *obj, size_t n)
 {
     plain_obj *p = obj;
@@ -196,6 +217,9 @@ static struct {
     double shared_owner_ratio; /* owner / plain through libfrt.so */
     double nonowner, arc_other;
     double fs_alone, fs_hammer, fs_other_line, hammer_ns;
+    double hot_alone, hot_hammer;
+    double hot2[3], arc_hot2; /* f: frt made hot at 1 and 2 threads; atomic line at 2 */
+    double adaptive2[3];      /* f: the adaptive row at 1 and 2 threads */
     double min_eff;
     int have_a, have_b, have_c, have_d;
     double mix_brc, mix_atomic; /* ns per object */
@@ -391,13 +415,19 @@ static void section_c(void)
     pthread_t t;
     if (pthread_create(&t, NULL, hammer_thread, NULL))
         die("pthread_create");
+    frt_object *xh = new_obj();
+    int hot_rc = frt_make_hot(xh);
     size_t n = bench_calibrate(loop_frt, x, g_target_ns);
+    size_t nh = bench_calibrate(loop_frt, xh, g_target_ns);
     double alone[BENCH_MAX_REPS], same[BENCH_MAX_REPS], other[BENCH_MAX_REPS], ham[BENCH_MAX_REPS], ham_other[BENCH_MAX_REPS];
+    double hot_alone[BENCH_MAX_REPS], hot_same[BENCH_MAX_REPS], ham_hot[BENCH_MAX_REPS];
     owner_run(x, n / 4, x, NULL); /* warm-up of the contended case */
     for (int r = 0; r < g_reps; r++) {
         alone[r] = owner_run(x, n, NULL, NULL);
         same[r] = owner_run(x, n, x, &ham[r]);
         other[r] = owner_run(x, n, y, &ham_other[r]);
+        hot_alone[r] = owner_run(xh, nh, NULL, NULL);
+        hot_same[r] = owner_run(xh, nh, xh, &ham_hot[r]);
     }
     atomic_store(&H.quit, 1);
     sem_post(&H.go);
@@ -423,6 +453,18 @@ static void section_c(void)
     printf("slowdown from sharing X's line     %8.2fx   (target: no slower, 1.0x)\n", s / a);
     printf("slowdown from a busy 2nd thread    %8.2fx   (control: the machine, not the layout)\n",
            o / a);
+    double ha = bench_median(hot_alone, (size_t)g_reps), hs = bench_median(hot_same, (size_t)g_reps);
+    printf("# X' made hot by this thread (frt_make_hot returned %d): per-thread counts\n", hot_rc);
+    printf("%-38s %8.3f ns\n", "hot X', this thread alone", ha);
+    printf("%-38s %8.3f ns   (other thread: %.2f ns per pair on X')\n",
+           "hot X', other thread on X' too", hs, bench_median(ham_hot, (size_t)g_reps));
+    printf("hot: with the other thread / alone %8.2fx   (target: no slower, 1.0x)\n", hs / ha);
+    printf("hot alone / owner alone (ordinary) %8.2fx   (the price of per-thread counting)\n",
+           ha / a);
+    R.hot_alone = ha;
+    R.hot_hammer = hs;
+    frt_decref(xh);
+    frt_gc_collect(0);
     R.fs_alone = a;
     R.fs_hammer = s;
     R.fs_other_line = o;
@@ -435,10 +477,29 @@ static void section_c(void)
 /* ------------------------------------------------------------------ */
 /* d and f: threads.                                                  */
 
-enum { K_FRT_PRIVATE, K_PLAIN_PRIVATE, K_ARC_PRIVATE, K_FRT_HOT, K_ARC_HOT, K_COUNT };
-static const char *const kind_name[K_COUNT] = {"frt private (owner)", "plain private",
-                                               "C11 atomic private", "frt hot (1 object)",
-                                               "C11 atomic hot (1 line)"};
+enum {
+    K_FRT_PRIVATE,
+    K_PLAIN_PRIVATE,
+    K_ARC_PRIVATE,
+    K_FRT_HOT,
+    K_FRT_MADE_HOT,
+    K_FRT_ADAPTIVE,
+    K_ARC_HOT,
+    K_COUNT
+};
+static const char *const kind_name[K_COUNT] = {
+    "frt private (owner)",     "plain private",          "C11 atomic private",
+    "frt hot (1 object)",      "frt_make_hot (1 object)", "frt adaptive (1 object)",
+    "C11 atomic hot (1 line)"};
+/* Runs of each kind in which the runtime made an object hot by itself. */
+static unsigned promoted_runs[K_COUNT], total_runs[K_COUNT];
+
+static uint64_t hot_promoted(void)
+{
+    frt_heap_stats s;
+    frt_heap_get_stats(&s);
+    return s.hot_promoted;
+}
 
 typedef struct tjob {
     int kind;
@@ -474,18 +535,31 @@ static void *scale_thread(void *arg)
             atomic_store(j->hot_frt, new_obj()); /* thread 0 owns it */
         fn = loop_frt;
         break;
+    case K_FRT_MADE_HOT: /* scale_run made it: a stop here would wait for the other threads */
+        fn = loop_frt;
+        break;
+    case K_FRT_ADAPTIVE:
+        fn = loop_frt_polling;
+        break;
     case K_ARC_HOT:
         obj = j->hot_arc;
         fn = loop_arc;
         break;
     }
+    /* The barriers spin outside frt: in a blocking section, so that a stop
+     * of the world (the adaptive row's promotion) never waits for a thread
+     * that waits for the stopper at a barrier. */
+    frt_blocking_begin();
     bench_barrier_wait(j->start);
-    if (j->kind == K_FRT_HOT)
+    frt_blocking_end();
+    if (j->kind == K_FRT_HOT || j->kind == K_FRT_MADE_HOT || j->kind == K_FRT_ADAPTIVE)
         obj = atomic_load(j->hot_frt);
     j->t0 = bench_now_ns();
     fn(obj, j->n);
     j->t1 = bench_now_ns();
+    frt_blocking_begin();
     bench_barrier_wait(j->end); /* nobody drops a hot object still in use */
+    frt_blocking_end();
     if (j->kind == K_FRT_PRIVATE || (j->kind == K_FRT_HOT && j->idx == 0))
         frt_decref(obj);
     else if (j->kind == K_PLAIN_PRIVATE || j->kind == K_ARC_PRIVATE)
@@ -505,6 +579,13 @@ static double scale_run(int kind, int T, size_t n)
     bench_barrier_init(&start, (unsigned)T);
     bench_barrier_init(&end, (unsigned)T);
     frt_object *_Atomic hot = NULL;
+    if (kind == K_FRT_MADE_HOT || kind == K_FRT_ADAPTIVE) {
+        frt_object *h = new_obj();
+        if (kind == K_FRT_MADE_HOT ? frt_make_hot(h) != 0 : frt_make_shared(h) != 0)
+            die("frt_make_hot or frt_make_shared failed");
+        atomic_store(&hot, h);
+    }
+    uint64_t promoted0 = hot_promoted();
     arc_obj *hot_arc = kind == K_ARC_HOT ? new_arc() : NULL;
     for (int i = 0; i < T; i++) {
         jobs[i] = (tjob){.kind = kind, .n = n, .start = &start, .end = &end, .hot_frt = &hot,
@@ -516,6 +597,13 @@ static double scale_run(int kind, int T, size_t n)
     for (int i = 0; i < T; i++)
         pthread_join(th[i], NULL);
     frt_blocking_end();
+    if (kind == K_FRT_MADE_HOT || kind == K_FRT_ADAPTIVE)
+        frt_decref(atomic_load(&hot));
+    total_runs[kind]++;
+    if (hot_promoted() != promoted0)
+        promoted_runs[kind]++;
+    if (kind == K_FRT_MADE_HOT || hot_promoted() != promoted0)
+        frt_gc_collect(0); /* a hot object dies at a collection */
     uint64_t t0 = jobs[0].t0, t1 = jobs[0].t1;
     for (int i = 1; i < T; i++) {
         if (jobs[i].t0 < t0)
@@ -563,9 +651,19 @@ static void section_df(const long *threads, size_t nthreads)
                 base = tput[i];
         }
         printf("%-24s", kind_name[k]);
-        for (size_t i = 0; i < nthreads && i < 64; i++)
+        for (size_t i = 0; i < nthreads && i < 64; i++) {
             printf(" %9.1f", tput[i] / 1e6);
-        printf("  Mpairs/s\n");
+            if (k == K_FRT_MADE_HOT && threads[i] <= 2)
+                R.hot2[threads[i]] = tput[i];
+            if (k == K_FRT_ADAPTIVE && threads[i] <= 2)
+                R.adaptive2[threads[i]] = tput[i];
+            if (k == K_ARC_HOT && threads[i] == 2)
+                R.arc_hot2 = tput[i];
+        }
+        printf("  Mpairs/s");
+        if (k == K_FRT_HOT || k == K_FRT_ADAPTIVE)
+            printf("  (made hot by the runtime in %u of %u runs)", promoted_runs[k], total_runs[k]);
+        printf("\n");
         if (base > 0) {
             printf("%-24s", "  efficiency");
             for (size_t i = 0; i < nthreads && i < 64; i++) {
@@ -579,6 +677,16 @@ static void section_df(const long *threads, size_t nthreads)
         }
     }
     R.have_d = R.min_eff < 1e9;
+    if (R.hot2[1] > 0 && R.hot2[2] > 0 && R.arc_hot2 > 0) {
+        printf("frt_make_hot: 2 threads / 1 thread       %8.2fx   (target >= 1.8x)\n",
+               R.hot2[2] / R.hot2[1]);
+        printf("frt_make_hot / C11 atomic line, 2 threads %7.2fx   (target >= 10x)\n",
+               R.hot2[2] / R.arc_hot2);
+    }
+    if (R.adaptive2[1] > 0 && R.adaptive2[2] > 0 && R.arc_hot2 > 0) {
+        printf("frt adaptive: 2 threads / 1 thread       %8.2fx\n", R.adaptive2[2] / R.adaptive2[1]);
+        printf("frt adaptive / C11 atomic line, 2 threads %7.2fx\n", R.adaptive2[2] / R.arc_hot2);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -854,22 +962,34 @@ static void summary(void)
     if (R.have_d)
         printf("private objects scaling efficiency >= 0.95: worst %.2f  %s\n", R.min_eff,
                R.min_eff >= 0.95 ? "MET" : "MISSED");
+    if (R.have_c && R.hot_alone > 0) {
+        double r = R.hot_hammer / R.hot_alone;
+        printf("hot: owner no slower beside another thread's pairs %.2fx  %s\n", r,
+               r <= 1.05 ? "MET" : "MISSED");
+    }
+    if (R.hot2[1] > 0 && R.hot2[2] > 0 && R.arc_hot2 > 0) {
+        double s = R.hot2[2] / R.hot2[1], a = R.hot2[2] / R.arc_hot2;
+        printf("hot: 2 threads >= 1.8x 1 thread     %6.2fx  %s\n", s, s >= 1.8 ? "MET" : "MISSED");
+        printf("hot: >= 10x the atomic line at 2    %6.2fx  %s\n", a, a >= 10 ? "MET" : "MISSED");
+    }
     if (R.mix_brc > 0 && R.mix_atomic > 0)
         printf("mix: BRC %.2fx the atomic build's throughput\n", R.mix_atomic / R.mix_brc);
 }
 
 static const char usage[] =
     "usage: frt-bench-brc [--quick] [--reps N] [--threads 1,2,4] [--only abcdef]\n"
-    "                     [--mix] [--raw] [--mix-threads T] [--mix-objects N]\n"
+    "                     [--mix] [--raw] [--mix-threads T] [--mix-objects N] [--adaptive-off]\n"
     "  --quick        short run: 5 repetitions of ~10 ms (default 11 of ~40 ms)\n"
     "  --threads L    thread counts for sections d and f (default 1,2,..,2 x CPUs)\n"
     "  --only S       run only these sections (letters a-f)\n"
     "  --mix          only the mixed workload (section e)\n"
+    "  --adaptive-off frt_config.hot_adaptive off: no object is made hot unless asked\n"
     "  --raw          with --mix or --only a: one machine-readable line (used between the builds)\n";
 
 int main(int argc, char **argv)
 {
-    static const char *const flags[] = {"--quick", "--mix", "--raw", "--help", "-h", NULL};
+    static const char *const flags[] = {"--quick", "--mix", "--raw", "--adaptive-off", "--help",
+                                        "-h",      NULL};
     static const char *const valued[] = {"--reps", "--threads", "--only", "--mix-threads",
                                          "--mix-objects", NULL};
     bench_check_args(argc, argv, flags, valued, usage);
@@ -916,7 +1036,11 @@ int main(int argc, char **argv)
     if (!only)
         only = "abcdfe";
 
-    if (frt_init(NULL) != 0)
+    frt_config cfg;
+    frt_config_default(&cfg);
+    if (bench_flag(argc, argv, "--adaptive-off"))
+        cfg.hot_adaptive = FRT_HOT_ADAPTIVE_OFF;
+    if (frt_init(&cfg) != 0)
         die("frt_init failed");
     if (!raw) {
         bench_print_machine("frt-bench-brc: biased reference counting vs plain and atomic counting");

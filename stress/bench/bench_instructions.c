@@ -7,9 +7,12 @@
  *
  * then divide each function's inclusive count by its operations (printed).
  * Built against libfrt.a and, as frt-bench-instructions-shared, against
- * libfrt.so: the owner pair must cost the same through both. */
+ * libfrt.so: the owner pair must cost the same through both. The argument
+ * "adaptive-off" runs with frt_config.hot_adaptive off: the ordinary paths
+ * must cost the same either way. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <frt/frt.h>
 
@@ -65,9 +68,13 @@ __attribute__((noinline)) static void bulk256(frt_object **v, long n)
     bulk(&t256, v, n);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    if (frt_init(NULL) != 0)
+    frt_config cfg;
+    frt_config_default(&cfg);
+    if (argc > 1 && strcmp(argv[1], "adaptive-off") == 0)
+        cfg.hot_adaptive = FRT_HOT_ADAPTIVE_OFF;
+    if (frt_init(&cfg) != 0)
         return 1;
     frt_object *o = frt_new(&t32);
     frt_object **v = malloc(BULK * sizeof *v);

@@ -183,12 +183,42 @@ typedef struct mix_run {
     bench_barrier start;
     _Atomic int stop;
     _Atomic uint64_t ops;
+    _Atomic uint64_t cpu_ns; /* CPU time of the threads while timed */
 } mix_run;
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 typedef struct mix_arg {
     mix_run *r;
     unsigned index;
 } mix_arg;
+
+/* n operations of r's mix on keys base+1 .. base+span; fresh is what sets store. */
+static void mix_ops(const mix_run *r, uint64_t *xp, uint64_t base, uint64_t span, frt_object *fresh,
+                    long n)
+{
+    uint64_t x = *xp;
+    for (long i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint64_t k = 1 + base + x % span;
+        if ((x >> 40) % 100 < r->write_pct) {
+            if (r->map)
+                frt_map_set(r->map, &k, sizeof k, fresh);
+            else
+                sharded_set(r->sh, k, fresh);
+        } else {
+            frt_object *v = r->map ? frt_map_get(r->map, &k, sizeof k) : sharded_get(r->sh, k);
+            bench_escape(v);
+            frt_xdecref(v);
+        }
+    }
+    *xp = x;
+}
 
 static void *mix_thread(void *p)
 {
@@ -200,23 +230,13 @@ static void *mix_thread(void *p)
     uint64_t base = r->distinct ? span * a->index : 0;
     frt_object *fresh = bval_new(a->index);
     bench_barrier_wait(&r->start);
+    uint64_t cpu0 = thread_cpu_ns();
     while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
-        for (int i = 0; i < 64; i++, n++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            uint64_t k = 1 + base + x % span;
-            if ((x >> 40) % 100 < r->write_pct) {
-                if (r->map)
-                    frt_map_set(r->map, &k, sizeof k, fresh);
-                else
-                    sharded_set(r->sh, k, fresh);
-            } else {
-                frt_object *v = r->map ? frt_map_get(r->map, &k, sizeof k) : sharded_get(r->sh, k);
-                bench_escape(v);
-                frt_xdecref(v);
-            }
-        }
+        mix_ops(r, &x, base, span, fresh, 64);
+        n += 64;
         frt_safepoint();
     }
+    atomic_fetch_add(&r->cpu_ns, thread_cpu_ns() - cpu0);
     atomic_fetch_add(&r->ops, n);
     frt_decref(fresh);
     frt_blocking_begin(); /* main joins us meanwhile */
@@ -225,12 +245,15 @@ static void *mix_thread(void *p)
     return NULL;
 }
 
-static double mix_mops(mix_run *r)
+/* Mops/s of all threads together (wall clock); *per_cpu: Mops per
+ * CPU-second of the threads, which other load on the machine lowers less. */
+static double mix_mops(mix_run *r, double *per_cpu)
 {
     pthread_t t[8];
     mix_arg a[8];
     atomic_store(&r->stop, 0);
     atomic_store(&r->ops, 0);
+    atomic_store(&r->cpu_ns, 0);
     bench_barrier_init(&r->start, r->threads + 1);
     for (unsigned i = 0; i < r->threads; i++) {
         a[i] = (mix_arg){r, i};
@@ -245,7 +268,9 @@ static double mix_mops(mix_run *r)
     for (unsigned i = 0; i < r->threads; i++)
         pthread_join(t[i], NULL);
     frt_blocking_end();
-    return (double)atomic_load(&r->ops) / ((double)(t1 - t0) / 1e3);
+    double ops = (double)atomic_load(&r->ops);
+    *per_cpu = ops / ((double)atomic_load(&r->cpu_ns) / 1e3);
+    return ops / ((double)(t1 - t0) / 1e3);
 }
 
 static void fill(frt_map *m, sharded *sh, uint64_t nkeys)
@@ -273,23 +298,79 @@ static void row_map_mix(const share_ctx *ctx)
     fill(NULL, sh, nkeys);
     int reps = quick ? 1 : 5;
     for (unsigned th = 1; th <= 2; th++) {
-        double a[16], b[16];
+        double a[16], b[16], ac[16], bc[16];
         for (int i = 0; i < reps; i++) { /* interleaved */
             mix_run rm = {.map = m, .nkeys = nkeys, .write_pct = 10, .threads = th, .seconds = quick ? 0.1 : 0.5};
             mix_run rs = {.sh = sh, .nkeys = nkeys, .write_pct = 10, .threads = th, .seconds = quick ? 0.1 : 0.5};
-            a[i] = mix_mops(&rm);
-            b[i] = mix_mops(&rs);
+            a[i] = mix_mops(&rm, &ac[i]);
+            b[i] = mix_mops(&rs, &bc[i]);
         }
         double ma = bench_median(a, (size_t)reps), mb = bench_median(b, (size_t)reps);
+        double mac = bench_median(ac, (size_t)reps), mbc = bench_median(bc, (size_t)reps);
         printf("map_mix      %u thread%s, %llu keys, 90%% get/10%% set: frt_map %.2f Mops/s   64-way "
                "mutex-sharded %.2f Mops/s   ratio %.2fx (target >= %s)\n",
                th, th > 1 ? "s" : "", (unsigned long long)nkeys, ma, mb, ma / mb,
                th == 1 ? "1.0x" : "1.5x");
+        printf("             per CPU-second of the threads: frt_map %.2f Mops   mutex-sharded %.2f Mops"
+               "   ratio %.2fx\n", mac, mbc, mac / mbc);
     }
     frt_decref((frt_object *)m);
     sharded_free(sh);
 }
 BENCH_SHARE_ROW(50, row_map_mix)
+
+/* map_ops: the mix on one thread, a fixed number of operations on each
+ * map, in functions an instruction counter can single out:
+ *   valgrind --tool=callgrind --cache-sim=yes --LL=33554432,16,64 --collect-atstart=no \
+ *     --toggle-collect='ops_*' build/release/stress/frt-bench-share --only map_ops
+ * then callgrind_annotate: each function's count over MAP_OPS. */
+#define MAP_OPS 300000L
+
+__attribute__((noinline)) static void mix_ops_fixed(const mix_run *r, frt_object *fresh)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (long done = 0; done < MAP_OPS; done += 64) {
+        mix_ops(r, &x, 0, r->nkeys, fresh, 64);
+        frt_safepoint();
+    }
+}
+
+/* One name per map for the counter (the nop keeps the two apart). */
+__attribute__((noinline)) static void ops_frt_map(const mix_run *r, frt_object *fresh)
+{
+    mix_ops_fixed(r, fresh);
+}
+
+__attribute__((noinline)) static void ops_sharded(const mix_run *r, frt_object *fresh)
+{
+    __asm__ volatile("nop");
+    mix_ops_fixed(r, fresh);
+}
+
+static void row_map_ops(const share_ctx *ctx)
+{
+    uint64_t nkeys = ctx->quick ? 20000 : 1000000;
+    printf("\n## frt_map vs 64-way mutex-sharded map, 90%% get / 10%% set, one thread, %ld ops each "
+           "(for an instruction counter)\n", MAP_OPS);
+    frt_map *m = frt_map_new(0, NULL);
+    sharded *sh = sharded_new(nkeys);
+    fill(m, NULL, nkeys);
+    fill(NULL, sh, nkeys);
+    frt_object *fresh = bval_new(0);
+    mix_run rm = {.map = m, .nkeys = nkeys, .write_pct = 10};
+    mix_run rs = {.sh = sh, .nkeys = nkeys, .write_pct = 10};
+    uint64_t t0 = bench_now_ns();
+    ops_frt_map(&rm, fresh);
+    uint64_t t1 = bench_now_ns();
+    ops_sharded(&rs, fresh);
+    uint64_t t2 = bench_now_ns();
+    printf("map_ops      frt_map %.1f ns/op   mutex-sharded %.1f ns/op (wall clock, one pass: for "
+           "information)\n", (double)(t1 - t0) / MAP_OPS, (double)(t2 - t1) / MAP_OPS);
+    frt_decref(fresh);
+    frt_decref((frt_object *)m);
+    sharded_free(sh);
+}
+BENCH_SHARE_ROW(55, row_map_ops)
 
 static void row_map_readers(const share_ctx *ctx)
 {
@@ -299,16 +380,21 @@ static void row_map_readers(const share_ctx *ctx)
     frt_map *m = frt_map_new(0, NULL);
     fill(m, NULL, nkeys);
     int reps = quick ? 1 : 5;
-    double one[16], two[16];
+    double one[16], two[16], onec[16], twoc[16];
     for (int i = 0; i < reps; i++) {
         mix_run r1 = {.map = m, .nkeys = nkeys, .threads = 1, .distinct = 1, .seconds = quick ? 0.1 : 0.5};
         mix_run r2 = {.map = m, .nkeys = nkeys, .threads = 2, .distinct = 1, .seconds = quick ? 0.1 : 0.5};
-        one[i] = mix_mops(&r1);
-        two[i] = mix_mops(&r2);
+        one[i] = mix_mops(&r1, &onec[i]);
+        two[i] = mix_mops(&r2, &twoc[i]);
     }
     double m1 = bench_median(one, (size_t)reps), m2 = bench_median(two, (size_t)reps);
+    double m1c = bench_median(onec, (size_t)reps), m2c = bench_median(twoc, (size_t)reps);
     printf("map_readers  get only, distinct keys: 1 reader %.2f Mops/s   2 readers %.2f Mops/s   "
            "ratio %.2fx (target >= 1.7x; %ld CPUs)\n", m1, m2, m2 / m1, bench_ncpus());
+    /* Readers that share nothing keep their per-CPU speed: 2 readers on 2
+     * idle CPUs then give twice the throughput of one. */
+    printf("             per CPU-second: 1 reader %.2f Mops   2 readers %.2f Mops   ratio %.2fx (1.0x: "
+           "no slowdown from sharing)\n", m1c, m2c, m2c / m1c);
     frt_decref((frt_object *)m);
 }
 BENCH_SHARE_ROW(60, row_map_readers)

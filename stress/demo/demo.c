@@ -8,7 +8,8 @@
  * first, so the neighbour frees them itself and the block travels back to
  * the owner's pool as a remote free. Every eighth object holds a reference
  * to one hub object owned by the main thread, so the hub's shared count sees
- * traffic from every thread. Meanwhile the main thread stops the world a
+ * traffic from every thread (the runtime soon counts it per thread: a hot
+ * object, freed by a collection at the end). Meanwhile the main thread stops the world a
  * few times and checks the counters while everyone is parked.
  *
  * Then one worker hands its kept objects to the main thread and detaches
@@ -362,8 +363,13 @@ int main(int argc, char **argv)
 
     for (size_t i = 0; i < nhanded; i++)
         frt_decref(&handed[i]->ob);
+    /* Every worker counted on the hub: the runtime has likely made it hot
+     * (per-thread counts), and then the collector frees it. */
+    int hub_hot = frt_is_hot(hub);
     frt_decref(hub);
-    print_phase("everything dropped");
+    if (hub_hot)
+        frt_gc_collect(0);
+    print_phase(hub_hot ? "everything dropped (the hot hub by a collection)" : "everything dropped");
     if (atomic_load(&created) != atomic_load(&destroyed))
         fail("destroys != creations");
 
@@ -378,7 +384,9 @@ int main(int argc, char **argv)
 
     frt_stw_stats s;
     frt_stw_get_stats(&s);
-    if (s.stops != NSTOPS)
+    /* Ours, and the runtime's own: adaptive hot promotion and collections
+     * stop the world too. */
+    if (s.stops < NSTOPS)
         fail("frt_stw_get_stats: wrong number of stops");
 
     uint64_t made = 0, sent_b = 0, sent_s = 0, recv = 0, dropped = 0;

@@ -65,6 +65,8 @@ typedef struct stress_options {
     int rc;                 /* STRESS_RC_* bits */
     const char *json, *csv, *plot, *report;
     stress_fault fault;
+    int hot;                /* --hot: frt_make_hot on the objects every thread counts on */
+    int hot_off;            /* --hot-off: no adaptive hot objects */
     double stw_probe_ms;    /* interval of the harness's own stop-the-world probes; 0: none */
     size_t gc_threshold[3];
     double timeout;         /* per case, seconds; 0: automatic */
@@ -162,7 +164,12 @@ enum {
     /* The workload attaches and detaches its threads itself inside run
      * (churn). The runner attaches the worker only around thread_init,
      * thread_quiesce and thread_finish. */
-    STRESS_WL_SELF_ATTACH = 1
+    STRESS_WL_SELF_ATTACH = 1,
+    /* Hot objects (shared-read's variants): the workload makes its shared
+     * object hot itself, as --hot does; the case runs with adaptive hot
+     * objects off, as --hot-off does. */
+    STRESS_WL_MAKE_HOT = 2,
+    STRESS_WL_NO_ADAPTIVE = 4
 };
 
 struct stress_workload {

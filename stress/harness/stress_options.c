@@ -35,6 +35,8 @@ static const char usage[] =
     "  --stw-probe MS                 stop the world every MS milliseconds during a case to\n"
     "                                 time safepoints (default 10; 0: never)\n"
     "  --gc-threshold T0,T1,T2        collector thresholds (default 700,10,10)\n"
+    "  --hot                          make shared-read's object hot (frt_make_hot)\n"
+    "  --hot-off                      no adaptive hot objects (frt_config.hot_adaptive)\n"
     "  --timeout SECONDS              kill a case that runs longer (default 60 + 20 x duration)\n"
     "  --plan                         print the placement for the largest thread count; exit\n"
     "  --list                         list the workloads; exit\n"
@@ -249,6 +251,10 @@ void stress_options_parse(stress_options *opt, int argc, char **argv)
                 die("--gc-threshold: T0,T1,T2, not '%s'", v);
             for (int k = 0; k < 3; k++)
                 opt->gc_threshold[k] = (size_t)t[k];
+        } else if (FLAG("--hot")) {
+            opt->hot = 1;
+        } else if (FLAG("--hot-off")) {
+            opt->hot_off = 1;
         } else if (FLAG("--timeout")) {
             opt->timeout = parse_double(name, VALUE(), 0, 86400 * 7);
         } else if (FLAG("--inject-fault")) {

@@ -361,6 +361,8 @@ int stress_run_case(const stress_options *opt, const stress_workload *wl, unsign
     frt_config_default(&cfg);
     for (int k = 0; k < 3; k++)
         cfg.gc_threshold[k] = opt->gc_threshold[k];
+    if (opt->hot_off || (wl->flags & STRESS_WL_NO_ADAPTIVE))
+        cfg.hot_adaptive = FRT_HOT_ADAPTIVE_OFF;
     int rc = frt_init(&cfg);
     if (rc != 0) {
         fprintf(stderr, "frt-stress: frt_init: %s\n", frt_strerror(rc));

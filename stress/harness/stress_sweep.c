@@ -157,6 +157,10 @@ static void run_child(const stress_options *opt, const stress_workload *wl, unsi
     }
     if (opt->quiet)
         argv[k++] = "--quiet";
+    if (opt->hot)
+        argv[k++] = "--hot";
+    if (opt->hot_off)
+        argv[k++] = "--hot-off";
     argv[k++] = "--result-fd";
     argv[k++] = a_fd;
     argv[k] = NULL;

@@ -7,8 +7,8 @@
  * every time (linearizability with one writer per key). Every worker also
  * reads every key: another writer's key gives NULL or an intact value made
  * for that key. The table grows to thousands of keys and shrinks as keys
- * are deleted, while all of this runs (rculfhash resizes in the
- * background). A weak-value map gets values that the writer holds for a
+ * are deleted, while all of this runs (the writer that crosses a size
+ * threshold rebuilds the table). A weak-value map gets values that the writer holds for a
  * while and then drops: while held, its get must return exactly that
  * value; after, NULL or that value (a reader may still hold it). Contended
  * keys: every worker get_or_inserts the same few keys, never deleted: all

@@ -8,6 +8,13 @@
  * swaps references through a mailbox of 64 slots, so references taken on
  * one thread are dropped on another.
  *
+ * With --hot the object is made hot (frt_make_hot): every thread counts on
+ * its own slot, and the collector frees it at teardown. Without it the
+ * runtime may make it hot by itself (adaptive promotion), which is the
+ * point of the plain row. Two variants of the same code give the report
+ * the issue's three rows in one sweep: shared-hot (made hot, as --hot) and
+ * shared-nohot (adaptive promotion off, as --hot-off: the atomic line).
+ *
  * Invariants: every read sees the payload intact; with the world stopped
  * (the harness's probe stops) and when quiescent, the hot object's count is
  * exactly 1 (main's) + the references every worker holds + those in the
@@ -56,6 +63,12 @@ static int setup(stress_case *c)
     }
     for (unsigned i = 0; i < WORDS; i++)
         words(s->hot)[i] = word_value(i);
+    int make_hot = c->opt->hot || (c->wl->flags & STRESS_WL_MAKE_HOT);
+    if (!STRESS_RC_ATOMIC && make_hot && frt_make_hot(&s->hot->ob) != 0) {
+        frt_decref(&s->hot->ob);
+        free(s);
+        return -1;
+    }
     c->shared = s;
     return 0;
 }
@@ -156,7 +169,10 @@ static void teardown(stress_case *c)
     STRESS_CHECK(c, left == 1, "refcount",
                  "every worker and the mailbox let go, and the hot object's refcount is %zu, not 1", left);
     uint64_t before = stress_sum_destroyed(c, K_HOT);
+    int hot = frt_is_hot(&s->hot->ob);
     frt_decref(&s->hot->ob);
+    if (hot) /* counted per thread: the collector frees it */
+        frt_gc_collect(0);
     STRESS_CHECK(c, stress_sum_destroyed(c, K_HOT) == before + 1, "destroyed",
                  "main's last decref of the hot object did not destroy it");
     free(s);
@@ -168,20 +184,34 @@ static frt_object *fault_target(stress_case *c, stress_worker *w)
     return &((shared_state *)c->shared)->hot->ob;
 }
 
-const stress_workload stress_wl_shared_read = {
-    .name = "shared-read",
-    .what = "every thread reads one hot object, counting on its shared count; references "
-            "travel through a mailbox",
-    .op = "one incref, read, decref of the hot object (or a hold/release/mailbox swap)",
-    .brc_note = "every count is a non-owner's atomic on one hot object, as in the atomic build;"
-                " biased counting adds its owner test to each and has nothing to gain",
-    .kinds = {"hot", NULL},
-    .thread_state = sizeof(reader_state),
-    .setup = setup,
-    .run = run,
-    .check_stopped = check_stopped,
-    .verify_held = verify_held,
-    .thread_finish = thread_finish,
-    .teardown = teardown,
-    .fault_target = fault_target,
-};
+#define SHARED_READ(NAME, WHAT, FLAGS)                                                             \
+    {                                                                                              \
+        .name = NAME,                                                                              \
+        .what = WHAT,                                                                              \
+        .op = "one incref, read, decref of the hot object (or a hold/release/mailbox swap)",       \
+        .brc_note = "every count is a non-owner's atomic on one hot object, as in the atomic "     \
+                    "build; biased counting adds its owner test to each and has nothing to gain",  \
+        .kinds = {"hot", NULL},                                                                    \
+        .flags = FLAGS,                                                                            \
+        .thread_state = sizeof(reader_state),                                                      \
+        .setup = setup,                                                                            \
+        .run = run,                                                                                \
+        .check_stopped = check_stopped,                                                            \
+        .verify_held = verify_held,                                                                \
+        .thread_finish = thread_finish,                                                            \
+        .teardown = teardown,                                                                      \
+        .fault_target = fault_target,                                                              \
+    }
+
+const stress_workload stress_wl_shared_read =
+    SHARED_READ("shared-read",
+                "every thread reads one hot object, counting on its shared count (which the "
+                "runtime may make hot by itself); references travel through a mailbox",
+                0);
+const stress_workload stress_wl_shared_hot =
+    SHARED_READ("shared-hot", "shared-read with the object made hot (frt_make_hot)",
+                STRESS_WL_MAKE_HOT);
+const stress_workload stress_wl_shared_nohot =
+    SHARED_READ("shared-nohot",
+                "shared-read with adaptive hot objects off: every count an atomic on one line",
+                STRESS_WL_NO_ADAPTIVE);

@@ -8,13 +8,16 @@
 
 #include <string.h>
 
-extern const stress_workload stress_wl_private, stress_wl_shared_read, stress_wl_handoff,
+extern const stress_workload stress_wl_private, stress_wl_shared_read, stress_wl_shared_hot,
+    stress_wl_shared_nohot, stress_wl_handoff,
     stress_wl_cycles, stress_wl_churn, stress_wl_mixed, stress_wl_weakref, stress_wl_locks,
     stress_wl_map;
 
 const stress_workload *const stress_workloads[] = {
     &stress_wl_private,     /* each thread on its own objects: the owner's fast path */
     &stress_wl_shared_read, /* one hot object touched by every thread */
+    &stress_wl_shared_hot,  /* the same, made hot (frt_make_hot) */
+    &stress_wl_shared_nohot, /* the same, adaptive hot objects off */
     &stress_wl_handoff,     /* producer/consumer queues passing ownership */
     &stress_wl_cycles,      /* cyclic graphs built and dropped while collections run */
     &stress_wl_churn,       /* threads attaching and detaching, objects outliving them */

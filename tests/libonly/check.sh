@@ -8,7 +8,7 @@ set -euo pipefail
 src=$1 scratch=$2 cc=$3 generator=$4
 rm -rf "$scratch"
 mkdir -p "$scratch/pc"
-for m in liburcu-qsbr liburcu-cds; do
+for m in liburcu-qsbr; do
   pc=$(pkg-config --variable=pcfiledir "$m")/$m.pc
   [[ -f $pc ]] || { echo "FAIL: $m.pc not found (bash .ci/setup installs it)"; exit 1; }
   ln -s "$pc" "$scratch/pc/$m.pc"

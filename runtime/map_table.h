@@ -1,0 +1,171 @@
+/* The concurrent map's table (runtime/map.c has the operations on it).
+ *
+ * Open addressing with linear probing over an array of 16-byte slots: a
+ * key word and the value pointer, whose low bits say how the word holds
+ * the key. A byte key of up to 8 bytes is in the word itself; a longer one,
+ * or an object key, has an entry (map_entry, in a parallel array that only
+ * such keys touch) and the word holds its hash. So a get of a short key
+ * touches one slot and the value object, as a locked table that keeps keys
+ * and values in two arrays touches two lines and the object.
+ *
+ * Readers take no lock: they load the array, then probe slots until an
+ * empty one. Writers lock the stripe of the key's hash (an frt_mutex), so
+ * every write to one key is serialised while writers of other stripes run
+ * on; empty slots are claimed by compare-and-swap because two stripes'
+ * keys may probe the same slot. A slot goes empty -> claimed -> holding a
+ * key -> DELETED and stays so until the array is rebuilt: a probe run only
+ * grows, a reader that starts at a key's home slot passes every slot the
+ * key can be in, and a slot's word never changes while readers may see it.
+ *
+ * A resize locks every stripe (writers wait, readers do not), builds a new
+ * array holding the live keys and values, publishes it, and retires the
+ * old one through QSBR. The old array is frozen from the moment the resize
+ * holds every stripe: a reader still probing it sees the map as it was
+ * then, which was during that reader's call. Its values may since have
+ * been replaced and freed (a try-incref fails): the reader starts over on
+ * the current array. Deleted entries are retired through QSBR too. */
+#ifndef FRT_RUNTIME_MAP_TABLE_H
+#define FRT_RUNTIME_MAP_TABLE_H
+
+#include <frt/lock.h>
+#include <frt/object.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "qsbr.h"
+
+/* A key that does not fit a slot's word. */
+typedef struct map_entry {
+    uint64_t hash;
+    frt_object *key_obj; /* object keys: a strong reference */
+    size_t len;          /* byte keys: the bytes follow */
+    frt_qsbr_later later;
+    unsigned char bytes[];
+} map_entry;
+
+/* How a slot's word holds its key (the low bits of the slot's value;
+ * objects are at least 8-byte aligned). */
+enum {
+    MAP_KEY_SHORT = 0, /* up to 7 bytes, and (length + 1) in the top byte */
+    MAP_KEY_8 = 1,     /* exactly 8 bytes */
+    MAP_KEY_ENTRY = 2, /* the word is the hash; the key is in the entry */
+    MAP_KEY_MASK = 7
+};
+
+/* A slot's value word: 0 (empty), CLAIMED (a writer fills it in), DELETED,
+ * or a value object's address | the key kind. */
+extern const frt_object frt__map_claimed, frt__map_deleted;
+#define MAP_CLAIMED ((uintptr_t)&frt__map_claimed)
+#define MAP_DELETED ((uintptr_t)&frt__map_deleted)
+
+static inline int frt__map_is_live(uintptr_t v)
+{
+    return v && v != MAP_CLAIMED && v != MAP_DELETED;
+}
+
+static inline frt_object *frt__map_value(uintptr_t v)
+{
+    return (frt_object *)(v & ~(uintptr_t)MAP_KEY_MASK);
+}
+
+typedef struct map_slot {
+    uint64_t word;      /* written before v publishes it, never after */
+    _Atomic uintptr_t v;
+} map_slot;
+
+typedef struct map_array {
+    size_t mask;          /* slots - 1 (a power of two minus one) */
+    _Atomic size_t used;  /* slots not empty: keys and DELETED */
+    map_entry **entry;    /* per slot, MAP_KEY_ENTRY keys only (set before v) */
+    frt_qsbr_later later;
+    map_slot slot[];
+} map_array;
+
+/* A key as a slot holds it: its word and kind. */
+static inline uint64_t frt__map_key_word(const void *bytes, size_t len, int obj_key, uint64_t hash,
+                                         int *kind)
+{
+    const unsigned char *b = bytes;
+    uint64_t w = 0;
+    if (!obj_key && len == 8) {
+        memcpy(&w, b, 8);
+        *kind = MAP_KEY_8;
+    } else if (!obj_key && len < 8) {
+        for (size_t i = 0; i < len; i++)
+            w |= (uint64_t)b[i] << (8 * i);
+        w |= (uint64_t)(len + 1) << 56;
+        *kind = MAP_KEY_SHORT;
+    } else {
+        w = hash;
+        *kind = MAP_KEY_ENTRY;
+    }
+    return w;
+}
+
+/* The bytes of a slot's short key (kind MAP_KEY_SHORT or MAP_KEY_8) into
+ * out[8]; its length. */
+static inline size_t frt__map_word_key(uint64_t w, int kind, unsigned char *out)
+{
+    if (kind == MAP_KEY_8) {
+        memcpy(out, &w, 8);
+        return 8;
+    }
+    size_t len = (size_t)(w >> 56) - 1;
+    for (size_t i = 0; i < len; i++)
+        out[i] = (unsigned char)(w >> (8 * i));
+    return len;
+}
+
+/* The hash of a byte key. */
+uint64_t frt__map_hash_bytes(const void *p, size_t n);
+
+#define MAP_STRIPES 32
+
+typedef struct map_table {
+    _Atomic(map_array *) arr;
+    _Atomic long live; /* keys in the table */
+    struct {
+        frt_mutex mu;
+        char pad[63]; /* writers of two stripes share no cache line */
+    } stripe[MAP_STRIPES];
+} map_table;
+
+map_table *frt__map_table_new(void);
+/* No thread can reach t any more: free it and its array now. */
+void frt__map_table_free(map_table *t);
+
+static inline frt_mutex *frt__map_stripe(map_table *t, uint64_t hash)
+{
+    return &t->stripe[(hash >> 58) % MAP_STRIPES].mu;
+}
+
+/* Under the key's stripe lock, a the current array, the key not in it:
+ * put it (word, kind, e: its entry for MAP_KEY_ENTRY, else NULL) with
+ * value v in the first empty slot at or after slot `from` (where the
+ * caller's probe ended). 0, or FRT_EBUSY: the array is too full: unlock,
+ * frt__map_table_resize, then retry. */
+int frt__map_table_place(map_table *t, map_array *a, size_t from, uint64_t word, int kind,
+                         map_entry *e, frt_object *v);
+
+/* Under the stripe lock of slot i's key, its value already swapped for
+ * DELETED: retire its entry (if any) and count it gone. */
+void frt__map_table_remove(map_table *t, map_array *a, size_t i);
+
+/* 1 when a (the current array) should be rebuilt: too full of keys or
+ * DELETED slots, or far too big for its keys. */
+int frt__map_table_wants_resize(map_table *t, map_array *a);
+
+/* If a is still the current array, rebuild it to fit the live keys
+ * (locks every stripe; takes no lock the caller holds). 0 or FRT_ENOMEM. */
+int frt__map_table_resize(map_table *t, map_array *a);
+
+void frt__map_lock_all(map_table *t);
+void frt__map_unlock_all(map_table *t);
+
+/* A new, unpublished entry (NULL: no memory); the key object gets a reference. */
+map_entry *frt__map_entry_new(uint64_t hash, const void *bytes, size_t len, frt_object *key_obj);
+/* Free an entry no reader can have seen (never placed). */
+void frt__map_entry_free(map_entry *e);
+
+#endif
