@@ -39,6 +39,7 @@ static char gp_token;
 
 typedef struct batch {
     struct rcu_head head;
+    struct batch *child_next; /* in a forked child: child_queue */
     unsigned n;
     size_t bytes;
     uintptr_t blocks[BATCH_BLOCKS];
@@ -53,12 +54,20 @@ static __thread int tls_online;
 
 static _Atomic size_t waiting_bytes, waiting_blocks, waiting_peak;
 static _Atomic(frt_qsbr_later *) ready;
-static _Atomic int forked_child; /* frt__qsbr_fork */ /* grace period over; for an attached thread */
+/* Set in a forked child (frt__qsbr_fork): liburcu is never called again
+ * there, and batches wait in child_queue for frt's own grace period, a
+ * stop-the-world (frt__qsbr_world_stopped). */
+static _Atomic int forked_child;
+static _Atomic(batch *) child_queue;
+static __thread batch *tls_stopped; /* taken at our stop, freed at its restart */
+
+#define CHILD() atomic_load_explicit(&forked_child, memory_order_relaxed)
 
 void frt__qsbr_register(void)
 {
     if (!tls_registered) {
-        rcu_register_thread();
+        if (!CHILD())
+            rcu_register_thread();
         tls_registered = 1;
         tls_online = 1;
     }
@@ -96,6 +105,13 @@ static void flush(void)
     if (!b || b->n == 0)
         return;
     tls_batch = NULL;
+    if (CHILD()) {
+        b->child_next = atomic_load_explicit(&child_queue, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(&child_queue, &b->child_next, b,
+                                                      memory_order_release, memory_order_relaxed)) {
+        }
+        return;
+    }
     TSAN_RELEASE(b);
     call_rcu(&b->head, batch_free);
 }
@@ -105,7 +121,8 @@ void frt__qsbr_unregister(void)
     flush();
     if (tls_registered) {
         TSAN_RELEASE(&gp_token);
-        rcu_unregister_thread();
+        if (!CHILD())
+            rcu_unregister_thread();
         tls_registered = 0;
         tls_online = 0;
     }
@@ -116,7 +133,8 @@ void frt__qsbr_quiescent(void)
     if (!tls_online)
         return;
     TSAN_RELEASE(&gp_token);
-    rcu_quiescent_state();
+    if (!CHILD())
+        rcu_quiescent_state();
 }
 
 void frt__qsbr_offline(void)
@@ -125,7 +143,8 @@ void frt__qsbr_offline(void)
     if (!tls_online)
         return;
     TSAN_RELEASE(&gp_token);
-    rcu_thread_offline();
+    if (!CHILD())
+        rcu_thread_offline();
     tls_online = 0;
 }
 
@@ -133,7 +152,8 @@ void frt__qsbr_online(void)
 {
     if (!tls_registered || tls_online)
         return;
-    rcu_thread_online();
+    if (!CHILD())
+        rcu_thread_online();
     tls_online = 1;
 }
 
@@ -186,8 +206,7 @@ static void defer(uintptr_t entry, size_t bytes, int counted)
 
 int frt__qsbr_over_limit(void)
 {
-    return !atomic_load_explicit(&forked_child, memory_order_relaxed) &&
-           atomic_load_explicit(&waiting_bytes, memory_order_relaxed) > frt__rt.config.reclaim_limit;
+    return atomic_load_explicit(&waiting_bytes, memory_order_relaxed) > frt__rt.config.reclaim_limit;
 }
 
 /* Our own barrier rather than liburcu's rcu_barrier: that one hands a
@@ -218,8 +237,15 @@ static void barrier_reached(struct rcu_head *head)
 void frt__qsbr_barrier(void)
 {
     flush();
-    if (atomic_load_explicit(&forked_child, memory_order_relaxed))
+    if (CHILD()) {
+        /* Only frt_shutdown calls this in a child (frt__qsbr_drain stops the
+         * world instead), after the last thread detached, with attaching
+         * refused: nobody is left to read a slot, so the grace period is
+         * over already. */
+        frt__qsbr_world_stopped();
+        frt__qsbr_world_started();
         return;
+    }
     barrier_marker m = {.done = 0};
     TSAN_RELEASE(&m);
     call_rcu(&m.head, barrier_reached);
@@ -234,16 +260,68 @@ void frt__qsbr_barrier(void)
 /* fork (runtime/fork.c). liburcu 0.13 has no way to take its registry
  * and grace-period locks across fork (its before/after-fork functions for
  * the QSBR flavour are not exported), and pausing its call_rcu thread with
- * the world stopped hung or crashed the child in test_fork. So the child
- * gives up waiting: blocks deferred before or after the fork are freed only
- * if liburcu's call_rcu thread runs there, and nothing in the child ever
- * waits for a grace period (frt_heap_trim, frt_shutdown and the
- * reclaim_limit stop waiting). The memory may leak in the child; it is
- * never reused early. */
+ * the world stopped hung or crashed the child in test_fork. A thread that
+ * did not survive the fork may hold one of those locks (the call_rcu
+ * worker holds the registry lock through synchronize_rcu), and the
+ * registry still lists the vanished threads as online readers, so in the
+ * child any register, unregister, grace period or first call_rcu may wait
+ * forever. So the child never calls liburcu again: registration, online
+ * and offline are this file's bookkeeping only, and batches wait in
+ * child_queue for frt's own grace period, a stop-the-world.
+ *
+ * The blocks liburcu held at the fork (queued to its call_rcu worker, which
+ * did not come along) cannot be reached safely and leak in the child; the
+ * counters forget them. The forking thread's own batch is the child's and
+ * is freed. (The other threads' batches are empty: a thread parked for the
+ * fork's stop, or blocked, went offline, which flushes.) */
 void frt__qsbr_fork(int phase)
 {
-    if (phase == FRT_FORK_CHILD)
-        atomic_store(&forked_child, 1);
+    /* A child's child keeps all it has: nothing of it was liburcu's, and
+     * what the fork's stop took (tls_stopped) is freed at the restart. */
+    if (phase != FRT_FORK_CHILD || CHILD())
+        return;
+    atomic_store(&forked_child, 1);
+    size_t bytes = 0, blocks = 0;
+    if (tls_batch) {
+        bytes = tls_batch->bytes;
+        for (unsigned i = 0; i < tls_batch->n; i++)
+            blocks += !(tls_batch->blocks[i] & LATER_TAG);
+    }
+    atomic_store(&waiting_bytes, bytes);
+    atomic_store(&waiting_blocks, blocks);
+}
+
+/* A stop-the-world is a grace period (forked child only). When the world
+ * is stopped every other attached thread is parked at a safepoint or
+ * offline in a blocking section (or waiting on a lock), which are exactly
+ * the quiescent states of QSBR here: none of them holds a pointer it read
+ * from a slot. A block in child_queue, or in the stopper's batch, now was
+ * unlinked before it was deferred, so any thread that could have read it
+ * read it before that, and has since reached the quiescent state it sits
+ * in; no thread can read it from now on, and a thread that attaches later
+ * never saw it. The stopper itself stops from a clean point (a collection,
+ * frt_heap_trim, frt_shutdown, the reclaim drain at a safepoint: never
+ * between reading a slot and taking its reference). So what is taken here
+ * may be freed at any later time; it is freed at the restart, once the
+ * stop's locks are released and the world runs. Batches queued after the take
+ * wait for the next stop. */
+void frt__qsbr_world_stopped(void)
+{
+    if (!CHILD())
+        return;
+    flush();
+    tls_stopped = atomic_exchange_explicit(&child_queue, NULL, memory_order_acquire);
+}
+
+void frt__qsbr_world_started(void)
+{
+    batch *b = tls_stopped;
+    tls_stopped = NULL;
+    while (b) {
+        batch *next = b->child_next;
+        batch_free(&b->head);
+        b = next;
+    }
 }
 
 void frt__qsbr_drain(void)
@@ -251,9 +329,15 @@ void frt__qsbr_drain(void)
     frt_tstate *ts = frt__tstate();
     if (!ts || ts->blocking_depth || ts->stw_depth || ts->in_dealloc || ts->in_gc_callback)
         return;
-    frt_blocking_begin();
-    frt__qsbr_barrier();
-    frt_blocking_end();
+    if (CHILD()) {
+        /* Our grace period: a stop (frt__qsbr_world_stopped). */
+        if (frt_stop_the_world() == 0)
+            frt_start_the_world();
+    } else {
+        frt_blocking_begin();
+        frt__qsbr_barrier();
+        frt_blocking_end();
+    }
     frt__qsbr_run_ready();
 }
 

@@ -6,7 +6,8 @@
  * This file and qsbr.c are the only place that talks to liburcu (its QSBR
  * flavour): the quiescent states are frt's safepoints, the offline periods
  * are blocking sections and parking for a stop-the-world, and a detached
- * thread is unregistered. Freed blocks wait in a per-thread batch that goes
+ * thread is unregistered (in a forked child: none of that, see qsbr.c's
+ * fork section). Freed blocks wait in a per-thread batch that goes
  * to call_rcu when full (or when the thread blocks or detaches); liburcu's
  * call_rcu thread frees them after a grace period. docs/design.md,
  * "Deferred reclamation", has the argument and the bound. */
@@ -59,7 +60,8 @@ void frt__qsbr_run_ready(void);
 int frt__qsbr_over_limit(void);
 
 /* Wait until everything deferred so far is freed. The caller must be
- * offline (in a blocking section) or unregistered. */
+ * offline (in a blocking section) or unregistered; in a forked child, the
+ * last thread, detached (frt_shutdown). */
 void frt__qsbr_barrier(void);
 
 /* From a clean point of an attached thread (not blocking, not in a stop,
@@ -67,6 +69,13 @@ void frt__qsbr_barrier(void);
  * blocking section until everything deferred so far is freed, then run the
  * deferred calls that are ready. */
 void frt__qsbr_drain(void);
+
+/* Forked child only (runtime/fork.c): liburcu is not called there, and a
+ * stop-the-world is the grace period. The stopper calls world_stopped once
+ * every other thread is stopped and world_started after restarting them
+ * (the outermost stop only); elsewhere they do nothing. */
+void frt__qsbr_world_stopped(void);
+void frt__qsbr_world_started(void);
 
 /* Waiting for a grace period now: bytes, blocks, and the most bytes ever. */
 void frt__qsbr_stats(size_t *bytes, size_t *blocks, size_t *peak);

@@ -404,6 +404,7 @@ int frt_stop_the_world(void)
     frt__rt.stw.last_time_to_stop_ns = frt__now_ns() - t0;
     pthread_mutex_unlock(&frt__rt.stw_stats_lock);
     me->stw_depth = 1;
+    frt__qsbr_world_stopped(); /* a grace period, in a forked child */
     return 0;
 }
 
@@ -437,6 +438,7 @@ void frt_start_the_world(void)
     pthread_mutex_unlock(&frt__rt.stw_stats_lock);
     frt_ticket_lock_release(&frt__rt.threads_lock);
     pthread_mutex_unlock(&frt__rt.stw_mutex);
+    frt__qsbr_world_started(); /* frees what the stop's grace period let go */
 }
 
 void frt__stw_fork(int phase)

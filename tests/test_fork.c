@@ -82,6 +82,7 @@ static frt_object *roots[WORKERS][SLOTS]; /* worker w's references: only w write
 static _Atomic(frt_object *) mailbox[WORKERS];
 static _Atomic int stop_workers;
 static frt_ref published[WORKERS];
+static frt_object *publishing[WORKERS]; /* the new value during a store */
 static _Atomic long worker_ops;
 /* One hot object (frt_make_hot) every worker counts on: worker w holds
  * hot_held[w] references (only w writes it, with no frt call between a
@@ -153,8 +154,13 @@ static void *worker(void *arg)
             /* Published: when it dies its block waits for a grace period,
              * which a forked child must never wait for (runtime/qsbr.c). */
             ring_node *n = new_node();
+            /* Our reference sits in a global across the store: a worker
+             * parked inside it (a lock wait while the old value dies)
+             * would take one held only on its stack to a child, where
+             * nothing could drop it (created - destroyed == 1 there). */
+            publishing[w] = &n->ob;
             frt_ref_store(&published[w], &n->ob);
-            frt_decref(&n->ob);
+            drop(&publishing[w]);
         } else if (op < 92) {
             frt_blocking_begin();
             sched_yield();
@@ -186,6 +192,7 @@ static void drop_all_roots(void)
             drop(&roots[w][i]);
         frt_xdecref(atomic_exchange(&mailbox[w], NULL));
         frt_ref_clear(&published[w]);
+        drop(&publishing[w]);
     }
 }
 
@@ -197,6 +204,49 @@ static void on_dead(frt_weakref *wr, void *ctx)
     atomic_fetch_add(&callbacks, 1);
 }
 
+/* Deferred frees in the child. liburcu is never called there (a lock a
+ * vanished thread held, readers listed online forever): a stop-the-world is
+ * the grace period. Before the fix nothing deferred in a child was ever
+ * freed and the reclaim_limit did nothing there: the waiting bytes grew
+ * with every store. Now the limit bounds them, as in the parent, and a trim
+ * frees them all. */
+#define RECLAIM_LIMIT (16 * 1024)
+#define RECLAIM_SLACK (256 * 64) /* our one unflushed batch of small blocks */
+static void child_reclaim(void)
+{
+    frt_map *m = frt_map_new(0, NULL);
+    CHECK(m != NULL);
+    frt_ref slot = FRT_REF_INIT;
+    size_t most = 0;
+    for (int i = 0; i < 20000; i++) {
+        ring_node *n = new_node();
+        int key = i % 32;
+        CHECK_EQ(frt_map_set(m, &key, sizeof key, &n->ob), 0); /* the old value dies */
+        CHECK_EQ(frt_ref_store(&slot, &n->ob), 0);
+        frt_decref(&n->ob);
+        frt_safepoint();
+        frt_heap_stats st;
+        frt_heap_get_stats(&st);
+        if (st.reclaim_waiting_bytes > most)
+            most = st.reclaim_waiting_bytes;
+    }
+    CHECK(most > 0);
+    CHECK(most <= RECLAIM_LIMIT + RECLAIM_SLACK);
+    frt_ref_clear(&slot);
+    frt_decref((frt_object *)m);
+    /* Map nodes drop their values a grace period after the map: a second
+     * round of frees follows the first. */
+    frt_heap_stats st;
+    for (int round = 0; round < 4; round++) {
+        frt_heap_trim();
+        frt_heap_get_stats(&st);
+        if (st.reclaim_waiting_bytes == 0)
+            break;
+    }
+    CHECK_EQ(st.reclaim_waiting_bytes, 0);
+    CHECK_EQ(st.reclaim_waiting_blocks, 0);
+}
+
 #ifndef FRT_TEST_TSAN
 static void *child_thread(void *arg)
 {
@@ -205,6 +255,16 @@ static void *child_thread(void *arg)
     frt_object *ring = NULL;
     for (int i = 0; i < 1000; i++)
         grow(&ring);
+    /* Deferred frees from a thread that attached in the child: registered
+     * without liburcu, and its reclaim_limit drains stop the world. */
+    frt_ref slot = FRT_REF_INIT;
+    for (int i = 0; i < 5000; i++) {
+        ring_node *n = new_node();
+        CHECK_EQ(frt_ref_store(&slot, &n->ob), 0);
+        frt_decref(&n->ob);
+        frt_safepoint();
+    }
+    frt_ref_clear(&slot);
     for (int i = 0; i < 3; i++)
         frt_incref(hot_obj);
     for (int i = 0; i < 3; i++)
@@ -264,6 +324,8 @@ static void child_run(int attach_first)
     drop(&ring);
     CHECK(frt_gc_collect(2) >= 5000);
 
+    child_reclaim();
+
 #ifndef FRT_TEST_TSAN
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, child_thread, NULL), 0);
@@ -316,7 +378,10 @@ static void *unattached_forker(void *arg)
 int main(void)
 {
     test_watchdog("test_fork", 240);
-    CHECK_EQ(frt_init(NULL), 0);
+    frt_config cfg;
+    frt_config_default(&cfg);
+    cfg.reclaim_limit = RECLAIM_LIMIT; /* the child passes it many times over */
+    CHECK_EQ(frt_init(&cfg), 0);
     hot_obj = &new_node()->ob;
     CHECK_EQ(frt_make_hot(hot_obj), 0);
     pthread_t t[WORKERS];
