@@ -23,11 +23,6 @@
 /* ------------------------------------------------------------------ */
 /* Scaffolding                                                        */
 
-
-
-
-
-
 /* Biased counting of ordinary objects, whose last decref frees them: the
  * runtime must not make a contended one hot by itself (test_hot_adaptive
  * tests that). */
