@@ -18,7 +18,11 @@
  *     world stopped: at that thread's next safepoint, or at the next
  *     collection if the thread cannot stop the world where it is;
  *   - expiry: each collection empties the table of nominations that no
- *     other thread seconded.
+ *     other thread seconded, and a nomination that finds the table full
+ *     replaces the oldest one that is not waiting: a program whose
+ *     threads streak over objects that only they count on (and that runs
+ *     no collection) would otherwise fill the table with stale entries
+ *     for good, and never promote again.
  * No reference is held for any of this: frt_refcount stays exact.
  * frt_config.hot_adaptive = FRT_HOT_ADAPTIVE_OFF turns it off; a disabled
  * collector pauses it (frt__hot_adaptive_pause): a hot object dies only at
@@ -37,8 +41,10 @@ static struct {
         frt_object *o;
         frt_tstate *first; /* the first nominator; compared, never followed */
         int waiting;       /* seconded: promote at the next stop */
+        unsigned long age; /* clock at the last nomination: the oldest makes room */
     } e[NCAND];
     unsigned n;
+    unsigned long clock;
 } cand = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static _Atomic int paused;
@@ -46,6 +52,17 @@ static _Atomic int paused;
 int frt__hot_adaptive_paused(void)
 {
     return atomic_load_explicit(&paused, memory_order_relaxed);
+}
+
+/* cand.lock held, the table full: the entry to replace, NCAND if every
+ * one waits (those name live objects and are promoted at the next stop). */
+static unsigned oldest_not_waiting(void)
+{
+    unsigned best = NCAND;
+    for (unsigned i = 0; i < NCAND; i++)
+        if (!cand.e[i].waiting && (best == NCAND || cand.e[i].age < cand.e[best].age))
+            best = i;
+    return best;
 }
 
 static void nominate(frt_tstate *ts, frt_object *o)
@@ -62,11 +79,18 @@ static void nominate(frt_tstate *ts, frt_object *o)
             atomic_fetch_add_explicit(&frt__hot_waiting, 1, memory_order_release);
             request = 1;
         }
-    } else if (cand.n < NCAND) {
-        cand.e[cand.n].o = o;
-        cand.e[cand.n].first = ts;
-        cand.e[cand.n].waiting = 0;
-        cand.n++;
+        cand.e[i].age = ++cand.clock;
+    } else {
+        if (cand.n == NCAND)
+            i = oldest_not_waiting();
+        else
+            i = cand.n++;
+        if (i < NCAND) {
+            cand.e[i].o = o;
+            cand.e[i].first = ts;
+            cand.e[i].waiting = 0;
+            cand.e[i].age = ++cand.clock;
+        }
     }
     pthread_mutex_unlock(&cand.lock);
     if (request)

@@ -210,6 +210,55 @@ static void test_gc_disabled(void)
     TEST_PASS("gc_disabled");
 }
 
+/* One thread streaks over many objects in turn, each of which it alone
+ * counts on (nominated, never seconded), and no collection comes to expire
+ * those nominations: a later object that two threads contend on must
+ * still be promoted. The table of nominations is small, so stale ones
+ * must make room for new ones (they once filled it for good, and
+ * frt-bench-brc's adaptive row was never promoted). */
+#define STREAK_OBJECTS 24
+static frt_object *streak_objs[STREAK_OBJECTS];
+
+static void *streaker(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    for (int k = 0; k < STREAK_OBJECTS; k++)
+        for (int i = 0; i < 6000; i++) {
+            frt_incref(streak_objs[k]);
+            frt_decref(streak_objs[k]);
+        }
+    frt_thread_detach();
+    return NULL;
+}
+
+static void test_stale_nominations(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset();
+    for (int k = 0; k < STREAK_OBJECTS; k++) /* alive together: distinct addresses */
+        streak_objs[k] = &make()->ob;
+    test_join(test_spawn(streaker, NULL));
+    for (int k = 0; k < STREAK_OBJECTS; k++) {
+        CHECK(!frt_is_hot(streak_objs[k])); /* one thread each: never promoted */
+        frt_decref(streak_objs[k]);
+    }
+    CHECK_EQ(atomic_load(&destroyed), STREAK_OBJECTS);
+    frt_gc_stats gs[3];
+    frt_gc_get_stats(gs);
+    CHECK_EQ(gs[0].collections + gs[1].collections + gs[2].collections, 0); /* nothing expired them */
+    target = &make()->ob;
+    hammer_twice();
+    CHECK(frt_is_hot(target));
+    CHECK_EQ(stats().hot_promoted, 1);
+    frt_decref(target);
+    CHECK(frt_gc_collect(0) >= 0);
+    CHECK_EQ(atomic_load(&destroyed), STREAK_OBJECTS + 1);
+    CHECK_EQ(frt_shutdown(), 0);
+    CHECK_EQ(atomic_load(&bad), 0);
+    TEST_PASS("stale_nominations");
+}
+
 /* Short-lived shared objects counted by two threads, dropped while their
  * promotion may wait, with collections and stops of the world racing: the
  * frees forget waiting promotions, and every object dies exactly once. */
@@ -306,6 +355,7 @@ int main(void)
     test_off();
     test_freed_by_next_collection();
     test_gc_disabled();
+    test_stale_nominations();
     test_racing();
     return 0;
 }
