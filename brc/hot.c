@@ -50,7 +50,48 @@ static struct {
     frt_tstate *threads; /* states with an array */
 } hot = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-#define SLOT_ALIGN 64 /* arrays of two threads never share a cache line */
+/* Arrays of two threads never share a cache line, nor a pair of lines
+ * that the adjacent-line prefetcher fetches together: each starts on a
+ * 128-byte boundary and its length (a power of two >= 16 counts) is a
+ * multiple of 128 bytes. */
+#define SLOT_ALIGN 128
+
+/* The calling thread's array for the inline paths (<frt/object.h>): a
+ * copy of its state's hot and hot_cap, written only by the thread itself,
+ * under hot.lock where the state's copy changes. */
+#if defined(__GNUC__)
+__thread frt__hot_counts frt__hot_tls __attribute__((tls_model("initial-exec")));
+#endif
+
+static void tls_publish(frt_tstate *ts)
+{
+#if defined(__GNUC__)
+    if (ts == frt__tstate()) { /* fork's take-over folds a vanished thread's */
+        uint32_t cap = atomic_load_explicit(&ts->hot_cap, memory_order_relaxed);
+        frt__hot_tls.base = (uintptr_t)atomic_load_explicit(&ts->hot, memory_order_relaxed) -
+                            (uintptr_t)FRT_REF_HOT * sizeof(frt__hot_slot);
+        frt__hot_tls.end = cap ? FRT_REF_HOT + cap : 0;
+    }
+#else
+    (void)ts;
+#endif
+}
+
+/* A slot's two fields (<frt/object.h>, frt__hot_slot). */
+static inline intptr_t slot_net(uint64_t w)
+{
+    return (intptr_t)((int64_t)(w << (64 - FRT__HOT_OPS_SHIFT)) >> (64 - FRT__HOT_OPS_SHIFT));
+}
+
+static inline int slot_busy(uint64_t w)
+{
+    return ((w - (uint64_t)slot_net(w)) >> FRT__HOT_OPS_SHIFT) != 0;
+}
+
+static inline intptr_t slot_count(frt__hot_slot *s)
+{
+    return slot_net(atomic_load_explicit(s, memory_order_relaxed));
+}
 
 /* Objects hot now that the runtime made hot (FRT_OF_HOT_AUTO). */
 static _Atomic size_t auto_now;
@@ -78,14 +119,6 @@ int frt_is_hot(const frt_object *o)
     return o && frt__is_hot(o);
 }
 
-static void slot_add(frt_hot_slot *s, intptr_t d)
-{
-    atomic_store_explicit(&s->count, atomic_load_explicit(&s->count, memory_order_relaxed) + d,
-                          memory_order_relaxed);
-    atomic_store_explicit(&s->ops, atomic_load_explicit(&s->ops, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-}
-
 /* Room for index i in ts's array. Only ts itself calls this. */
 static int grow(frt_tstate *ts, uint32_t i)
 {
@@ -93,21 +126,21 @@ static int grow(frt_tstate *ts, uint32_t i)
     uint32_t ncap = cap ? cap : 16;
     while (ncap <= i)
         ncap *= 2;
-    size_t bytes = (size_t)ncap * sizeof(frt_hot_slot);
+    /* Indices stop below FRT_REF_IMMORTAL - FRT_REF_HOT: so does the array,
+     * and FRT_REF_HOT + its length fits in ob_ref_local's 32 bits. */
+    if (ncap > FRT_REF_IMMORTAL - FRT_REF_HOT)
+        ncap = FRT_REF_IMMORTAL - FRT_REF_HOT;
+    size_t bytes = (size_t)ncap * sizeof(frt__hot_slot);
     void *mem = frt__sys_calloc(1, bytes + SLOT_ALIGN);
     if (!mem)
         return -1;
-    frt_hot_slot *slots =
-        (frt_hot_slot *)(((uintptr_t)mem + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
+    frt__hot_slot *slots =
+        (frt__hot_slot *)(((uintptr_t)mem + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
     pthread_mutex_lock(&hot.lock);
-    frt_hot_slot *old = atomic_load_explicit(&ts->hot, memory_order_relaxed);
-    for (uint32_t k = 0; k < cap; k++) {
-        atomic_store_explicit(&slots[k].count,
-                              atomic_load_explicit(&old[k].count, memory_order_relaxed),
+    frt__hot_slot *old = atomic_load_explicit(&ts->hot, memory_order_relaxed);
+    for (uint32_t k = 0; k < cap; k++)
+        atomic_store_explicit(&slots[k], atomic_load_explicit(&old[k], memory_order_relaxed),
                               memory_order_relaxed);
-        atomic_store_explicit(&slots[k].ops, atomic_load_explicit(&old[k].ops, memory_order_relaxed),
-                              memory_order_relaxed);
-    }
     void *old_mem = ts->hot_mem;
     if (!old_mem) {
         ts->hot_prev = NULL;
@@ -119,41 +152,38 @@ static int grow(frt_tstate *ts, uint32_t i)
     ts->hot_mem = mem;
     atomic_store_explicit(&ts->hot, slots, memory_order_relaxed);
     atomic_store_explicit(&ts->hot_cap, ncap, memory_order_relaxed);
+    tls_publish(ts);
     pthread_mutex_unlock(&hot.lock);
     frt__sys_free(old_mem);
     return 0;
 }
 
-static FRT_COLD void add_slow(frt_object *o, uint32_t i, intptr_t d)
-{
-    frt_tstate *ts = frt__tstate();
-    if (ts && ts->hot_open && grow(ts, i) == 0) {
-        slot_add(&atomic_load_explicit(&ts->hot, memory_order_relaxed)[i], d);
-        return;
-    }
-    /* No array: the object's own count is part of the sum too. */
-    atomic_fetch_add_explicit(&o->ob_ref_shared, d * FRT_REF_SHARED_ONE, memory_order_relaxed);
-}
-
-static inline void add(frt_object *o, uint32_t local, intptr_t d)
+/* The inline path's fallback (and try_incref's way in): the state's
+ * array, grown if need be, or the object's own count, which is part of
+ * the sum too, where the thread has no array. */
+static void add(frt_object *o, uint32_t local, uint64_t d)
 {
     frt_tstate *ts = frt__tstate();
     uint32_t i = local - FRT_REF_HOT;
-    if (FRT_LIKELY(ts && i < atomic_load_explicit(&ts->hot_cap, memory_order_relaxed))) {
-        slot_add(&atomic_load_explicit(&ts->hot, memory_order_relaxed)[i], d);
+    if (ts && (i < atomic_load_explicit(&ts->hot_cap, memory_order_relaxed) ||
+               (ts->hot_open && grow(ts, i) == 0))) {
+        frt__hot_slot *s = &atomic_load_explicit(&ts->hot, memory_order_relaxed)[i];
+        atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) + d,
+                              memory_order_relaxed);
         return;
     }
-    add_slow(o, i, d);
+    intptr_t n = d == FRT__HOT_INC ? 1 : -1;
+    atomic_fetch_add_explicit(&o->ob_ref_shared, n * FRT_REF_SHARED_ONE, memory_order_relaxed);
 }
 
 void frt__incref_hot(frt_object *o, uint32_t local)
 {
-    add(o, local, 1);
+    add(o, local, FRT__HOT_INC);
 }
 
 void frt__decref_hot(frt_object *o, uint32_t local)
 {
-    add(o, local, -1);
+    add(o, local, FRT__HOT_DEC);
 }
 
 /* hot.lock held (or the world stopped, for the counts to be exact). */
@@ -162,8 +192,7 @@ static intptr_t sum_locked(frt_object *o, uint32_t i)
     intptr_t n = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed) >> FRT_REF_SHARED_SHIFT;
     for (frt_tstate *ts = hot.threads; ts; ts = ts->hot_next)
         if (i < atomic_load_explicit(&ts->hot_cap, memory_order_relaxed))
-            n += atomic_load_explicit(&atomic_load_explicit(&ts->hot, memory_order_relaxed)[i].count,
-                                      memory_order_relaxed);
+            n += slot_count(&atomic_load_explicit(&ts->hot, memory_order_relaxed)[i]);
     return n;
 }
 
@@ -206,11 +235,9 @@ static int index_take(uint32_t *out)
 static void index_release(uint32_t i)
 {
     for (frt_tstate *ts = hot.threads; ts; ts = ts->hot_next) {
-        if (i < atomic_load_explicit(&ts->hot_cap, memory_order_relaxed)) {
-            frt_hot_slot *s = &atomic_load_explicit(&ts->hot, memory_order_relaxed)[i];
-            atomic_store_explicit(&s->count, 0, memory_order_relaxed);
-            atomic_store_explicit(&s->ops, 0, memory_order_relaxed);
-        }
+        if (i < atomic_load_explicit(&ts->hot_cap, memory_order_relaxed))
+            atomic_store_explicit(&atomic_load_explicit(&ts->hot, memory_order_relaxed)[i], 0,
+                                  memory_order_relaxed);
     }
     hot.tab[i].o = NULL;
     hot.tab[i].next_free = hot.free_head;
@@ -290,9 +317,10 @@ static int went_cold(frt_object *o, uint32_t i)
     unsigned busy = 0;
     for (frt_tstate *ts = hot.threads; ts; ts = ts->hot_next) {
         if (i < atomic_load_explicit(&ts->hot_cap, memory_order_relaxed)) {
-            frt_hot_slot *s = &atomic_load_explicit(&ts->hot, memory_order_relaxed)[i];
-            busy += atomic_load_explicit(&s->ops, memory_order_relaxed) != 0;
-            atomic_store_explicit(&s->ops, 0, memory_order_relaxed);
+            frt__hot_slot *s = &atomic_load_explicit(&ts->hot, memory_order_relaxed)[i];
+            uint64_t w = atomic_load_explicit(s, memory_order_relaxed);
+            busy += slot_busy(w);
+            atomic_store_explicit(s, (uint64_t)slot_net(w), memory_order_relaxed); /* ops 0 */
         }
     }
     if (!(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_HOT_AUTO))
@@ -336,9 +364,9 @@ void frt__hot_thread_fold(frt_tstate *ts)
     pthread_mutex_lock(&hot.lock);
     ts->hot_open = 0;
     uint32_t cap = atomic_load_explicit(&ts->hot_cap, memory_order_relaxed);
-    frt_hot_slot *slots = atomic_load_explicit(&ts->hot, memory_order_relaxed);
+    frt__hot_slot *slots = atomic_load_explicit(&ts->hot, memory_order_relaxed);
     for (uint32_t i = 0; i < cap; i++) {
-        intptr_t c = atomic_load_explicit(&slots[i].count, memory_order_relaxed);
+        intptr_t c = slot_count(&slots[i]);
         /* A slot that is not 0 belongs to a live hot object: releasing an
          * index zeroes it in every array. */
         if (c)
@@ -357,6 +385,7 @@ void frt__hot_thread_fold(frt_tstate *ts)
     }
     atomic_store_explicit(&ts->hot_cap, 0, memory_order_relaxed);
     atomic_store_explicit(&ts->hot, NULL, memory_order_relaxed);
+    tls_publish(ts);
     ts->hot_mem = NULL;
     pthread_mutex_unlock(&hot.lock);
     frt__sys_free(mem);

@@ -49,15 +49,6 @@ enum {
 #define FRT_TID_TABLE_BITS 17
 #define FRT_TID_TABLE_SIZE (1u << FRT_TID_TABLE_BITS)
 
-/* One thread's count of one hot object (brc/hot.c): written only by that
- * thread (relaxed loads and stores, no read-modify-write), read by others
- * under the hot lock or with the world stopped (and zeroed then). ops
- * counts operations since the last collection, for adaptive demotion. */
-typedef struct frt_hot_slot {
-    _Atomic intptr_t count;
-    _Atomic uint32_t ops;
-    uint32_t pad;
-} frt_hot_slot;
 
 typedef struct frt_tstate {
     _Atomic uint32_t word;
@@ -77,10 +68,14 @@ typedef struct frt_tstate {
     long gc_delta;            /* tracked allocations minus frees, not yet added to the collector's count */
     unsigned in_gc_callback;  /* running a finalizer or callback for the collector */
     frt_critical_section *cs_top; /* innermost critical section (critical_section.c) */
-    /* Hot objects (brc/hot.c): our counts, by object index; hot_cap is 0
-     * until the first hot operation, and again once detach folded them.
-     * hot_open says whether a hot operation may (re)grow the array. */
-    _Atomic(frt_hot_slot *) hot;
+    /* Hot objects (brc/hot.c): our counts, by object index (frt__hot_slot
+     * in <frt/object.h>: written only by this thread, with relaxed loads
+     * and stores; read by others under the hot lock or with the world
+     * stopped, and zeroed then); hot_cap is 0 until the first hot
+     * operation, and again once detach folded them. The thread's
+     * frt__hot_tls mirrors both for the inline paths. hot_open says whether
+     * a hot operation may (re)grow the array. */
+    _Atomic(frt__hot_slot *) hot;
     _Atomic uint32_t hot_cap;
     int hot_open;
     void *hot_mem;            /* the allocation hot points into (cache-line aligned) */

@@ -123,6 +123,37 @@ FRT_API frt_object *frt_new_shared(const frt_type *type);
 FRT_API frt_object *frt_new_shared_var(const frt_type *type, size_t extra);
 FRT_API const frt_type *frt_typeof(const frt_object *o);
 
+/* Hot objects' per-thread counts (brc/hot.c), reached by the inline paths
+ * below in one thread-local access: the calling thread's array of counts,
+ * indexed by a hot object's index, as the address its count for
+ * ob_ref_local = 0 would have (base: the array's address less FRT_REF_HOT
+ * counts) and the first ob_ref_local past its end (end: FRT_REF_HOT + its
+ * length; 0 while the thread has no array, is not attached, or is
+ * detaching: then the out-of-line call decides). So a hot object's
+ * ob_ref_local is compared and scaled as it is, with no subtraction. A
+ * count packs the thread's net references to the object,
+ * signed, in its low FRT__HOT_OPS_SHIFT bits, and its operations since the
+ * last collection above them (adaptive demotion reads those; they wrap
+ * harmlessly off the top), so an operation is one load, one add and one
+ * store on memory only this thread writes. A thread counts at most 2^39
+ * references to one object from its own slot, far beyond what it could
+ * hold. Initial-exec TLS: one %fs-relative load through libfrt.a, one more
+ * (the offset, from the GOT) through libfrt.so. */
+typedef _Atomic uint64_t frt__hot_slot;
+typedef struct frt__hot_counts {
+    uintptr_t base;
+    uint32_t end;
+} frt__hot_counts;
+#define FRT__HOT_OPS_SHIFT 40
+#define FRT__HOT_INC (((uint64_t)1 << FRT__HOT_OPS_SHIFT) + 1)
+#define FRT__HOT_DEC (((uint64_t)1 << FRT__HOT_OPS_SHIFT) - 1)
+#if defined(__GNUC__)
+#define FRT__HOT_INLINE 1
+FRT_API extern __thread frt__hot_counts frt__hot_tls __attribute__((tls_model("initial-exec")));
+#else
+#define FRT__HOT_INLINE 0
+#endif
+
 /* Slow paths of the inline functions below (brc/). */
 FRT_API void frt__decref_shared(frt_object *o);
 FRT_API void frt__merge_zero_local(frt_object *o);
@@ -131,6 +162,25 @@ FRT_API void frt__decref_checked(frt_object *o);
 FRT_API void frt__incref_overflow(frt_object *o);
 FRT_API void frt__incref_hot(frt_object *o, uint32_t local);
 FRT_API void frt__decref_hot(frt_object *o, uint32_t local);
+
+/* A hot object's count on this thread: d is FRT__HOT_INC or FRT__HOT_DEC.
+ * Only a missing or too small array (or a non-GNU compiler) calls out. */
+static inline void frt__hot_add(frt_object *o, uint32_t local, uint64_t d)
+{
+#if FRT__HOT_INLINE
+    if (FRT_LIKELY(local < frt__hot_tls.end)) {
+        frt__hot_slot *s =
+            (frt__hot_slot *)(frt__hot_tls.base + (uintptr_t)local * sizeof(frt__hot_slot));
+        atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) + d,
+                              memory_order_relaxed);
+        return;
+    }
+#endif
+    if (d == FRT__HOT_INC)
+        frt__incref_hot(o, local);
+    else
+        frt__decref_hot(o, local);
+}
 
 /* The fast paths proper; frt_incref/frt_decref add the misuse checks of a
  * debug build in front of them. */
@@ -150,7 +200,7 @@ static inline void frt__incref_fast(frt_object *o)
         if (FRT_LIKELY(local < FRT_REF_HOT))
             atomic_fetch_add_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE, memory_order_relaxed);
         else if (local != FRT_REF_IMMORTAL)
-            frt__incref_hot(o, local);
+            frt__hot_add(o, local, FRT__HOT_INC);
     }
 }
 
@@ -166,7 +216,7 @@ static inline void frt__decref_fast(frt_object *o)
         if (FRT_LIKELY(local < FRT_REF_HOT))
             frt__decref_shared(o);
         else if (local != FRT_REF_IMMORTAL)
-            frt__decref_hot(o, local);
+            frt__hot_add(o, local, FRT__HOT_DEC);
     }
 }
 

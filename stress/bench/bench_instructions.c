@@ -49,6 +49,18 @@ __attribute__((noinline)) static void merged_pairs(frt_object *o, long n)
     }
 }
 
+/* A hot object (frt_make_hot): per-thread counts, inline. (Two nops.) */
+__attribute__((noinline)) static void hot_pairs(frt_object *o, long n)
+{
+    __asm__ volatile("nop; nop");
+    for (long i = 0; i < n; i++) {
+        frt_incref(o);
+        BARRIER();
+        frt_decref(o);
+        BARRIER();
+    }
+}
+
 __attribute__((noinline)) static void bulk(const frt_type *t, frt_object **v, long n)
 {
     for (long i = 0; i < n; i++)
@@ -84,13 +96,18 @@ int main(int argc, char **argv)
     frt_make_shared(o);
     merged_pairs(o, PAIRS);
     frt_decref(o);
+    frt_object *h = frt_new(&t32);
+    if (!h || frt_make_hot(h) != 0)
+        return 1;
+    hot_pairs(h, PAIRS);
+    frt_decref(h);
     for (int r = 0; r < ROUNDS; r++)
         bulk32(v, BULK);
     for (int r = 0; r < ROUNDS; r++)
         bulk256(v, BULK);
     free(v);
-    printf("owner_pairs: %ld pairs; merged_pairs: %ld pairs; bulk32, bulk256: %ld frt_new + "
+    printf("owner_pairs, merged_pairs, hot_pairs: %ld pairs each; bulk32, bulk256: %ld frt_new + "
            "frt_decref each\n",
-           PAIRS, PAIRS, (long)ROUNDS * BULK);
+           PAIRS, (long)ROUNDS * BULK);
     return frt_shutdown() == 0 ? 0 : 1;
 }
