@@ -25,8 +25,11 @@ static const frt_type t256 = {"t256", 256, NULL, NULL, NULL, NULL};
 
 #define BARRIER() __asm__ volatile("" ::: "memory")
 
-/* The same loop as frt-bench-brc's: an op, a barrier, an op, a barrier. */
-__attribute__((noinline)) static void owner_pairs(frt_object *o, long n)
+/* The same loop as frt-bench-brc's: an op, a barrier, an op, a barrier.
+ * Each caller below is a function of its own, so that callgrind counts it
+ * apart (the nops, one instruction per call, keep the compiler from
+ * folding the callers together). */
+__attribute__((always_inline)) static inline void pairs(frt_object *o, long n)
 {
     for (long i = 0; i < n; i++) {
         frt_incref(o);
@@ -36,29 +39,24 @@ __attribute__((noinline)) static void owner_pairs(frt_object *o, long n)
     }
 }
 
-/* A merged object: the non-owner's path, from one thread. (The nop, one
- * instruction per call, keeps the compiler from folding the two loops.) */
+/* An object this thread owns. */
+__attribute__((noinline)) static void owner_pairs(frt_object *o, long n)
+{
+    pairs(o, n);
+}
+
+/* A merged object: the non-owner's path, from one thread. */
 __attribute__((noinline)) static void merged_pairs(frt_object *o, long n)
 {
     __asm__ volatile("nop");
-    for (long i = 0; i < n; i++) {
-        frt_incref(o);
-        BARRIER();
-        frt_decref(o);
-        BARRIER();
-    }
+    pairs(o, n);
 }
 
-/* A hot object (frt_make_hot): per-thread counts, inline. (Two nops.) */
+/* A hot object (frt_make_hot): per-thread counts, inline. */
 __attribute__((noinline)) static void hot_pairs(frt_object *o, long n)
 {
     __asm__ volatile("nop; nop");
-    for (long i = 0; i < n; i++) {
-        frt_incref(o);
-        BARRIER();
-        frt_decref(o);
-        BARRIER();
-    }
+    pairs(o, n);
 }
 
 __attribute__((noinline)) static void bulk(const frt_type *t, frt_object **v, long n)
