@@ -77,20 +77,17 @@ static void tls_publish(frt_tstate *ts)
 #endif
 }
 
-/* A slot's two fields (<frt/object.h>, frt__hot_slot). */
-static inline intptr_t slot_net(uint64_t w)
-{
-    return (intptr_t)((int64_t)(w << (64 - FRT__HOT_OPS_SHIFT)) >> (64 - FRT__HOT_OPS_SHIFT));
-}
-
-static inline int slot_busy(uint64_t w)
-{
-    return ((w - (uint64_t)slot_net(w)) >> FRT__HOT_OPS_SHIFT) != 0;
-}
-
+/* A slot's net count: increfs less decrefs (<frt/object.h>). */
 static inline intptr_t slot_count(frt__hot_slot *s)
 {
-    return slot_net(atomic_load_explicit(s, memory_order_relaxed));
+    return (intptr_t)(atomic_load_explicit(&s->inc, memory_order_relaxed) -
+                      atomic_load_explicit(&s->dec, memory_order_relaxed));
+}
+
+static inline void slot_set(frt__hot_slot *s, uint64_t inc, uint64_t dec)
+{
+    atomic_store_explicit(&s->inc, inc, memory_order_relaxed);
+    atomic_store_explicit(&s->dec, dec, memory_order_relaxed);
 }
 
 /* Objects hot now that the runtime made hot (FRT_OF_HOT_AUTO). */
@@ -139,8 +136,8 @@ static int grow(frt_tstate *ts, uint32_t i)
     pthread_mutex_lock(&hot.lock);
     frt__hot_slot *old = atomic_load_explicit(&ts->hot, memory_order_relaxed);
     for (uint32_t k = 0; k < cap; k++)
-        atomic_store_explicit(&slots[k], atomic_load_explicit(&old[k], memory_order_relaxed),
-                              memory_order_relaxed);
+        slot_set(&slots[k], atomic_load_explicit(&old[k].inc, memory_order_relaxed),
+                 atomic_load_explicit(&old[k].dec, memory_order_relaxed));
     void *old_mem = ts->hot_mem;
     if (!old_mem) {
         ts->hot_prev = NULL;
@@ -161,29 +158,30 @@ static int grow(frt_tstate *ts, uint32_t i)
 /* The inline path's fallback (and try_incref's way in): the state's
  * array, grown if need be, or the object's own count, which is part of
  * the sum too, where the thread has no array. */
-static void add(frt_object *o, uint32_t local, uint64_t d)
+static void add(frt_object *o, uint32_t local, int dec)
 {
     frt_tstate *ts = frt__tstate();
     uint32_t i = local - FRT_REF_HOT;
     if (ts && (i < atomic_load_explicit(&ts->hot_cap, memory_order_relaxed) ||
                (ts->hot_open && grow(ts, i) == 0))) {
         frt__hot_slot *s = &atomic_load_explicit(&ts->hot, memory_order_relaxed)[i];
-        atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) + d,
+        _Atomic uint64_t *c = dec ? &s->dec : &s->inc;
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                               memory_order_relaxed);
         return;
     }
-    intptr_t n = d == FRT__HOT_INC ? 1 : -1;
-    atomic_fetch_add_explicit(&o->ob_ref_shared, n * FRT_REF_SHARED_ONE, memory_order_relaxed);
+    atomic_fetch_add_explicit(&o->ob_ref_shared, dec ? -FRT_REF_SHARED_ONE : FRT_REF_SHARED_ONE,
+                              memory_order_relaxed);
 }
 
 void frt__incref_hot(frt_object *o, uint32_t local)
 {
-    add(o, local, FRT__HOT_INC);
+    add(o, local, 0);
 }
 
 void frt__decref_hot(frt_object *o, uint32_t local)
 {
-    add(o, local, FRT__HOT_DEC);
+    add(o, local, 1);
 }
 
 /* hot.lock held (or the world stopped, for the counts to be exact). */
@@ -236,8 +234,7 @@ static void index_release(uint32_t i)
 {
     for (frt_tstate *ts = hot.threads; ts; ts = ts->hot_next) {
         if (i < atomic_load_explicit(&ts->hot_cap, memory_order_relaxed))
-            atomic_store_explicit(&atomic_load_explicit(&ts->hot, memory_order_relaxed)[i], 0,
-                                  memory_order_relaxed);
+            slot_set(&atomic_load_explicit(&ts->hot, memory_order_relaxed)[i], 0, 0);
     }
     hot.tab[i].o = NULL;
     hot.tab[i].next_free = hot.free_head;
@@ -306,23 +303,36 @@ intptr_t frt__hot_demote_stopped(frt_object *o)
     return n;
 }
 
-/* Adaptive demotion (docs/design.md, "Hot objects"): an object the runtime
- * promoted goes back once FRT_HOT_COLD_RUNS collections in a row found
- * fewer than two threads counting on it since the collection before. Each
- * collection restarts every object's operation counts. */
-#define FRT_HOT_COLD_RUNS 4
-
-static int went_cold(frt_object *o, uint32_t i)
+/* World stopped, hot.lock held: every thread's net count of o moves into
+ * o's own count, and the slots restart from zero, so that a slot that is
+ * not zero at the next collection says its thread counted on o since this
+ * one. Returns the exact count; *busy: the threads that counted since the
+ * collection before. */
+static intptr_t fold_locked(frt_object *o, uint32_t i, unsigned *busy)
 {
-    unsigned busy = 0;
+    intptr_t net = 0;
+    *busy = 0;
     for (frt_tstate *ts = hot.threads; ts; ts = ts->hot_next) {
         if (i < atomic_load_explicit(&ts->hot_cap, memory_order_relaxed)) {
             frt__hot_slot *s = &atomic_load_explicit(&ts->hot, memory_order_relaxed)[i];
-            uint64_t w = atomic_load_explicit(s, memory_order_relaxed);
-            busy += slot_busy(w);
-            atomic_store_explicit(s, (uint64_t)slot_net(w), memory_order_relaxed); /* ops 0 */
+            *busy += atomic_load_explicit(&s->inc, memory_order_relaxed) != 0 ||
+                     atomic_load_explicit(&s->dec, memory_order_relaxed) != 0;
+            net += slot_count(s);
+            slot_set(s, 0, 0);
         }
     }
+    intptr_t shared = atomic_fetch_add_explicit(&o->ob_ref_shared, net * FRT_REF_SHARED_ONE,
+                                                memory_order_relaxed);
+    return (shared >> FRT_REF_SHARED_SHIFT) + net;
+}
+
+/* Adaptive demotion (docs/design.md, "Hot objects"): an object the runtime
+ * promoted goes back once FRT_HOT_COLD_RUNS collections in a row found
+ * fewer than two threads counting on it since the collection before. */
+#define FRT_HOT_COLD_RUNS 4
+
+static int went_cold(frt_object *o, uint32_t i, unsigned busy)
+{
     if (!(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) & FRT_OF_HOT_AUTO))
         return 0; /* made hot by the program: it stays hot */
     if (frt__hot_adaptive_paused())
@@ -340,7 +350,8 @@ void frt__hot_sweep(frt_object **dead, int auto_only)
         if (!o || (auto_only && !(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) &
                                   FRT_OF_HOT_AUTO)))
             continue;
-        intptr_t n = sum_locked(o, i);
+        unsigned busy;
+        intptr_t n = fold_locked(o, i, &busy);
         if (n < 0) {
             frt__misuse(o, "decref below zero (found summing its per-thread counts)");
             continue;
@@ -351,7 +362,7 @@ void frt__hot_sweep(frt_object **dead, int auto_only)
             demote_locked(o, i);
             atomic_store_explicit(&o->ob_tid, (uintptr_t)*dead, memory_order_relaxed);
             *dead = o;
-        } else if (went_cold(o, i)) {
+        } else if (went_cold(o, i, busy)) {
             demote_locked(o, i);
             atomic_fetch_add_explicit(&frt__rt.hot_demoted, 1, memory_order_relaxed);
         }

@@ -131,22 +131,22 @@ FRT_API const frt_type *frt_typeof(const frt_object *o);
  * length; 0 while the thread has no array, is not attached, or is
  * detaching: then the out-of-line call decides). So a hot object's
  * ob_ref_local is compared and scaled as it is, with no subtraction. A
- * count packs the thread's net references to the object,
- * signed, in its low FRT__HOT_OPS_SHIFT bits, and its operations since the
- * last collection above them (adaptive demotion reads those; they wrap
- * harmlessly off the top), so an operation is one load, one add and one
- * store on memory only this thread writes. A thread counts at most 2^39
- * references to one object from its own slot, far beyond what it could
- * hold. Initial-exec TLS: one %fs-relative load through libfrt.a, one more
- * (the offset, from the GOT) through libfrt.so. */
-typedef _Atomic uint64_t frt__hot_slot;
+ * slot counts the thread's increfs and its decrefs apart (the net count
+ * is their difference, modulo 2^64): an operation is one load, one add of
+ * 1 and one store on memory only this thread writes, an incref never
+ * waits for the store of the decref before it, and a slot that is not
+ * zero says the thread counted on the object since the last collection
+ * (which folds the slots into the object's own count and zeroes them),
+ * which is all adaptive demotion needs. Initial-exec TLS: one
+ * %fs-relative load through libfrt.a, one more (the offset, from the GOT)
+ * through libfrt.so. */
+typedef struct frt__hot_slot {
+    _Atomic uint64_t inc, dec;
+} frt__hot_slot;
 typedef struct frt__hot_counts {
     uintptr_t base;
     uint32_t end;
 } frt__hot_counts;
-#define FRT__HOT_OPS_SHIFT 40
-#define FRT__HOT_INC (((uint64_t)1 << FRT__HOT_OPS_SHIFT) + 1)
-#define FRT__HOT_DEC (((uint64_t)1 << FRT__HOT_OPS_SHIFT) - 1)
 #if defined(__GNUC__)
 #define FRT__HOT_INLINE 1
 FRT_API extern __thread frt__hot_counts frt__hot_tls __attribute__((tls_model("initial-exec")));
@@ -163,23 +163,24 @@ FRT_API void frt__incref_overflow(frt_object *o);
 FRT_API void frt__incref_hot(frt_object *o, uint32_t local);
 FRT_API void frt__decref_hot(frt_object *o, uint32_t local);
 
-/* A hot object's count on this thread: d is FRT__HOT_INC or FRT__HOT_DEC.
- * Only a missing or too small array (or a non-GNU compiler) calls out. */
-static inline void frt__hot_add(frt_object *o, uint32_t local, uint64_t d)
+/* A hot object's incref (dec 0) or decref (dec 1) on this thread. Only a
+ * missing or too small array (or a non-GNU compiler) calls out. */
+static inline void frt__hot_add(frt_object *o, uint32_t local, int dec)
 {
 #if FRT__HOT_INLINE
     if (FRT_LIKELY(local < frt__hot_tls.end)) {
         frt__hot_slot *s =
             (frt__hot_slot *)(frt__hot_tls.base + (uintptr_t)local * sizeof(frt__hot_slot));
-        atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) + d,
+        _Atomic uint64_t *c = dec ? &s->dec : &s->inc;
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                               memory_order_relaxed);
         return;
     }
 #endif
-    if (d == FRT__HOT_INC)
-        frt__incref_hot(o, local);
-    else
+    if (dec)
         frt__decref_hot(o, local);
+    else
+        frt__incref_hot(o, local);
 }
 
 /* The fast paths proper; frt_incref/frt_decref add the misuse checks of a
@@ -200,7 +201,7 @@ static inline void frt__incref_fast(frt_object *o)
         if (FRT_LIKELY(local < FRT_REF_HOT))
             atomic_fetch_add_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE, memory_order_relaxed);
         else if (local != FRT_REF_IMMORTAL)
-            frt__hot_add(o, local, FRT__HOT_INC);
+            frt__hot_add(o, local, 0);
     }
 }
 
@@ -216,7 +217,7 @@ static inline void frt__decref_fast(frt_object *o)
         if (FRT_LIKELY(local < FRT_REF_HOT))
             frt__decref_shared(o);
         else if (local != FRT_REF_IMMORTAL)
-            frt__hot_add(o, local, FRT__HOT_DEC);
+            frt__hot_add(o, local, 1);
     }
 }
 
