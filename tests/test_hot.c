@@ -176,6 +176,64 @@ static void test_queued_then_hot(void)
     TEST_PASS("queued_then_hot");
 }
 
+/* Each collection folds every thread's counts into the object and zeroes
+ * them; a thread's inline path reaches its array through a thread-local
+ * copy that attach, growth and detach keep right. Counts stay exact
+ * through all of it, whichever thread took a reference and whichever
+ * dropped it. */
+static frt_object *fold_target;
+
+static void *attach_count_detach(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    for (int round = 0; round < 2; round++) { /* detach frees the array; attach starts anew */
+        CHECK_EQ(frt_thread_attach(), 0);
+        for (long i = 0; i < (n > 0 ? n : -n); i++) {
+            if (n > 0)
+                frt_incref(fold_target);
+            else
+                frt_decref(fold_target);
+        }
+        CHECK(frt_gc_collect(0) >= 0);
+        frt_thread_detach();
+    }
+    return NULL;
+}
+
+static void test_counts_across_collections(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset();
+    hobj *h = make(&leaf_type);
+    fold_target = &h->ob;
+    CHECK_EQ(frt_make_hot(fold_target), 0);
+    for (int i = 0; i < 5; i++)
+        frt_incref(fold_target);
+    CHECK_EQ(frt_gc_collect(0), 0);
+    CHECK_EQ(frt_refcount(fold_target), 6);
+    for (int i = 0; i < 5; i++) /* this thread's slot: 5 decrefs, no increfs since */
+        frt_decref(fold_target);
+    CHECK_EQ(frt_refcount(fold_target), 1);
+    CHECK_EQ(frt_gc_collect(0), 0);
+    CHECK_EQ(atomic_load(&destroyed), 0);
+    CHECK(frt_is_hot(fold_target)); /* made hot by the program: stays hot */
+    test_join(test_spawn(attach_count_detach, (void *)(intptr_t)7)); /* +14 */
+    CHECK_EQ(frt_refcount(fold_target), 15);
+    test_join(test_spawn(attach_count_detach, (void *)(intptr_t)-6)); /* -12 */
+    CHECK_EQ(frt_refcount(fold_target), 3);
+    for (int i = 0; i < 2; i++)
+        frt_decref(fold_target);
+    CHECK_EQ(frt_gc_collect(0), 0);
+    CHECK_EQ(frt_refcount(fold_target), 1);
+    frt_decref(fold_target);
+    CHECK_EQ(atomic_load(&destroyed), 0);
+    CHECK(frt_gc_collect(0) >= 0);
+    CHECK_EQ(atomic_load(&destroyed), 1);
+    CHECK_EQ(frt_shutdown(), 0);
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
+    TEST_PASS("counts_across_collections");
+}
+
 /* A hot object that is old (survived full collections) is freed by the
  * next generation-0 collection after its last reference goes. */
 static void test_latency(void)
@@ -419,6 +477,7 @@ int main(void)
     test_watchdog("test_hot", 240);
     test_api();
     test_queued_then_hot();
+    test_counts_across_collections();
     test_latency();
     test_cycle();
     test_weakref_finalizer();
