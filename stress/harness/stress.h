@@ -350,7 +350,9 @@ unsigned stress_worker_holds(const stress_worker *w, const frt_object *o); /* th
 void stress_drop_holds(stress_worker *w);
 
 /* Memory near the worker's NUMA node (hwloc_alloc_membind) when the
- * topology is this host and the worker has a node; else calloc. Zeroed. */
+ * topology is this host and the worker has a node; else from malloc, on
+ * cache lines of its own (128 bytes: a line and its prefetched neighbour),
+ * so that two workers' states never share one. Zeroed. */
 void *stress_alloc_local(stress_case *c, stress_worker *w, size_t size, int *local);
 void stress_free_local(stress_case *c, void *p, size_t size, int local);
 

@@ -277,7 +277,11 @@ void *stress_alloc_local(stress_case *c, stress_worker *w, size_t size, int *loc
             return p;
         }
     }
-    return calloc(1, size);
+    size_t line = 128, rounded = (size + line - 1) & ~(line - 1);
+    void *p = aligned_alloc(line, rounded);
+    if (p)
+        memset(p, 0, rounded);
+    return p;
 }
 
 void stress_free_local(stress_case *c, void *p, size_t size, int local)
