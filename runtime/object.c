@@ -301,17 +301,21 @@ __attribute__((noinline)) static void dealloc_general(frt_tstate *ts, frt_object
 }
 
 #if !FRT_DEBUG
-/* Local count 0 (so not immortal), no flags, untracked: one load of the
- * header's bytes 8-15 and one test, where field by field it took three.
- * A count other than 0 (a merged object's stale local count) only sends
- * the object the general way. Atomic, as the fields it covers are. */
+/* No flags, untracked, not immortal. ob_flags and ob_gc_bits are tested in
+ * one load of the header's bytes 12-15 (atomic, as ob_flags is); not one
+ * of bytes 8-15: the decref that got here has just stored ob_ref_local,
+ * and a load wider than that store waits for it to reach the cache (no
+ * store forwarding: bulk frees of 32-byte objects took 7 ns, not 5). */
 static inline int header_trivial(const frt_object *o)
 {
-    typedef uint64_t __attribute__((may_alias)) word;
-    header_mid m = {UINT32_MAX, UINT8_MAX, 0, UINT8_MAX, 0};
+    typedef uint32_t __attribute__((may_alias)) word;
+    header_mid m = {0, UINT8_MAX, 0, UINT8_MAX, 0};
     uint64_t mask;
     memcpy(&mask, &m, sizeof mask);
-    return (__atomic_load_n((const word *)((const char *)o + 8), __ATOMIC_RELAXED) & mask) == 0;
+    uint32_t w = __atomic_load_n((const word *)((const char *)o + offsetof(frt_object, ob_flags)),
+                                 __ATOMIC_RELAXED);
+    return (w & (uint32_t)(mask >> 32)) == 0 &&
+           atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) != FRT_REF_IMMORTAL;
 }
 #endif
 
