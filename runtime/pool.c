@@ -231,7 +231,10 @@ void *frt__heap_alloc_slow(frt_heap *h, unsigned cls)
     frt_page *p = q->first, *best = NULL, *first_passed = NULL;
     int small_heap = 0;
     for (unsigned visits = 0; p && visits < REFILL_VISITS; visits++) {
-        if (page_refill(p, refill_min(p)))
+        /* The page that just ran out: what was freed into it since its
+         * last refill is the most recently freed memory, likely still in
+         * the cache; any of it will do. */
+        if (page_refill(p, p == h->current[cls] ? 1 : refill_min(p)))
             goto found;
         queue_remove(q, p);
         if (!p->local_free) {
