@@ -131,6 +131,20 @@ frt_object *frt_new_var(const frt_type *type, size_t extra)
     return new_object(type, extra, 0);
 }
 
+/* frt_new's fast path found the current page empty: refill it and finish
+ * here, with everything new_object would check again already checked.
+ * Out of line, so that the fast path stays free of register saves. */
+__attribute__((noinline)) static frt_object *new_refill(frt_tstate *ts, const frt_type *type,
+                                                        uintptr_t owner)
+{
+    size_t size = type->size;
+    frt_object *o = frt__heap_alloc_slow(ts->heap, frt_size_class(size));
+    if (FRT_UNLIKELY(!o))
+        return new_object(type, 0, 0); /* sets errno */
+    zero_body(o, size);
+    return object_init(o, type, owner, 0);
+}
+
 /* The common case with nothing to check twice: an attached owner with no
  * pending safepoint work, a small size, a block ready on the current page.
  * Anything else (misuse included) takes new_object's general path. */
@@ -145,10 +159,10 @@ frt_object *frt_new(const frt_type *type)
             FRT_LIKELY(owner != 0 || FRT_RC_ATOMIC_ONLY) &&
             FRT_LIKELY(!(atomic_load_explicit(&ts->word, memory_order_relaxed) & FRT_TS_PENDING))) {
             frt_object *o = frt__heap_pop(ts->heap, frt_size_class(size));
-            if (FRT_LIKELY(o != NULL)) {
-                zero_body(o, size);
-                return object_init(o, type, owner, 0);
-            }
+            if (FRT_UNLIKELY(o == NULL))
+                return new_refill(ts, type, owner);
+            zero_body(o, size);
+            return object_init(o, type, owner, 0);
         }
     }
     return new_object(type, 0, 0);
