@@ -395,12 +395,15 @@ static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
 
 typedef struct snap_entry {
     frt_object *key_obj, *value; /* value: what the slot held (weak maps: the weakref) */
-    map_entry *keycopy;          /* a private copy holding the key bytes */
+    map_entry *keycopy;          /* a long byte key: a private copy of its bytes */
+    uint64_t word;               /* a short byte key: the slot's word, */
+    int kind;                    /* and its kind (MAP_KEY_ENTRY: not a short key) */
 } snap_entry;
 
 /* Every key, with references, taken with every stripe locked: writers
- * wait for the walk (it takes references and copies keys, nothing more),
- * readers do not. Then the map is not walked again, so fn may do anything. */
+ * wait for the walk (it takes references and copies long keys, nothing
+ * more; a short key is its slot's word), readers do not. Then the map is
+ * not walked again, so fn may do anything. */
 static snap_entry *snapshot(frt_map *m, size_t *count)
 {
     size_t n = 0, cap = 0;
@@ -419,18 +422,12 @@ static snap_entry *snapshot(frt_map *m, size_t *count)
             s = g;
         }
         const map_entry *e = a->entry[i];
-        s[n].value = frt_newref(frt__map_value(v));
-        s[n].key_obj = e && e->key_obj ? frt_newref(e->key_obj) : NULL;
-        if (e && e->key_obj) {
-            s[n].keycopy = NULL;
-        } else if (e) {
-            s[n].keycopy = frt__map_entry_new(e->hash, e->bytes, e->len, NULL);
-        } else {
-            unsigned char b[8];
-            size_t len = frt__map_word_key(a->slot[i].word, (int)(v & MAP_KEY_MASK), b);
-            s[n].keycopy = frt__map_entry_new(0, b, len, NULL);
-        }
-        n++;
+        snap_entry *se = &s[n++];
+        se->value = frt_newref(frt__map_value(v));
+        se->key_obj = e && e->key_obj ? frt_newref(e->key_obj) : NULL;
+        se->keycopy = e && !e->key_obj ? frt__map_entry_new(e->hash, e->bytes, e->len, NULL) : NULL;
+        se->word = a->slot[i].word;
+        se->kind = (int)(v & MAP_KEY_MASK);
     }
     frt__map_unlock_all(m->t);
     *count = n;
@@ -447,13 +444,20 @@ int frt_map_foreach(frt_map *m, frt_map_visit_fn fn, void *arg)
     for (size_t i = 0; i < n; i++) {
         drops d = DROPS_INIT(d);
         const map_entry *c = s[i].keycopy;
-        int has_key = s[i].key_obj || c;
+        unsigned char word_key[8];
+        const void *bytes = c ? c->bytes : NULL;
+        size_t len = c ? c->len : 0;
+        if (s[i].kind != MAP_KEY_ENTRY) {
+            len = frt__map_word_key(s[i].word, s[i].kind, word_key);
+            bytes = word_key;
+        }
+        int has_key = s[i].key_obj || bytes; /* (no copy: out of memory) */
         frt_object *live = resolve(m, s[i].value, &d);
         if (!live && has_key) { /* a weak value that died: its key goes */
-            key k = c ? bytes_key(c->bytes, c->len) : obj_key(m, s[i].key_obj);
+            key k = bytes ? bytes_key(bytes, len) : obj_key(m, s[i].key_obj);
             remove_dead(m, &k, s[i].value, 1, &d);
         } else if (live && !rc && has_key) {
-            rc = fn(c ? c->bytes : NULL, c ? c->len : 0, s[i].key_obj, live, arg);
+            rc = fn(bytes, len, s[i].key_obj, live, arg);
         }
         if (live)
             drop_later(&d, live);
