@@ -14,8 +14,9 @@
  * on; empty slots are claimed by compare-and-swap because two stripes'
  * keys may probe the same slot. A slot goes empty -> claimed -> holding a
  * key -> DELETED and stays so until the array is rebuilt: a probe run only
- * grows, a reader that starts at a key's home slot passes every slot the
- * key can be in, and a slot's word never changes while readers may see it.
+ * grows, a reader that starts where the key's probe starts (frt__map_home)
+ * passes every slot the key can be in, and a slot's word never changes
+ * while readers may see it.
  *
  * A resize locks every stripe (writers wait, readers do not), builds a new
  * array holding the live keys and values, publishes it, and retires the
