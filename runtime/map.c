@@ -85,9 +85,15 @@ static void drop_now(drops *d)
 /* ------------------------------------------------------------------ */
 /* The two key kinds.                                                 */
 
-static key bytes_key(const void *p, size_t len)
+static inline key bytes_key(const void *p, size_t len)
 {
-    key k = {p, len, NULL, NULL, frt__map_hash_bytes(p, len), 0, 0};
+    key k = {p, len, NULL, NULL, 0, 0, MAP_KEY_8};
+    if (FRT_LIKELY(len == 8)) { /* the common id key: no call */
+        memcpy(&k.word, p, 8);
+        k.hash = frt__map_hash8(k.word);
+        return k;
+    }
+    k.hash = frt__map_hash_bytes(p, len);
     k.word = frt__map_key_word(p, len, 0, k.hash, &k.kind);
     return k;
 }
@@ -99,31 +105,38 @@ static key obj_key(frt_map *m, frt_object *o)
     return k;
 }
 
-/* Whether slot i of a, whose value word is v (live), holds key k: a short
- * byte key is the slot's word; a longer one or an object key is in the
- * slot's entry. */
-static int slot_matches(const map_array *a, size_t i, uintptr_t v, const key *k)
+/* Whether entry e holds the long byte key or the object key (ops) given.
+ * Out of line, and given the key's fields rather than the key: a get of a
+ * short key then keeps its key in registers. */
+static __attribute__((noinline)) int entry_matches(const map_entry *e, const frt_map_key_ops *ops,
+                                                   frt_object *obj, const void *bytes, size_t len)
 {
-    if (a->slot[i].word != k->word || (int)(v & MAP_KEY_MASK) != k->kind)
+    if (ops)
+        return e->key_obj == obj || ops->eq(e->key_obj, obj);
+    return e->len == len && memcmp(e->bytes, bytes, len) == 0;
+}
+
+/* Whether slot i of a, whose value word is v (not empty), holds key k: a
+ * short byte key is the slot's word; a longer one or an object key is in
+ * the slot's entry. The kind comparison comes first: it fails for the
+ * markers, whose word must not be read. */
+static inline int slot_matches(const map_array *a, size_t i, uintptr_t v, const key *k)
+{
+    if ((int)(v & MAP_KEY_MASK) != k->kind || a->slot[i].word != k->word)
         return 0;
-    if (k->kind != MAP_KEY_ENTRY)
-        return 1;
-    const map_entry *e = a->entry[i];
-    if (k->ops)
-        return e->key_obj == k->obj || k->ops->eq(e->key_obj, k->obj);
-    return e->len == k->len && memcmp(e->bytes, k->bytes, k->len) == 0;
+    return k->kind != MAP_KEY_ENTRY || entry_matches(a->entry[i], k->ops, k->obj, k->bytes, k->len);
 }
 
 /* Under the key's stripe lock: 1 if the key is in a (its slot in *at),
  * else 0 (*at: the empty slot that ended the probe). */
 static int find_locked(map_array *a, const key *k, size_t *at)
 {
-    for (size_t i = k->hash & a->mask;; i = (i + 1) & a->mask) {
+    for (size_t i = frt__map_home(a, k->hash);; i = (i + 1) & a->mask) {
         uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
         *at = i;
         if (!v)
             return 0;
-        if (frt__map_is_live(v) && slot_matches(a, i, v, k))
+        if (slot_matches(a, i, v, k))
             return 1;
     }
 }
@@ -193,15 +206,17 @@ static int usable(frt_map *m, int obj_keys, const char *what)
     return 1;
 }
 
-/* A weak map's get found the weakref w (a new reference): its target (a
- * new reference), or NULL, and then the dead key goes if its stripe is
- * free (get never waits). */
-static frt_object *get_weak(frt_map *m, const key *k, frt_object *w)
+/* A weak map's get found the weakref w (a new reference) for the key with
+ * these bytes or this object: its target (a new reference), or NULL, and
+ * then the dead key goes if its stripe is free (get never waits). */
+static __attribute__((noinline)) frt_object *get_weak(frt_map *m, const void *bytes, size_t len,
+                                                      frt_object *obj, frt_object *w)
 {
+    key k = obj ? obj_key(m, obj) : bytes_key(bytes, len);
     drops d = DROPS_INIT(d);
     frt_object *res = resolve(m, w, &d);
     if (!res)
-        remove_dead(m, k, w, 0, &d);
+        remove_dead(m, &k, w, 0, &d);
     drop_now(&d);
     return res;
 }
@@ -211,23 +226,23 @@ static frt_object *get_weak(frt_map *m, const key *k, frt_object *w)
  * (replaced or deleted, or the array was rebuilt and its values replaced
  * since): start over on the current array. Nothing is dropped before the
  * probe is over. */
-static frt_object *map_get(frt_map *m, const key *k)
+static inline __attribute__((always_inline)) frt_object *map_get(frt_map *m, const key *k)
 {
     for (;;) {
         map_array *a = current(m);
-        size_t i = k->hash & a->mask;
+        size_t i = frt__map_home(a, k->hash);
         uintptr_t v;
         for (;; i = (i + 1) & a->mask) {
             v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
             if (!v)
                 return NULL;
-            if (frt__map_is_live(v) && slot_matches(a, i, v, k))
+            if (slot_matches(a, i, v, k))
                 break;
         }
         frt_object *o = frt__map_value(v);
         if (FRT_LIKELY(frt__try_incref(o))) {
             if (FRT_LIKELY(atomic_load_explicit(&a->slot[i].v, memory_order_acquire) == v))
-                return m->flags & FRT_MAP_WEAK_VALUES ? get_weak(m, k, o) : o;
+                return m->flags & FRT_MAP_WEAK_VALUES ? get_weak(m, k->bytes, k->len, k->obj, o) : o;
             frt_decref(o); /* stale; the probe is over */
         }
     }
@@ -380,12 +395,15 @@ static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
 
 typedef struct snap_entry {
     frt_object *key_obj, *value; /* value: what the slot held (weak maps: the weakref) */
-    map_entry *keycopy;          /* a private copy holding the key bytes */
+    map_entry *keycopy;          /* a long byte key: a private copy of its bytes */
+    uint64_t word;               /* a short byte key: the slot's word, */
+    int kind;                    /* and its kind (MAP_KEY_ENTRY: not a short key) */
 } snap_entry;
 
 /* Every key, with references, taken with every stripe locked: writers
- * wait for the walk (it takes references and copies keys, nothing more),
- * readers do not. Then the map is not walked again, so fn may do anything. */
+ * wait for the walk (it takes references and copies long keys, nothing
+ * more; a short key is its slot's word), readers do not. Then the map is
+ * not walked again, so fn may do anything. */
 static snap_entry *snapshot(frt_map *m, size_t *count)
 {
     size_t n = 0, cap = 0;
@@ -404,18 +422,12 @@ static snap_entry *snapshot(frt_map *m, size_t *count)
             s = g;
         }
         const map_entry *e = a->entry[i];
-        s[n].value = frt_newref(frt__map_value(v));
-        s[n].key_obj = e && e->key_obj ? frt_newref(e->key_obj) : NULL;
-        if (e && e->key_obj) {
-            s[n].keycopy = NULL;
-        } else if (e) {
-            s[n].keycopy = frt__map_entry_new(e->hash, e->bytes, e->len, NULL);
-        } else {
-            unsigned char b[8];
-            size_t len = frt__map_word_key(a->slot[i].word, (int)(v & MAP_KEY_MASK), b);
-            s[n].keycopy = frt__map_entry_new(0, b, len, NULL);
-        }
-        n++;
+        snap_entry *se = &s[n++];
+        se->value = frt_newref(frt__map_value(v));
+        se->key_obj = e && e->key_obj ? frt_newref(e->key_obj) : NULL;
+        se->keycopy = e && !e->key_obj ? frt__map_entry_new(e->hash, e->bytes, e->len, NULL) : NULL;
+        se->word = a->slot[i].word;
+        se->kind = (int)(v & MAP_KEY_MASK);
     }
     frt__map_unlock_all(m->t);
     *count = n;
@@ -432,13 +444,20 @@ int frt_map_foreach(frt_map *m, frt_map_visit_fn fn, void *arg)
     for (size_t i = 0; i < n; i++) {
         drops d = DROPS_INIT(d);
         const map_entry *c = s[i].keycopy;
-        int has_key = s[i].key_obj || c;
+        unsigned char word_key[8];
+        const void *bytes = c ? c->bytes : NULL;
+        size_t len = c ? c->len : 0;
+        if (s[i].kind != MAP_KEY_ENTRY) {
+            len = frt__map_word_key(s[i].word, s[i].kind, word_key);
+            bytes = word_key;
+        }
+        int has_key = s[i].key_obj || bytes; /* (no copy: out of memory) */
         frt_object *live = resolve(m, s[i].value, &d);
         if (!live && has_key) { /* a weak value that died: its key goes */
-            key k = c ? bytes_key(c->bytes, c->len) : obj_key(m, s[i].key_obj);
+            key k = bytes ? bytes_key(bytes, len) : obj_key(m, s[i].key_obj);
             remove_dead(m, &k, s[i].value, 1, &d);
         } else if (live && !rc && has_key) {
-            rc = fn(c ? c->bytes : NULL, c ? c->len : 0, s[i].key_obj, live, arg);
+            rc = fn(bytes, len, s[i].key_obj, live, arg);
         }
         if (live)
             drop_later(&d, live);

@@ -7,9 +7,6 @@
 #include "map_table.h"
 #include "os.h"
 
-/* Markers only compared by address. */
-const frt_object frt__map_claimed, frt__map_deleted;
-
 #define MIN_SLOTS 64
 
 /* Grow (or clean out DELETED slots) past 3/4 full; a writer that would
@@ -35,19 +32,29 @@ static size_t array_bytes(size_t slots)
     return b >= HUGE_PAGE ? (b + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1) : b;
 }
 
+/* Zeroed memory aligned to a cache line (*base: what to free). */
+static void *line_calloc(size_t bytes, void **base)
+{
+    char *p = frt__sys_calloc(1, bytes + MAP_LINE - 1);
+    *base = p;
+    return p ? (void *)(((uintptr_t)p + MAP_LINE - 1) & ~(uintptr_t)(MAP_LINE - 1)) : NULL;
+}
+
 static map_array *array_new(size_t slots)
 {
     size_t bytes = array_bytes(slots);
     map_array *a;
+    void *base = NULL;
     if (bytes >= HUGE_PAGE) {
         if ((a = frt__os_map(bytes, HUGE_PAGE)))
             frt__os_prefer_huge(a, bytes);
     } else {
-        a = frt__sys_calloc(1, bytes);
+        a = line_calloc(bytes, &base);
     }
     if (a) {
         a->mask = slots - 1;
         a->entry = (map_entry **)(a->slot + slots);
+        a->base = base;
     }
     return a;
 }
@@ -58,7 +65,7 @@ static void array_release(map_array *a)
     if (bytes >= HUGE_PAGE)
         frt__os_unmap(a, bytes);
     else
-        frt__sys_free(a);
+        frt__sys_free(a->base);
 }
 
 static void array_free(frt_qsbr_later *w)
@@ -68,12 +75,14 @@ static void array_free(frt_qsbr_later *w)
 
 map_table *frt__map_table_new(void)
 {
-    map_table *t = frt__sys_calloc(1, sizeof *t);
+    void *base;
+    map_table *t = line_calloc(sizeof *t, &base);
     map_array *a = t ? array_new(MIN_SLOTS) : NULL;
     if (!a) {
-        frt__sys_free(t);
+        frt__sys_free(base);
         return NULL;
     }
+    t->base = base;
     atomic_init(&t->arr, a);
     return t;
 }
@@ -81,7 +90,7 @@ map_table *frt__map_table_new(void)
 void frt__map_table_free(map_table *t)
 {
     array_release(atomic_load_explicit(&t->arr, memory_order_relaxed));
-    frt__sys_free(t);
+    frt__sys_free(t->base);
 }
 
 map_entry *frt__map_entry_new(uint64_t hash, const void *bytes, size_t len, frt_object *key_obj)
@@ -171,24 +180,14 @@ void frt__map_unlock_all(map_table *t)
         frt_mutex_unlock(&t->stripe[i].mu);
 }
 
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
-}
-
 uint64_t frt__map_hash_bytes(const void *p, size_t n)
 {
-    /* Eight bytes a step, then a final mix: the table takes its slot from
-     * the low bits and the stripe from the high ones. */
+    /* Eight bytes a step, then a final mix. */
     const unsigned char *s = p;
     uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
-    if (n == 8) { /* the common id key: one step */
+    if (n == 8) {
         memcpy(&w, s, 8);
-        h = (h ^ w) * 0xc2b2ae3d27d4eb4full;
-        return mix(h ^ (h >> 29));
+        return frt__map_hash8(w);
     }
     for (; n >= 8; n -= 8, s += 8) {
         memcpy(&w, s, 8);
@@ -200,7 +199,7 @@ uint64_t frt__map_hash_bytes(const void *p, size_t n)
         memcpy(&w, s, n);
         h = (h ^ w) * 0xc2b2ae3d27d4eb4full;
     }
-    return mix(h);
+    return frt__map_hash_mix(h);
 }
 
 /* The hash slot i's key was placed by. */
@@ -234,7 +233,7 @@ int frt__map_table_resize(map_table *t, map_array *a)
         uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_relaxed);
         if (!frt__map_is_live(v))
             continue;
-        size_t j = slot_hash(a, i, v) & b->mask;
+        size_t j = frt__map_home(b, slot_hash(a, i, v));
         while (atomic_load_explicit(&b->slot[j].v, memory_order_relaxed))
             j = (j + 1) & b->mask;
         b->slot[j].word = a->slot[i].word;

@@ -14,8 +14,9 @@
  * on; empty slots are claimed by compare-and-swap because two stripes'
  * keys may probe the same slot. A slot goes empty -> claimed -> holding a
  * key -> DELETED and stays so until the array is rebuilt: a probe run only
- * grows, a reader that starts at a key's home slot passes every slot the
- * key can be in, and a slot's word never changes while readers may see it.
+ * grows, a reader that starts where the key's probe starts (frt__map_home)
+ * passes every slot the key can be in, and a slot's word never changes
+ * while readers may see it.
  *
  * A resize locks every stripe (writers wait, readers do not), builds a new
  * array holding the live keys and values, publishes it, and retires the
@@ -54,14 +55,16 @@ enum {
 };
 
 /* A slot's value word: 0 (empty), CLAIMED (a writer fills it in), DELETED,
- * or a value object's address | the key kind. */
-extern const frt_object frt__map_claimed, frt__map_deleted;
-#define MAP_CLAIMED ((uintptr_t)&frt__map_claimed)
-#define MAP_DELETED ((uintptr_t)&frt__map_deleted)
+ * or a value object's address | the key kind. The two markers carry kind
+ * bits no key has, so a probe's kind comparison also passes over them
+ * before it reads the slot's word (which a claimed slot is still being
+ * given). */
+#define MAP_CLAIMED ((uintptr_t)7)
+#define MAP_DELETED ((uintptr_t)6)
 
 static inline int frt__map_is_live(uintptr_t v)
 {
-    return v && v != MAP_CLAIMED && v != MAP_DELETED;
+    return v > MAP_CLAIMED;
 }
 
 static inline frt_object *frt__map_value(uintptr_t v)
@@ -74,13 +77,28 @@ typedef struct map_slot {
     _Atomic uintptr_t v;
 } map_slot;
 
+/* A probe starts at the first slot of its cache line, not at the hash's
+ * own slot: it then reads the line's four slots before it needs another
+ * line, where a probe that starts mid-line crosses into the next line
+ * whenever the keys before it fill the rest of its line. */
+#define MAP_LINE 64
+#define MAP_LINE_SLOTS (MAP_LINE / sizeof(map_slot))
+
 typedef struct map_array {
     size_t mask;          /* slots - 1 (a power of two minus one) */
-    _Atomic size_t used;  /* slots not empty: keys and DELETED */
     map_entry **entry;    /* per slot, MAP_KEY_ENTRY keys only (set before v) */
+    void *base;           /* what was allocated (the array is aligned in it) */
     frt_qsbr_later later;
-    map_slot slot[];
+    /* written by inserts: off the line every get reads */
+    _Alignas(MAP_LINE) _Atomic size_t used; /* slots not empty: keys and DELETED */
+    _Alignas(MAP_LINE) map_slot slot[];
 } map_array;
+
+/* Where a probe for hash starts. */
+static inline size_t frt__map_home(const map_array *a, uint64_t hash)
+{
+    return (size_t)hash & a->mask & ~(MAP_LINE_SLOTS - 1);
+}
 
 /* A key as a slot holds it: its word and kind. */
 static inline uint64_t frt__map_key_word(const void *bytes, size_t len, int obj_key, uint64_t hash,
@@ -117,17 +135,35 @@ static inline size_t frt__map_word_key(uint64_t w, int kind, unsigned char *out)
     return len;
 }
 
-/* The hash of a byte key. */
+/* The hash of a byte key. The table takes its slot from the low bits
+ * and the stripe from the high ones. */
 uint64_t frt__map_hash_bytes(const void *p, size_t n);
+
+static inline uint64_t frt__map_hash_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* The common id key, 8 bytes: one step (frt__map_hash_bytes agrees). */
+static inline uint64_t frt__map_hash8(uint64_t w)
+{
+    uint64_t h = ((0x9e3779b97f4a7c15ull ^ 8) ^ w) * 0xc2b2ae3d27d4eb4full;
+    return frt__map_hash_mix(h ^ (h >> 29));
+}
 
 #define MAP_STRIPES 32
 
+/* Every get reads arr; writers write live and the stripes: each on a line
+ * of its own (the table is allocated aligned). */
 typedef struct map_table {
-    _Atomic(map_array *) arr;
-    _Atomic long live; /* keys in the table */
+    _Alignas(MAP_LINE) _Atomic(map_array *) arr;
+    void *base; /* what was allocated */
+    _Alignas(MAP_LINE) _Atomic long live; /* keys in the table */
     struct {
-        frt_mutex mu;
-        char pad[63]; /* writers of two stripes share no cache line */
+        _Alignas(MAP_LINE) frt_mutex mu;
     } stripe[MAP_STRIPES];
 } map_table;
 

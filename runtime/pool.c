@@ -22,24 +22,41 @@ void frt__heaps_fork(int phase)
     frt__fork_mutex(&heaps_lock, phase);
 }
 
-/* Doubly linked page lists (class lists and the free-page list). */
-static void list_push(frt_page **head, frt_page *p)
+/* Page queues (pool.h): in a class queue a new page goes in front (it
+ * becomes the current page), a page that was full at the back; the
+ * free-page queue is used from the front. */
+static void queue_push_front(frt_page_queue *q, frt_page *p)
 {
     p->prev = NULL;
-    p->next = *head;
-    if (*head)
-        (*head)->prev = p;
-    *head = p;
+    p->next = q->first;
+    if (q->first)
+        q->first->prev = p;
+    else
+        q->last = p;
+    q->first = p;
 }
 
-static void list_remove(frt_page **head, frt_page *p)
+static void queue_push_back(frt_page_queue *q, frt_page *p)
+{
+    p->next = NULL;
+    p->prev = q->last;
+    if (q->last)
+        q->last->next = p;
+    else
+        q->first = p;
+    q->last = p;
+}
+
+static void queue_remove(frt_page_queue *q, frt_page *p)
 {
     if (p->prev)
         p->prev->next = p->next;
     else
-        *head = p->next;
+        q->first = p->next;
     if (p->next)
         p->next->prev = p->prev;
+    else
+        q->last = p->prev;
     p->next = p->prev = NULL;
 }
 
@@ -82,7 +99,7 @@ static void page_format(frt_page *p, unsigned cls)
 static void heap_arena_release(frt_heap *h, frt_arena *a)
 {
     for (unsigned i = 0; i < FRT_PAGES_PER_ARENA; i++)
-        list_remove(&h->free_pages, &a->pages[i]);
+        queue_remove(&h->free_pages, &a->pages[i]);
     pthread_mutex_lock(&h->layout_lock);
     if (a->prev)
         a->prev->next = a->next;
@@ -100,7 +117,7 @@ static void page_retire(frt_heap *h, frt_page *p)
 {
     frt_arena *a = frt_arena_of(p);
     if (!p->in_full)
-        list_remove(&h->avail[p->cls], p);
+        queue_remove(&h->avail[p->cls], p);
     if (h->current[p->cls] == p)
         h->current[p->cls] = &frt__empty_page;
     if (p->in_young)
@@ -109,7 +126,7 @@ static void page_retire(frt_heap *h, frt_page *p)
     p->cls = FRT_CLASS_NONE;
     pthread_mutex_unlock(&h->layout_lock);
     p->free = p->local_free = NULL;
-    list_push(&h->free_pages, p);
+    queue_push_front(&h->free_pages, p);
     if (--a->pages_used == 0)
         heap_arena_release(h, a);
 }
@@ -117,7 +134,7 @@ static void page_retire(frt_heap *h, frt_page *p)
 void frt__page_unfull(frt_heap *h, frt_page *p)
 {
     p->in_full = 0;
-    list_push(&h->avail[p->cls], p);
+    queue_push_back(&h->avail[p->cls], p);
 }
 
 void frt__page_empty(frt_heap *h, frt_page *p)
@@ -138,7 +155,7 @@ void frt__page_freed_slow(frt_heap *h, frt_page *p)
 
 static frt_page *heap_new_page(frt_heap *h, unsigned cls)
 {
-    frt_page *p = h->free_pages;
+    frt_page *p = h->free_pages.first;
     if (!p) {
         frt_arena *a = frt__arena_acquire(h);
         if (!a)
@@ -151,50 +168,101 @@ static frt_page *heap_new_page(frt_heap *h, unsigned cls)
         h->arenas = a;
         pthread_mutex_unlock(&h->layout_lock);
         for (unsigned i = FRT_PAGES_PER_ARENA; i-- > 0;)
-            list_push(&h->free_pages, &a->pages[i]);
-        p = h->free_pages;
+            queue_push_front(&h->free_pages, &a->pages[i]);
+        p = h->free_pages.first;
     }
-    list_remove(&h->free_pages, p);
+    queue_remove(&h->free_pages, p);
     frt_arena_of(p)->pages_used++;
     pthread_mutex_lock(&h->layout_lock);
     page_format(p, cls);
     pthread_mutex_unlock(&h->layout_lock);
-    list_push(&h->avail[cls], p);
+    queue_push_front(&h->avail[cls], p);
     return p;
+}
+
+/* A refill takes a page's local_free only when it holds at least
+ * REFILL_MIN blocks (at most 1/32 of the page), and looks at up to
+ * REFILL_VISITS pages for one before it formats a new page. A working set
+ * freed at random leaves every page a few blocks: refilling from those gave
+ * one or two blocks per refill (a slow-path call per allocation with
+ * 256-byte objects); passed over, they gather a batch. The pages passed
+ * over are at least 31/32 in use, so this keeps at most 1/32 of a class's
+ * pages unused, plus the page being carved; a class with fewer pages than
+ * REFILL_VISITS never grows for it (the fullest batch is taken), so a
+ * freed block comes back before new memory does in a small heap. */
+#define REFILL_MIN 8
+#define REFILL_MIN_SHIFT 5
+#define REFILL_VISITS 4
+
+static uint32_t page_freed(const frt_page *p)
+{
+    return p->reserved - atomic_load_explicit(&p->used, memory_order_relaxed);
+}
+
+/* Make p->free non-empty: its local_free if that holds at least min
+ * blocks, else fresh blocks carved from it. 0 if neither. */
+static int page_refill(frt_page *p, uint32_t min)
+{
+    if (p->free)
+        return 1;
+    if (p->local_free && page_freed(p) >= min) {
+        p->free = p->local_free;
+        p->local_free = NULL;
+        return 1;
+    }
+    if (p->reserved < p->capacity) {
+        page_extend(p);
+        return 1;
+    }
+    return 0;
+}
+
+static uint32_t refill_min(const frt_page *p)
+{
+    uint32_t min = p->capacity >> REFILL_MIN_SHIFT;
+    return min == 0 ? 1 : min > REFILL_MIN ? REFILL_MIN : min;
 }
 
 void *frt__heap_alloc_slow(frt_heap *h, unsigned cls)
 {
     frt__heap_collect_remote(h);
     frt__arena_purge_poll(); /* one relaxed load unless a purge is due */
-    frt_page *p = h->current[cls];
-    for (;;) {
-        if (p != &frt__empty_page) {
-            if (p->free)
-                break;
-            if (p->local_free) {
-                p->free = p->local_free;
-                p->local_free = NULL;
-                break;
-            }
-            if (p->reserved < p->capacity) {
-                page_extend(p);
-                break;
-            }
-            /* Every block is out: leave the class list until one comes back. */
-            list_remove(&h->avail[cls], p);
-            p->in_full = 1;
+    frt_page_queue *q = &h->avail[cls];
+    frt_page *p = q->first, *best = NULL, *first_passed = NULL;
+    int small_heap = 0;
+    for (unsigned visits = 0; p && visits < REFILL_VISITS; visits++) {
+        /* The page that just ran out: what was freed into it since its
+         * last refill is the most recently freed memory, likely still in
+         * the cache; any of it will do. */
+        if (page_refill(p, p == h->current[cls] ? 1 : refill_min(p)))
+            goto found;
+        queue_remove(q, p);
+        if (!p->local_free) {
+            p->in_full = 1; /* every block is out: queued again when one comes back */
+        } else {
+            queue_push_back(q, p); /* a few blocks: let it gather more */
+            if ((small_heap = p == first_passed))
+                break; /* round the whole queue: too few pages to grow for */
+            if (!first_passed)
+                first_passed = p;
+            if (!best || page_freed(p) > page_freed(best))
+                best = p;
         }
-        p = h->avail[cls];
-        if (!p) {
-            p = heap_new_page(h, cls);
-            if (!p) {
-                h->current[cls] = &frt__empty_page;
-                return NULL;
-            }
-        }
-        h->current[cls] = p;
+        p = q->first;
     }
+    if (!small_heap && (p = heap_new_page(h, cls)) != NULL) {
+        page_extend(p);
+    } else if (best) { /* a small heap, or no memory for a new page */
+        p = best;
+        queue_remove(q, p);
+        queue_push_front(q, p);
+        page_refill(p, 1);
+    } else {
+        h->current[cls] = &frt__empty_page;
+        return NULL;
+    }
+found:
+    h->current[cls] = p;
     frt_block *b = p->free;
     p->free = b->next;
     frt_page_used_add(p, 1);

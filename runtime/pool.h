@@ -23,10 +23,19 @@
 
 #include "arena.h"
 
+/* A size class's pages that may have a free block: a queue, so that a page
+ * that was full and got a block back waits at the back while blocks freed
+ * into it pile up on its local_free, and is used again when it has a batch
+ * to give (as mimalloc's page queues). Taking it back at once, from the
+ * front, gave one block per refill in a working set freed at random. */
+typedef struct frt_page_queue {
+    frt_page *first, *last;
+} frt_page_queue;
+
 typedef struct frt_heap {
     frt_page *current[FRT_NCLASSES]; /* never NULL: &frt__empty_page when none */
-    frt_page *avail[FRT_NCLASSES];   /* pages with a free block, current first */
-    frt_page *free_pages;            /* unused pages of our arenas */
+    frt_page_queue avail[FRT_NCLASSES]; /* pages with a free block, current first */
+    frt_page_queue free_pages;       /* unused pages of our arenas */
     frt_arena *arenas;
     frt_mpsc remote_pages;           /* pages whose xthread_free became non-empty */
     frt_page *young_pages;           /* pages with generation-map bits set */

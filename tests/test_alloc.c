@@ -419,6 +419,51 @@ static void test_no_growth(void)
     CHECK_EQ(frt_shutdown(), 0);
 }
 
+/* A live set freed at random, one object replaced per step (frt-bench-
+ * alloc's ws10k): when a class's current page runs out, the next one must
+ * come with a batch of blocks, not the one or two freed into it since it
+ * was last used (each refill is a slow-path call: that was one per
+ * allocation or two with 256-byte objects). Counted as the allocations
+ * per change of page; and the batching may keep at most 1/32 of the
+ * class's pages unused, plus the one being carved (arenas at the end). */
+static void test_working_set_batches(void)
+{
+    start();
+    enum { LIVE = 10000, STEPS = 200000 };
+    static const size_t sizes[] = {32, 256};
+    frt_object **v = malloc(LIVE * sizeof *v);
+    CHECK(v);
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        for (int i = 0; i < LIVE; i++)
+            CHECK((v[i] = new_total(sizes[s])));
+        uint64_t rng = 0x9e3779b97f4a7c15ull;
+        frt_page *prev_page = NULL;
+        long changes = 0;
+        for (int i = 0; i < STEPS; i++) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            uint32_t k = (uint32_t)(((rng >> 32) * (uint64_t)LIVE) >> 32);
+            frt_decref(v[k]);
+            CHECK((v[k] = new_total(sizes[s])));
+            changes += frt_page_of(v[k]) != prev_page;
+            prev_page = frt_page_of(v[k]);
+        }
+        frt_page *p = frt_page_of(v[0]);
+        size_t pages = (LIVE + p->capacity - 1) / p->capacity;
+        size_t arenas = (pages + pages / 32 + 1 + FRT_PAGES_PER_ARENA - 2) / (FRT_PAGES_PER_ARENA - 1);
+        fprintf(stderr, "working set of %d x %zu B: %.1f allocations per page change, %zu arenas\n",
+                LIVE, sizes[s], (double)STEPS / (double)changes, stats().arenas);
+        CHECK(changes * 4 <= STEPS);
+        CHECK(stats().arenas <= arenas);
+        for (int i = 0; i < LIVE; i++)
+            frt_decref(v[i]);
+    }
+    free(v);
+    CHECK_EQ(stats().blocks_in_use, 0);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
 /* --- stats along a script ------------------------------------------------- */
 
 static void test_stats_script(void)
@@ -669,6 +714,7 @@ int main(void)
     test_recycle_zeroed();
     test_new_every_size();
     test_no_growth();
+    test_working_set_batches();
     test_stats_script();
     test_trim_peak();
     TEST_PASS("test_alloc");

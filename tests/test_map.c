@@ -1,6 +1,7 @@
 /* The concurrent map, single-threaded semantics: byte and object keys, set
  * replacing, delete, get_or_insert, len, iteration, weak values vanishing
- * with their value, a cycle through a map collected, growth to many keys.
+ * with their value, a cycle through a map collected, growth to many keys,
+ * keys that differ only in length.
  * The concurrent behaviour is the `map` workload of frt-stress. */
 #include <stdio.h>
 #include <string.h>
@@ -180,11 +181,71 @@ static void test_cycle(void)
     CHECK_EQ(frt_gc_collect(-1), 2);
 }
 
+/* Keys of every length a slot's word can hold and beyond (1 to 12 bytes),
+ * all zero bytes or all 0xff, so that two of a kind differ only in length: each is found, each
+ * comes back from foreach with its own bytes and length, and a deleted
+ * one (whose slot keeps its word) is not found until it is set again. */
+#define WORD_KEYS 12
+static unsigned char zero_bytes[WORD_KEYS], one_bytes[WORD_KEYS];
+
+/* Key v (0 <= v < 2 * WORD_KEYS): its bytes, and its length in *len. */
+static const unsigned char *word_key(long v, size_t *len)
+{
+    *len = (size_t)(v % WORD_KEYS) + 1;
+    return v < WORD_KEYS ? zero_bytes : one_bytes;
+}
+
+static int words_visit(const void *key, size_t len, frt_object *key_obj, frt_object *value, void *arg)
+{
+    int *seen = arg;
+    long v = val_of(value);
+    CHECK(!key_obj && key && v >= 0 && v < 2 * WORD_KEYS);
+    size_t want_len;
+    const unsigned char *want = word_key(v, &want_len);
+    CHECK_EQ(len, want_len);
+    CHECK(memcmp(key, want, len) == 0);
+    seen[v]++;
+    return 0;
+}
+
+static void test_key_words(void)
+{
+    frt_map *m = frt_map_new(0, NULL);
+    memset(one_bytes, 0xff, sizeof one_bytes);
+    size_t len;
+    for (int round = 0; round < 2; round++) {
+        for (long v = 0; v < 2 * WORD_KEYS; v++) {
+            frt_object *o = val_new(v);
+            const unsigned char *k = word_key(v, &len);
+            CHECK_EQ(frt_map_set(m, k, len, o), 0);
+            frt_decref(o);
+        }
+        CHECK_EQ(frt_map_len(m), 2 * WORD_KEYS);
+        int seen[2 * WORD_KEYS] = {0};
+        CHECK_EQ(frt_map_foreach(m, words_visit, seen), 0);
+        for (int v = 0; v < 2 * WORD_KEYS; v++) {
+            CHECK_EQ(seen[v], 1);
+            const unsigned char *k = word_key(v, &len);
+            frt_object *g = frt_map_get(m, k, len);
+            CHECK_EQ(val_of(g), v);
+            frt_decref(g);
+        }
+        for (long v = 0; v < 2 * WORD_KEYS; v += 2) { /* every other key goes */
+            const unsigned char *k = word_key(v, &len);
+            CHECK_EQ(frt_map_delete(m, k, len), 1);
+            CHECK(frt_map_get(m, k, len) == NULL);
+        }
+        CHECK_EQ(frt_map_len(m), WORD_KEYS);
+    }
+    frt_decref((frt_object *)m);
+}
+
 int main(void)
 {
     test_watchdog("test_map", 200);
     CHECK_EQ(frt_init(NULL), 0);
     test_bytes();
+    test_key_words();
     test_objects();
     test_weak();
     test_cycle();

@@ -14,7 +14,9 @@
  * a value made for it. At the end the map holds exactly the stable keys,
  * and every value made is destroyed once the map goes. Under TSan, a
  * reader that touched an array or entry after its free is a reported race
- * (frees wait for a grace period). */
+ * (frees wait for a grace period), and so is one that read the key word of
+ * a slot a writer has claimed but not yet filled in (a probe compares the
+ * value word's kind bits first, which no marker shares with a key). */
 #include <frt/frt.h>
 
 #include "test_util.h"

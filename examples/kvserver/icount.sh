@@ -23,6 +23,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kvicount.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 count() { # count <server> <test> <n>: instructions of the whole run
+  # Emptied here, not only by the server's redirection, which runs in the
+  # child: read before the child gets there, the file still names the
+  # previous server's port, and redis-benchmark retries a dead port forever.
+  : >"$work/srv.out"
   valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$1" --port 0 --threads 2 --no-pin \
            >"$work/srv.out" 2>"$work/vg.err" &
   local pid=$! port=

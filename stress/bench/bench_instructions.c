@@ -10,6 +10,7 @@
  * libfrt.so: the owner pair must cost the same through both. The argument
  * "adaptive-off" runs with frt_config.hot_adaptive off: the ordinary paths
  * must cost the same either way. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@
 #define PAIRS 1000000L
 #define BULK 200000L
 #define ROUNDS 5
+#define LIVE_SET 10000 /* frt-bench-alloc's ws10k */
+#define WS_REPLACE 1000000L
 
 static const frt_type t32 = {"t32", 32, NULL, NULL, NULL, NULL};
 static const frt_type t256 = {"t256", 256, NULL, NULL, NULL, NULL};
@@ -78,6 +81,37 @@ __attribute__((noinline)) static void bulk256(frt_object **v, long n)
     bulk(&t256, v, n);
 }
 
+/* frt-bench-alloc's ws10k: a live set of LIVE_SET objects, a random one
+ * freed and replaced each step (the same xorshift sequence). */
+__attribute__((noinline)) static void ws(const frt_type *t, frt_object **v, long n)
+{
+    for (long i = 0; i < LIVE_SET; i++)
+        if (!(v[i] = frt_new(t)))
+            abort();
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (long i = 0; i < n; i++) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        uint32_t k = (uint32_t)(((rng >> 32) * (uint64_t)LIVE_SET) >> 32);
+        frt_decref(v[k]);
+        if (!(v[k] = frt_new(t)))
+            abort();
+    }
+    for (long i = 0; i < LIVE_SET; i++)
+        frt_decref(v[i]);
+}
+
+__attribute__((noinline)) static void ws32(frt_object **v, long n)
+{
+    ws(&t32, v, n);
+}
+
+__attribute__((noinline)) static void ws256(frt_object **v, long n)
+{
+    ws(&t256, v, n);
+}
+
 int main(int argc, char **argv)
 {
     frt_config cfg;
@@ -103,9 +137,11 @@ int main(int argc, char **argv)
         bulk32(v, BULK);
     for (int r = 0; r < ROUNDS; r++)
         bulk256(v, BULK);
+    ws32(v, WS_REPLACE);
+    ws256(v, WS_REPLACE);
     free(v);
     printf("owner_pairs, merged_pairs, hot_pairs: %ld pairs each; bulk32, bulk256: %ld frt_new + "
-           "frt_decref each\n",
-           PAIRS, (long)ROUNDS * BULK);
+           "frt_decref each; ws32, ws256: %ld replacements in a live set of %d (plus %d setup pairs)\n",
+           PAIRS, (long)ROUNDS * BULK, WS_REPLACE, LIVE_SET, LIVE_SET);
     return frt_shutdown() == 0 ? 0 : 1;
 }

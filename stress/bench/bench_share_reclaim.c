@@ -198,19 +198,24 @@ typedef struct mix_arg {
     unsigned index;
 } mix_arg;
 
-/* n operations of r's mix on keys base+1 .. base+span; fresh is what sets store. */
-static void mix_ops(const mix_run *r, uint64_t *xp, uint64_t base, uint64_t span, frt_object *fresh,
-                    long n)
+/* n operations of r's mix on keys base+1 .. base+span. A set stores a new
+ * value (the old one dies: the map's through QSBR, the baseline's at once),
+ * so every key keeps a value of its own: what a get touches does not
+ * depend on how many sets either side managed before (a value shared by
+ * the keys set so far would make the faster side's later gets cheaper). */
+static void mix_ops(const mix_run *r, uint64_t *xp, uint64_t base, uint64_t span, long n)
 {
     uint64_t x = *xp;
     for (long i = 0; i < n; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         uint64_t k = 1 + base + x % span;
         if ((x >> 40) % 100 < r->write_pct) {
+            frt_object *v = bval_new(k);
             if (r->map)
-                frt_map_set(r->map, &k, sizeof k, fresh);
+                frt_map_set(r->map, &k, sizeof k, v);
             else
-                sharded_set(r->sh, k, fresh);
+                sharded_set(r->sh, k, v);
+            frt_decref(v);
         } else {
             frt_object *v = r->map ? frt_map_get(r->map, &k, sizeof k) : sharded_get(r->sh, k);
             bench_escape(v);
@@ -228,17 +233,15 @@ static void *mix_thread(void *p)
     uint64_t x = 0x9e3779b97f4a7c15ull * (a->index + 1), n = 0;
     uint64_t span = r->distinct ? r->nkeys / r->threads : r->nkeys;
     uint64_t base = r->distinct ? span * a->index : 0;
-    frt_object *fresh = bval_new(a->index);
     bench_barrier_wait(&r->start);
     uint64_t cpu0 = thread_cpu_ns();
     while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
-        mix_ops(r, &x, base, span, fresh, 64);
+        mix_ops(r, &x, base, span, 64);
         n += 64;
         frt_safepoint();
     }
     atomic_fetch_add(&r->cpu_ns, thread_cpu_ns() - cpu0);
     atomic_fetch_add(&r->ops, n);
-    frt_decref(fresh);
     frt_blocking_begin(); /* main joins us meanwhile */
     frt_blocking_end();
     frt_thread_detach();
@@ -287,6 +290,53 @@ static void fill(frt_map *m, sharded *sh, uint64_t nkeys)
     }
 }
 
+/* KiB of this process's memory on transparent huge pages (the map asks
+ * for them for its array, the baseline's arrays are plain allocations):
+ * printed, since a run where the kernel had none to give differs. */
+static long huge_kib(void)
+{
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "AnonHugePages: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* reps runs of a and b, the order alternating (a first in even reps, b in
+ * odd ones: neither side always starts after the other filled the caches),
+ * each run as long as the other. Medians of each side, and the median of
+ * the per-repetition ratios a/b (a burst of outside load mostly hits both
+ * runs of one repetition). */
+typedef struct paired {
+    double a, b, ratio;          /* Mops/s */
+    double a_cpu, b_cpu, r_cpu;  /* Mops per CPU-second */
+} paired;
+
+static paired run_paired(mix_run *ra, mix_run *rb, int reps)
+{
+    double a[16], b[16], ac[16], bc[16], r[16], rc[16];
+    for (int i = 0; i < reps; i++) {
+        if (i % 2 == 0) {
+            a[i] = mix_mops(ra, &ac[i]);
+            b[i] = mix_mops(rb, &bc[i]);
+        } else {
+            b[i] = mix_mops(rb, &bc[i]);
+            a[i] = mix_mops(ra, &ac[i]);
+        }
+        r[i] = a[i] / b[i];
+        rc[i] = ac[i] / bc[i];
+    }
+    size_t n = (size_t)reps;
+    return (paired){bench_median(a, n),  bench_median(b, n),  bench_median(r, n),
+                    bench_median(ac, n), bench_median(bc, n), bench_median(rc, n)};
+}
+
+#define MIX_REPS 9
+
 static void row_map_mix(const share_ctx *ctx)
 {
     int quick = ctx->quick;
@@ -296,23 +346,20 @@ static void row_map_mix(const share_ctx *ctx)
     sharded *sh = sharded_new(nkeys);
     fill(m, NULL, nkeys);
     fill(NULL, sh, nkeys);
-    int reps = quick ? 1 : 5;
+    int reps = quick ? 1 : MIX_REPS;
+    printf("# %d repetitions of %.1f s per side, order alternating; ratio: median of the "
+           "per-repetition ratios; %ld KiB on huge pages\n",
+           reps, quick ? 0.1 : 0.3, huge_kib());
     for (unsigned th = 1; th <= 2; th++) {
-        double a[16], b[16], ac[16], bc[16];
-        for (int i = 0; i < reps; i++) { /* interleaved */
-            mix_run rm = {.map = m, .nkeys = nkeys, .write_pct = 10, .threads = th, .seconds = quick ? 0.1 : 0.5};
-            mix_run rs = {.sh = sh, .nkeys = nkeys, .write_pct = 10, .threads = th, .seconds = quick ? 0.1 : 0.5};
-            a[i] = mix_mops(&rm, &ac[i]);
-            b[i] = mix_mops(&rs, &bc[i]);
-        }
-        double ma = bench_median(a, (size_t)reps), mb = bench_median(b, (size_t)reps);
-        double mac = bench_median(ac, (size_t)reps), mbc = bench_median(bc, (size_t)reps);
+        mix_run rm = {.map = m, .nkeys = nkeys, .write_pct = 10, .threads = th, .seconds = quick ? 0.1 : 0.3};
+        mix_run rs = {.sh = sh, .nkeys = nkeys, .write_pct = 10, .threads = th, .seconds = quick ? 0.1 : 0.3};
+        paired p = run_paired(&rm, &rs, reps);
         printf("map_mix      %u thread%s, %llu keys, 90%% get/10%% set: frt_map %.2f Mops/s   64-way "
                "mutex-sharded %.2f Mops/s   ratio %.2fx (target >= %s)\n",
-               th, th > 1 ? "s" : "", (unsigned long long)nkeys, ma, mb, ma / mb,
+               th, th > 1 ? "s" : "", (unsigned long long)nkeys, p.a, p.b, p.ratio,
                th == 1 ? "1.0x" : "1.5x");
         printf("             per CPU-second of the threads: frt_map %.2f Mops   mutex-sharded %.2f Mops"
-               "   ratio %.2fx\n", mac, mbc, mac / mbc);
+               "   ratio %.2fx\n", p.a_cpu, p.b_cpu, p.r_cpu);
     }
     frt_decref((frt_object *)m);
     sharded_free(sh);
@@ -326,25 +373,25 @@ BENCH_SHARE_ROW(50, row_map_mix)
  * then callgrind_annotate: each function's count over MAP_OPS. */
 #define MAP_OPS 300000L
 
-__attribute__((noinline)) static void mix_ops_fixed(const mix_run *r, frt_object *fresh)
+__attribute__((noinline)) static void mix_ops_fixed(const mix_run *r)
 {
     uint64_t x = 0x9e3779b97f4a7c15ull;
     for (long done = 0; done < MAP_OPS; done += 64) {
-        mix_ops(r, &x, 0, r->nkeys, fresh, 64);
+        mix_ops(r, &x, 0, r->nkeys, 64);
         frt_safepoint();
     }
 }
 
 /* One name per map for the counter (the nop keeps the two apart). */
-__attribute__((noinline)) static void ops_frt_map(const mix_run *r, frt_object *fresh)
+__attribute__((noinline)) static void ops_frt_map(const mix_run *r)
 {
-    mix_ops_fixed(r, fresh);
+    mix_ops_fixed(r);
 }
 
-__attribute__((noinline)) static void ops_sharded(const mix_run *r, frt_object *fresh)
+__attribute__((noinline)) static void ops_sharded(const mix_run *r)
 {
     __asm__ volatile("nop");
-    mix_ops_fixed(r, fresh);
+    mix_ops_fixed(r);
 }
 
 static void row_map_ops(const share_ctx *ctx)
@@ -356,17 +403,15 @@ static void row_map_ops(const share_ctx *ctx)
     sharded *sh = sharded_new(nkeys);
     fill(m, NULL, nkeys);
     fill(NULL, sh, nkeys);
-    frt_object *fresh = bval_new(0);
     mix_run rm = {.map = m, .nkeys = nkeys, .write_pct = 10};
     mix_run rs = {.sh = sh, .nkeys = nkeys, .write_pct = 10};
     uint64_t t0 = bench_now_ns();
-    ops_frt_map(&rm, fresh);
+    ops_frt_map(&rm);
     uint64_t t1 = bench_now_ns();
-    ops_sharded(&rs, fresh);
+    ops_sharded(&rs);
     uint64_t t2 = bench_now_ns();
     printf("map_ops      frt_map %.1f ns/op   mutex-sharded %.1f ns/op (wall clock, one pass: for "
            "information)\n", (double)(t1 - t0) / MAP_OPS, (double)(t2 - t1) / MAP_OPS);
-    frt_decref(fresh);
     frt_decref((frt_object *)m);
     sharded_free(sh);
 }
@@ -379,22 +424,15 @@ static void row_map_readers(const share_ctx *ctx)
     uint64_t nkeys = quick ? 20000 : 1000000;
     frt_map *m = frt_map_new(0, NULL);
     fill(m, NULL, nkeys);
-    int reps = quick ? 1 : 5;
-    double one[16], two[16], onec[16], twoc[16];
-    for (int i = 0; i < reps; i++) {
-        mix_run r1 = {.map = m, .nkeys = nkeys, .threads = 1, .distinct = 1, .seconds = quick ? 0.1 : 0.5};
-        mix_run r2 = {.map = m, .nkeys = nkeys, .threads = 2, .distinct = 1, .seconds = quick ? 0.1 : 0.5};
-        one[i] = mix_mops(&r1, &onec[i]);
-        two[i] = mix_mops(&r2, &twoc[i]);
-    }
-    double m1 = bench_median(one, (size_t)reps), m2 = bench_median(two, (size_t)reps);
-    double m1c = bench_median(onec, (size_t)reps), m2c = bench_median(twoc, (size_t)reps);
+    mix_run r2 = {.map = m, .nkeys = nkeys, .threads = 2, .distinct = 1, .seconds = quick ? 0.1 : 0.3};
+    mix_run r1 = {.map = m, .nkeys = nkeys, .threads = 1, .distinct = 1, .seconds = quick ? 0.1 : 0.3};
+    paired p = run_paired(&r2, &r1, quick ? 1 : MIX_REPS);
     printf("map_readers  get only, distinct keys: 1 reader %.2f Mops/s   2 readers %.2f Mops/s   "
-           "ratio %.2fx (target >= 1.7x; %ld CPUs)\n", m1, m2, m2 / m1, bench_ncpus());
+           "ratio %.2fx (target >= 1.7x; %ld CPUs)\n", p.b, p.a, p.ratio, bench_ncpus());
     /* Readers that share nothing keep their per-CPU speed: 2 readers on 2
      * idle CPUs then give twice the throughput of one. */
     printf("             per CPU-second: 1 reader %.2f Mops   2 readers %.2f Mops   ratio %.2fx (1.0x: "
-           "no slowdown from sharing)\n", m1c, m2c, m2c / m1c);
+           "no slowdown from sharing)\n", p.b_cpu, p.a_cpu, p.r_cpu);
     frt_decref((frt_object *)m);
 }
 BENCH_SHARE_ROW(60, row_map_readers)
