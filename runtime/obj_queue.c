@@ -48,9 +48,17 @@ int frt_objq_push(frt_objq *q, frt_object *o)
         if (c) {
             c->obj[c->n++] = o;
             uint32_t n = atomic_load_explicit(&q->count, memory_order_relaxed);
-            atomic_store_explicit(&q->count, n + 1, memory_order_seq_cst);
+            /* Only the push onto an empty queue races an owner going
+             * BLOCKED (frt_objq_empty): a later one finds the count
+             * non-zero already, and only a take (under this lock) clears
+             * it. So only the first needs the sequentially consistent
+             * store (an xchg on x86). */
+            if (n == 0)
+                atomic_store_explicit(&q->count, 1, memory_order_seq_cst);
+            else
+                atomic_store_explicit(&q->count, n + 1, memory_order_relaxed);
             frt_ticket_lock_release(&q->lock);
-            return n == 0 ? FRT_OBJQ_FIRST : FRT_OBJQ_PUSHED;
+            return n == 0 ? FRT_OBJQ_FIRST : n + 1 == FRT_OBJQ_BATCH ? FRT_OBJQ_BATCHED : FRT_OBJQ_PUSHED;
         }
         /* No chunk to spare: allocate one outside the lock, and go again. */
         frt_ticket_lock_release(&q->lock);

@@ -33,11 +33,23 @@ typedef struct frt_objq {
     unsigned nspare;
 } frt_objq;
 
-enum { FRT_OBJQ_PUSHED = 0, FRT_OBJQ_FIRST = 1, FRT_OBJQ_CLOSED = -1, FRT_OBJQ_NOMEM = -2 };
+/* A queue this long is worth its owner's while at any safepoint poll;
+ * a shorter one waits for an explicit safepoint (frt_safepoint, a
+ * blocking section, detach, a collection) or for this many. */
+#define FRT_OBJQ_BATCH FRT_OBJQ_CHUNK
+
+enum {
+    FRT_OBJQ_PUSHED = 0,
+    FRT_OBJQ_FIRST = 1,
+    FRT_OBJQ_BATCHED = 2,
+    FRT_OBJQ_CLOSED = -1,
+    FRT_OBJQ_NOMEM = -2
+};
 
 /* Open (again, after a close): the chunks kept for reuse stay. */
 void frt_objq_open(frt_objq *q);
-/* FRT_OBJQ_FIRST when the queue was empty (the owner needs telling),
+/* FRT_OBJQ_FIRST when the queue was empty and FRT_OBJQ_BATCHED when it
+ * now holds FRT_OBJQ_BATCH objects (either way the owner needs telling),
  * FRT_OBJQ_PUSHED otherwise; FRT_OBJQ_CLOSED or FRT_OBJQ_NOMEM when o was
  * not queued. */
 int frt_objq_push(frt_objq *q, frt_object *o);
@@ -58,6 +70,12 @@ void frt_objq_destroy(frt_objq *q);
 static inline int frt_objq_empty(frt_objq *q)
 {
     return atomic_load_explicit(&q->count, memory_order_seq_cst) == 0;
+}
+
+/* Enough queued for a safepoint poll to merge (FRT_OBJQ_BATCH). */
+static inline int frt_objq_batch_ready(frt_objq *q)
+{
+    return atomic_load_explicit(&q->count, memory_order_relaxed) >= FRT_OBJQ_BATCH;
 }
 
 #endif
