@@ -28,7 +28,7 @@ static const frt_type t256 = {"t256", 256, NULL, NULL, NULL, NULL};
 #define BARRIER() __asm__ volatile("" ::: "memory")
 
 /* The same loop as frt-bench-brc's: an op, a barrier, an op, a barrier. */
-__attribute__((noinline)) static void owner_pairs(frt_object *o, long n)
+static inline __attribute__((always_inline)) void pairs(frt_object *o, long n)
 {
     for (long i = 0; i < n; i++) {
         frt_incref(o);
@@ -38,17 +38,17 @@ __attribute__((noinline)) static void owner_pairs(frt_object *o, long n)
     }
 }
 
-/* A merged object: the non-owner's path, from one thread. (The nop, one
- * instruction per call, keeps the compiler from folding the two loops.) */
+__attribute__((noinline)) static void owner_pairs(frt_object *o, long n)
+{
+    pairs(o, n);
+}
+
+/* A merged object: the non-owner's path, from one thread. (The nops, one
+ * instruction each per call, keep the compiler from folding the loops.) */
 __attribute__((noinline)) static void merged_pairs(frt_object *o, long n)
 {
     __asm__ volatile("nop");
-    for (long i = 0; i < n; i++) {
-        frt_incref(o);
-        BARRIER();
-        frt_decref(o);
-        BARRIER();
-    }
+    pairs(o, n);
 }
 
 /* An object the main thread owns, counted by another thread: the
@@ -56,12 +56,7 @@ __attribute__((noinline)) static void merged_pairs(frt_object *o, long n)
 __attribute__((noinline)) static void nonowner_pairs(frt_object *o, long n)
 {
     __asm__ volatile("nop; nop");
-    for (long i = 0; i < n; i++) {
-        frt_incref(o);
-        BARRIER();
-        frt_decref(o);
-        BARRIER();
-    }
+    pairs(o, n);
 }
 
 /* Hand-offs: objects the main thread made, dropped by another thread
