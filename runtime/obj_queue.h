@@ -4,7 +4,10 @@
  * A push stores one pointer in the current chunk, so handing an object to
  * its owner allocates nothing per object (a 16-byte node each, before); a
  * chunk holds 62 pointers and drained chunks are kept for reuse by the
- * queue's owner. The lock is held for a few stores. `count` is read without
+ * queue's owner. The lock is held for a few stores, so it is a plain
+ * test-and-set lock: one atomic exchange to take, a store to give back
+ * (a ticket lock's release is a second atomic read-modify-write, on every
+ * hand-off); a waiter spins, then yields. `count` is read without
  * the lock (seq_cst, see frt_objq_empty) by a thread deciding to block. */
 #ifndef FRT_RUNTIME_OBJ_QUEUE_H
 #define FRT_RUNTIME_OBJ_QUEUE_H
@@ -14,7 +17,7 @@
 
 #include <frt/object.h>
 
-#include "ticket_lock.h"
+#include "futex.h"
 
 #define FRT_OBJQ_CHUNK 62
 
@@ -25,7 +28,7 @@ typedef struct frt_objq_chunk {
 } frt_objq_chunk;
 
 typedef struct frt_objq {
-    frt_ticket_lock lock;
+    _Atomic uint32_t lock;   /* 1 while held (obj_queue.c) */
     _Atomic uint32_t count;  /* objects queued; written under the lock */
     int closed;              /* under the lock */
     frt_objq_chunk *head;    /* newest chunk first, only head partly filled */
