@@ -101,7 +101,7 @@ void frt__decref_shared(frt_object *o)
 
 void frt__decref_sampled(frt_object *o)
 {
-    frt__hot_countdown = FRT_HOT_SAMPLE - 1;
+    frt__hot_countdown = FRT_HOT_SAMPLE; /* the decref below takes it to FRT_HOT_SAMPLE - 1 */
     frt_tstate *ts = frt__tstate();
     if (ts)
         frt__hot_sample(ts, o);
