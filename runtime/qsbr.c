@@ -9,6 +9,7 @@
  * a block freed without going through here is still reported. No
  * suppressions: frt calls nothing of liburcu that hands memory between
  * threads behind TSan's back (see frt__qsbr_barrier). */
+#include <sched.h>
 #include <stdint.h>
 #include <urcu-qsbr.h>
 #include <urcu/call-rcu.h>
@@ -40,7 +41,9 @@ static char gp_token;
 typedef struct batch {
     struct rcu_head head;
     struct batch *child_next; /* in a forked child: child_queue */
+    struct batch *prev, *next; /* in_flight */
     unsigned n;
+    unsigned counted; /* entries that count as blocks (not LATER ones) */
     size_t bytes;
     uintptr_t blocks[BATCH_BLOCKS];
 } batch;
@@ -61,6 +64,15 @@ static _Atomic int forked_child;
 static _Atomic(batch *) child_queue;
 static __thread batch *tls_stopped; /* taken at our stop, freed at its restart */
 
+/* Batches handed to liburcu whose callback has not started: a forked
+ * child, whose copy of liburcu's call_rcu worker never runs, finds them
+ * here. Taken once per batch on each side, never with another lock.
+ * in_progress counts callbacks that left the list and are freeing: a fork
+ * waits for them, so no batch is half-freed in the child. */
+static pthread_mutex_t in_flight_lock = PTHREAD_MUTEX_INITIALIZER;
+static batch *in_flight;
+static _Atomic unsigned in_progress;
+
 #define CHILD() atomic_load_explicit(&forked_child, memory_order_relaxed)
 
 void frt__qsbr_register(void)
@@ -73,12 +85,13 @@ void frt__qsbr_register(void)
     }
 }
 
-static void batch_free(struct rcu_head *head)
+/* The counters go down before the blocks are freed: a batch that a fork
+ * catches half-way through (its callback running on liburcu's worker)
+ * must not leave the child's counters high forever. */
+static void batch_free(batch *b)
 {
-    batch *b = caa_container_of(head, batch, head);
-    TSAN_ACQUIRE(&gp_token);
-    TSAN_ACQUIRE(b);
-    unsigned later = 0;
+    atomic_fetch_sub(&waiting_blocks, b->counted);
+    atomic_fetch_sub(&waiting_bytes, b->bytes);
     for (unsigned i = 0; i < b->n; i++) {
         void *p = (void *)(b->blocks[i] & ~TAGS);
         if (b->blocks[i] & LATER_TAG) {
@@ -87,16 +100,40 @@ static void batch_free(struct rcu_head *head)
             while (!atomic_compare_exchange_weak_explicit(&ready, &w->next, w, memory_order_release,
                                                           memory_order_relaxed)) {
             }
-            later++;
         } else if (b->blocks[i] & LARGE_TAG) {
             frt__large_free(p);
         } else {
             frt__block_free(NULL, p);
         }
     }
-    atomic_fetch_sub(&waiting_blocks, b->n - later);
-    atomic_fetch_sub(&waiting_bytes, b->bytes);
     frt__sys_free(b);
+}
+
+/* liburcu's call_rcu worker, after a grace period. */
+static void batch_ready(struct rcu_head *head)
+{
+    batch *b = caa_container_of(head, batch, head);
+    TSAN_ACQUIRE(&gp_token);
+    TSAN_ACQUIRE(b);
+    pthread_mutex_lock(&in_flight_lock);
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        in_flight = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    atomic_fetch_add_explicit(&in_progress, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&in_flight_lock);
+    batch_free(b);
+    atomic_fetch_sub_explicit(&in_progress, 1, memory_order_release);
+}
+
+static void child_queue_push(batch *b)
+{
+    b->child_next = atomic_load_explicit(&child_queue, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&child_queue, &b->child_next, b,
+                                                  memory_order_release, memory_order_relaxed)) {
+    }
 }
 
 static void flush(void)
@@ -106,14 +143,23 @@ static void flush(void)
         return;
     tls_batch = NULL;
     if (CHILD()) {
-        b->child_next = atomic_load_explicit(&child_queue, memory_order_relaxed);
-        while (!atomic_compare_exchange_weak_explicit(&child_queue, &b->child_next, b,
-                                                      memory_order_release, memory_order_relaxed)) {
-        }
+        child_queue_push(b);
         return;
     }
+    pthread_mutex_lock(&in_flight_lock);
+    b->prev = NULL;
+    b->next = in_flight;
+    if (in_flight)
+        in_flight->prev = b;
+    in_flight = b;
+    pthread_mutex_unlock(&in_flight_lock);
     TSAN_RELEASE(b);
-    call_rcu(&b->head, batch_free);
+    call_rcu(&b->head, batch_ready);
+}
+
+void frt__qsbr_flush(void)
+{
+    flush();
 }
 
 void frt__qsbr_unregister(void)
@@ -193,6 +239,7 @@ static void defer(uintptr_t entry, size_t bytes, int counted)
     }
     b->blocks[b->n++] = entry;
     b->bytes += bytes;
+    b->counted += (unsigned)counted;
     atomic_fetch_add(&waiting_blocks, (size_t)counted);
     size_t now = atomic_fetch_add(&waiting_bytes, bytes) + bytes;
     size_t peak = atomic_load(&waiting_peak);
@@ -269,26 +316,35 @@ void frt__qsbr_barrier(void)
  * and offline are this file's bookkeeping only, and batches wait in
  * child_queue for frt's own grace period, a stop-the-world.
  *
- * The blocks liburcu held at the fork (queued to its call_rcu worker, which
- * did not come along) cannot be reached safely and leak in the child; the
- * counters forget them. The forking thread's own batch is the child's and
- * is freed. (The other threads' batches are empty: a thread parked for the
- * fork's stop, or blocked, went offline, which flushes.) */
+ * The batches liburcu held at the fork (queued to its call_rcu worker,
+ * which did not come along) are on in_flight, which the fork took locked
+ * once no callback was half-way through one: the child moves them to
+ * child_queue, to be freed at its first stop like its own. Nothing in
+ * them can still be read: the threads that could have read them are gone,
+ * and the forking thread forks from a clean point. (The wait is short and
+ * cannot deadlock: a callback takes no lock but the large-block lock,
+ * which the fork takes later, and no parked thread holds.) The forking
+ * thread's own batch is the child's and is freed. (The other threads'
+ * batches are empty: a thread hands its batch over before it parks for a
+ * stop or goes blocked, frt__qsbr_flush.) */
 void frt__qsbr_fork(int phase)
 {
     /* A child's child keeps all it has: nothing of it was liburcu's, and
      * what the fork's stop took (tls_stopped) is freed at the restart. */
-    if (phase != FRT_FORK_CHILD || CHILD())
+    if (CHILD())
         return;
-    atomic_store(&forked_child, 1);
-    size_t bytes = 0, blocks = 0;
-    if (tls_batch) {
-        bytes = tls_batch->bytes;
-        for (unsigned i = 0; i < tls_batch->n; i++)
-            blocks += !(tls_batch->blocks[i] & LATER_TAG);
+    if (phase == FRT_FORK_CHILD) {
+        atomic_store(&forked_child, 1);
+        for (batch *b = in_flight, *next; b; b = next) {
+            next = b->next;
+            child_queue_push(b);
+        }
+        in_flight = NULL;
     }
-    atomic_store(&waiting_bytes, bytes);
-    atomic_store(&waiting_blocks, blocks);
+    frt__fork_mutex(&in_flight_lock, phase);
+    if (phase == FRT_FORK_LOCK)
+        while (atomic_load_explicit(&in_progress, memory_order_acquire))
+            sched_yield();
 }
 
 /* A stop-the-world is a grace period (forked child only). When the world
@@ -319,7 +375,7 @@ void frt__qsbr_world_started(void)
     tls_stopped = NULL;
     while (b) {
         batch *next = b->child_next;
-        batch_free(&b->head);
+        batch_free(b);
         b = next;
     }
 }

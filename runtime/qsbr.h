@@ -27,6 +27,10 @@ void frt__qsbr_quiescent(void);
  * so grace periods do not wait for it. Offline flushes the batch. */
 void frt__qsbr_offline(void);
 void frt__qsbr_online(void);
+/* Hand this thread's batch over, before the thread lets a stop proceed
+ * without it (parked or blocked): what the stopper does with the world
+ * stopped, a fork included, must be able to reach every batch. */
+void frt__qsbr_flush(void);
 
 /* Free an object's block (large: mapped alone) after a grace period. */
 void frt__qsbr_defer_free(void *block, size_t bytes, int large);

@@ -86,6 +86,7 @@ void frt__safepoint_park(frt_tstate *ts)
     if (!(w & FRT_TS_STOP) || frt_ts_state(w) != FRT_TS_ATTACHED)
         return;
     int suspended = frt__cs_suspend_all(ts);
+    frt__qsbr_flush();
     for (;;) {
         if (!(w & FRT_TS_STOP) || frt_ts_state(w) != FRT_TS_ATTACHED)
             goto resume;
@@ -161,6 +162,7 @@ void frt_safepoint(void)
  * wait for the next pusher to help, or for our next safepoint. */
 static void go_blocked(frt_tstate *ts)
 {
+    frt__qsbr_flush();
     uint32_t w = atomic_load(&ts->word);
     while (!atomic_compare_exchange_weak(
         &ts->word, &w, (w & ~(FRT_TS_STATE | FRT_TS_ATTACH_WAITING)) | FRT_TS_BLOCKED)) {

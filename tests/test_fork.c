@@ -19,7 +19,9 @@
  *     taken over, nothing leaked;
  *   - (without TSan, which cannot start threads after such a fork) attach
  *     a new thread, which adopts a vanished thread's heap;
- *   - shut down with frt_shutdown() == 0.
+ *   - shut down with frt_shutdown() == 0, keeping no block of its own
+ *     (batches that liburcu's call_rcu worker had not freed at the fork
+ *     are the child's to free).
  * The workers keep every reference they hold in global slots, never only on
  * their stack across an frt call (where they may be parked at the fork), so
  * "nothing left" is exact. The parent then goes on, and ends the same way. */
@@ -34,6 +36,7 @@
 #include <frt/frt.h>
 
 #include "check.h"
+#include "runtime/os.h"
 #include "test_util.h"
 
 typedef struct ring_node {
@@ -351,6 +354,9 @@ static void child_run(int attach_first)
     CHECK_EQ(atomic_load(&created) - atomic_load(&destroyed), 0);
     frt_heap_trim(); /* waits for no grace period in the child */
     CHECK_EQ(frt_shutdown(), 0);
+    /* Not one block of the runtime's own kept: what liburcu held for the
+     * vanished call_rcu worker was freed too. */
+    CHECK_EQ(frt_test_sys_live(), 0);
     _exit(0);
 }
 
