@@ -15,6 +15,8 @@ void frt__brc_install(frt_hooks *hooks);
  * owner must be unable to touch the local count (gone, blocked and helped,
  * suspended). */
 intptr_t frt__brc_merge(frt_object *o, intptr_t extra);
+/* World stopped: no owner any more (counts merged), unless hot or immortal. */
+void frt__brc_disown_stopped(frt_object *o);
 
 /* The caller's decref was not applied to the shared count: the queue holds
  * that reference until the owner (or someone acting for it) merges. */

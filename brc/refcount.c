@@ -186,6 +186,20 @@ void frt_set_immortal(frt_object *o)
     frt_start_the_world();
 }
 
+/* World stopped: o's owner, if it has one, gives it up, as in
+ * frt_make_shared. The collector does this to the garbage it is about to
+ * hold and clear: its decrefs then free each object on the spot, where
+ * they would otherwise queue it to an owner that may reach no safepoint
+ * for a long while (CPython's collector merges unreachable objects' counts
+ * for the same reason). Safe with the world stopped: no owner is half-way
+ * through a plain store to its local count. */
+void frt__brc_disown_stopped(frt_object *o)
+{
+    uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
+    if (tid != 0 && tid != FRT_TID_HOT)
+        frt__brc_merge(o, 0);
+}
+
 int frt_make_shared(frt_object *o)
 {
     if (!o)

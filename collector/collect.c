@@ -154,10 +154,13 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic, size_t *found)
     if (gen == 2)
         frt__gc_forget_young();
     for (size_t i = 0; i < nu; i++) {
-        /* Garbage that is hot goes back to ordinary counting, so the
-         * clearing below frees it through ordinary decrefs. */
+        /* Garbage goes to merged (ownerless) counting, hot garbage too, so
+         * the clearing below frees each object on this thread, before
+         * frt_gc_collect returns, whatever its owner is doing then. */
         if (frt__is_hot(w.obj[i]))
             frt__hot_demote_stopped(w.obj[i]);
+        else
+            frt__brc_disown_stopped(w.obj[i]);
         frt_incref(w.obj[i]);
         w.obj[i]->ob_gc_bits |= FRT_GC_UNREACHABLE;
     }
