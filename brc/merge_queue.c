@@ -2,8 +2,13 @@
  *
  * A queue is a chunked stack of object pointers on the owner's thread
  * state (runtime/obj_queue.h): a push stores one pointer, allocating
- * nothing per object, and only the push that finds the queue empty sets
- * MERGE in the owner's state word. The owner merges at its next safepoint.
+ * nothing per object, and only the push that finds the queue empty, or
+ * that fills it to FRT_OBJQ_BATCH, sets MERGE in the owner's state word.
+ * The owner merges at its next explicit safepoint (frt_safepoint, a
+ * blocking section, detach; a collection merges every queue), and at any
+ * safepoint poll (frt_new's) once FRT_OBJQ_BATCH objects wait: a thread
+ * that only allocates holds at most that many, and pushes and merges are
+ * paid per batch, not per object.
  * Three cases merge elsewhere, each safe because the owner cannot be
  * writing the local count:
  *   - the owner has detached (its id matches no thread, or its queue is
@@ -167,12 +172,13 @@ void frt__brc_queue(frt_object *o)
         merge_here(o);
         return;
     }
-    /* Only the push onto an empty queue sets MERGE: the owner clears it
-     * before it takes the queue, so a later push finds the queue empty
-     * again and sets it anew. Later pushes only look at the owner's state:
-     * if the first one's help was refused (a stop was suspending the
-     * owner), a BLOCKED owner must still not hold them hostage. */
-    uint32_t w = pushed == FRT_OBJQ_FIRST
+    /* Only the push onto an empty queue, or the one that fills a batch,
+     * sets MERGE: the owner clears it before it looks at the queue, so a
+     * later push finds the queue empty again (or a batch full) and sets it
+     * anew. Other pushes only look at the owner's state: if the first
+     * one's help was refused (a stop was suspending the owner), a BLOCKED
+     * owner must still not hold them hostage. */
+    uint32_t w = pushed != FRT_OBJQ_PUSHED
                      ? atomic_fetch_or_explicit(&owner->word, FRT_TS_MERGE, memory_order_seq_cst)
                      : atomic_load_explicit(&owner->word, memory_order_relaxed);
     if (frt_ts_state(w) == FRT_TS_BLOCKED || frt_ts_state(w) == FRT_TS_SUSPENDED)

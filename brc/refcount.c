@@ -53,22 +53,21 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra)
 }
 
 /* Adaptive promotion samples every FRT_HOT_SAMPLE-th non-owner decref
- * (hot_adaptive.c) with a countdown of this thread's own: one decrement of
- * a thread-local and a branch on its sign (initial-exec TLS: both on one
- * %fs-relative operand), the whole cost of adaptive promotion to an
- * object nobody contends. The sample must be taken before the decref,
- * while our reference keeps the object alive; the sampled call does the
- * decref itself, so the common path tail-calls nothing and needs no
- * stack frame. */
+ * (hot_adaptive.c) with a countdown of the thread's own, which the inline
+ * decref (frt__decref_nonowner in <frt/object.h>) decrements: one
+ * %fs-relative operand with initial-exec TLS, the whole cost of adaptive
+ * promotion to an object nobody contends. The sample must be taken before
+ * the decref, while our reference keeps the object alive; the sampled call
+ * does the decref itself. */
 #define FRT_HOT_SAMPLE 256
 #if defined(__GNUC__)
-static __thread int hot_countdown __attribute__((tls_model("initial-exec")));
+__thread int frt__hot_countdown __attribute__((tls_model("initial-exec")));
 #else
-static _Thread_local int hot_countdown;
+_Thread_local int frt__hot_countdown;
 #endif
 
 /* A decref took a merged count from prev: free at zero, misuse below. */
-static FRT_COLD void merged_last(frt_object *o, intptr_t prev)
+void frt__decref_merged_last(frt_object *o, intptr_t prev)
 {
     if (prev == (FRT_REF_SHARED_ONE | FRT_REF_MERGED))
         frt__dealloc(o);
@@ -76,23 +75,11 @@ static FRT_COLD void merged_last(frt_object *o, intptr_t prev)
         frt__misuse(o, "decref below zero");
 }
 
-#if defined(__GNUC__)
-__attribute__((always_inline))
-#endif
-static inline void decref_shared(frt_object *o)
+/* What the inline non-owner decref leaves: a CAS loop that queues the
+ * object to its owner or decrements (any state, merged included). */
+void frt__decref_shared(frt_object *o)
 {
     intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
-    if (FRT_REF_STATE(shared) == FRT_REF_MERGED) {
-        /* Merged is final while anyone holds a reference (only the thread
-         * that frees the object may resurrect it as owned): no state to
-         * preserve, so one fetch_sub does, where the loop below needs a CAS. */
-        intptr_t prev = atomic_fetch_sub_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE,
-                                                  memory_order_acq_rel);
-        /* Last reference or below zero: one test for both on this path. */
-        if (FRT_UNLIKELY(prev <= (FRT_REF_SHARED_ONE | FRT_REF_MERGED)))
-            merged_last(o, prev);
-        return;
-    }
     intptr_t next;
     int queue;
     do {
@@ -109,24 +96,16 @@ static inline void decref_shared(frt_object *o)
     if (queue)
         frt__brc_queue(o);
     else if (FRT_UNLIKELY(FRT_REF_STATE(next) == FRT_REF_MERGED)) /* merged while we looped */
-        merged_last(o, next + FRT_REF_SHARED_ONE);
+        frt__decref_merged_last(o, next + FRT_REF_SHARED_ONE);
 }
 
-static FRT_COLD void decref_sampled(frt_object *o)
+void frt__decref_sampled(frt_object *o)
 {
-    hot_countdown = FRT_HOT_SAMPLE - 1;
+    frt__hot_countdown = FRT_HOT_SAMPLE; /* the decref below takes it to FRT_HOT_SAMPLE - 1 */
     frt_tstate *ts = frt__tstate();
     if (ts)
         frt__hot_sample(ts, o);
-    decref_shared(o);
-}
-
-void frt__decref_shared(frt_object *o)
-{
-    if (FRT_UNLIKELY(--hot_countdown < 0))
-        decref_sampled(o);
-    else
-        decref_shared(o);
+    frt__decref_nonowner(o); /* the countdown just restarted: not sampled again */
 }
 
 void frt__merge_zero_local(frt_object *o)

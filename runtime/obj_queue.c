@@ -1,14 +1,37 @@
 /* The chunked object queue behind the BRC merge queues (obj_queue.h). */
 #include "obj_queue.h"
+
+#include <sched.h>
+
 #include "os.h"
 
 #define SPARE_MAX 4
+#define SPINS 100
+
+static void lock(frt_objq *q)
+{
+    for (unsigned spin = 0; atomic_exchange_explicit(&q->lock, 1, memory_order_acquire);) {
+        while (atomic_load_explicit(&q->lock, memory_order_relaxed)) {
+            /* The holder stores a few words: it is running, or preempted
+             * (then yield it the CPU). */
+            if (++spin < SPINS)
+                frt_cpu_relax();
+            else
+                sched_yield();
+        }
+    }
+}
+
+static void unlock(frt_objq *q)
+{
+    atomic_store_explicit(&q->lock, 0, memory_order_release);
+}
 
 void frt_objq_open(frt_objq *q)
 {
-    frt_ticket_lock_acquire(&q->lock);
+    lock(q);
     q->closed = 0;
-    frt_ticket_lock_release(&q->lock);
+    unlock(q);
 }
 
 /* Under the lock: a chunk with room on top, from the spares if any. */
@@ -32,9 +55,9 @@ int frt_objq_push(frt_objq *q, frt_object *o)
 {
     frt_objq_chunk *fresh = NULL;
     for (;;) {
-        frt_ticket_lock_acquire(&q->lock);
+        lock(q);
         if (q->closed) {
-            frt_ticket_lock_release(&q->lock);
+            unlock(q);
             frt__sys_free(fresh);
             return FRT_OBJQ_CLOSED;
         }
@@ -48,12 +71,20 @@ int frt_objq_push(frt_objq *q, frt_object *o)
         if (c) {
             c->obj[c->n++] = o;
             uint32_t n = atomic_load_explicit(&q->count, memory_order_relaxed);
-            atomic_store_explicit(&q->count, n + 1, memory_order_seq_cst);
-            frt_ticket_lock_release(&q->lock);
-            return n == 0 ? FRT_OBJQ_FIRST : FRT_OBJQ_PUSHED;
+            /* Only the push onto an empty queue races an owner going
+             * BLOCKED (frt_objq_empty): a later one finds the count
+             * non-zero already, and only a take (under this lock) clears
+             * it. So only the first needs the sequentially consistent
+             * store (an xchg on x86). */
+            if (n == 0)
+                atomic_store_explicit(&q->count, 1, memory_order_seq_cst);
+            else
+                atomic_store_explicit(&q->count, n + 1, memory_order_relaxed);
+            unlock(q);
+            return n == 0 ? FRT_OBJQ_FIRST : n + 1 == FRT_OBJQ_BATCH ? FRT_OBJQ_BATCHED : FRT_OBJQ_PUSHED;
         }
         /* No chunk to spare: allocate one outside the lock, and go again. */
-        frt_ticket_lock_release(&q->lock);
+        unlock(q);
         fresh = frt__sys_calloc_as(FRT_FAULT_NODE, 1, sizeof *fresh);
         if (!fresh)
             return FRT_OBJQ_NOMEM;
@@ -62,11 +93,11 @@ int frt_objq_push(frt_objq *q, frt_object *o)
 
 static frt_objq_chunk *take(frt_objq *q)
 {
-    frt_ticket_lock_acquire(&q->lock);
+    lock(q);
     frt_objq_chunk *c = q->head;
     q->head = NULL;
     atomic_store_explicit(&q->count, 0, memory_order_seq_cst);
-    frt_ticket_lock_release(&q->lock);
+    unlock(q);
     return c;
 }
 
@@ -79,17 +110,17 @@ frt_objq_chunk *frt_objq_take(frt_objq *q)
 
 int frt_objq_close_empty(frt_objq *q)
 {
-    frt_ticket_lock_acquire(&q->lock);
+    lock(q);
     int empty = atomic_load_explicit(&q->count, memory_order_relaxed) == 0;
     if (empty)
         q->closed = 1;
-    frt_ticket_lock_release(&q->lock);
+    unlock(q);
     return empty;
 }
 
 void frt_objq_recycle(frt_objq *q, frt_objq_chunk *chunks)
 {
-    frt_ticket_lock_acquire(&q->lock);
+    lock(q);
     while (chunks && q->nspare < SPARE_MAX) {
         frt_objq_chunk *next = chunks->next;
         chunks->next = q->spare;
@@ -97,7 +128,7 @@ void frt_objq_recycle(frt_objq *q, frt_objq_chunk *chunks)
         q->nspare++;
         chunks = next;
     }
-    frt_ticket_lock_release(&q->lock);
+    unlock(q);
     while (chunks) {
         frt_objq_chunk *next = chunks->next;
         frt__sys_free(chunks);

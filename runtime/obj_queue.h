@@ -4,7 +4,10 @@
  * A push stores one pointer in the current chunk, so handing an object to
  * its owner allocates nothing per object (a 16-byte node each, before); a
  * chunk holds 62 pointers and drained chunks are kept for reuse by the
- * queue's owner. The lock is held for a few stores. `count` is read without
+ * queue's owner. The lock is held for a few stores, so it is a plain
+ * test-and-set lock: one atomic exchange to take, a store to give back
+ * (a ticket lock's release is a second atomic read-modify-write, on every
+ * hand-off); a waiter spins, then yields. `count` is read without
  * the lock (seq_cst, see frt_objq_empty) by a thread deciding to block. */
 #ifndef FRT_RUNTIME_OBJ_QUEUE_H
 #define FRT_RUNTIME_OBJ_QUEUE_H
@@ -14,7 +17,7 @@
 
 #include <frt/object.h>
 
-#include "ticket_lock.h"
+#include "futex.h"
 
 #define FRT_OBJQ_CHUNK 62
 
@@ -25,7 +28,7 @@ typedef struct frt_objq_chunk {
 } frt_objq_chunk;
 
 typedef struct frt_objq {
-    frt_ticket_lock lock;
+    _Atomic uint32_t lock;   /* 1 while held (obj_queue.c) */
     _Atomic uint32_t count;  /* objects queued; written under the lock */
     int closed;              /* under the lock */
     frt_objq_chunk *head;    /* newest chunk first, only head partly filled */
@@ -33,11 +36,23 @@ typedef struct frt_objq {
     unsigned nspare;
 } frt_objq;
 
-enum { FRT_OBJQ_PUSHED = 0, FRT_OBJQ_FIRST = 1, FRT_OBJQ_CLOSED = -1, FRT_OBJQ_NOMEM = -2 };
+/* A queue this long is worth its owner's while at any safepoint poll;
+ * a shorter one waits for an explicit safepoint (frt_safepoint, a
+ * blocking section, detach, a collection) or for this many. */
+#define FRT_OBJQ_BATCH FRT_OBJQ_CHUNK
+
+enum {
+    FRT_OBJQ_PUSHED = 0,
+    FRT_OBJQ_FIRST = 1,
+    FRT_OBJQ_BATCHED = 2,
+    FRT_OBJQ_CLOSED = -1,
+    FRT_OBJQ_NOMEM = -2
+};
 
 /* Open (again, after a close): the chunks kept for reuse stay. */
 void frt_objq_open(frt_objq *q);
-/* FRT_OBJQ_FIRST when the queue was empty (the owner needs telling),
+/* FRT_OBJQ_FIRST when the queue was empty and FRT_OBJQ_BATCHED when it
+ * now holds FRT_OBJQ_BATCH objects (either way the owner needs telling),
  * FRT_OBJQ_PUSHED otherwise; FRT_OBJQ_CLOSED or FRT_OBJQ_NOMEM when o was
  * not queued. */
 int frt_objq_push(frt_objq *q, frt_object *o);
@@ -58,6 +73,12 @@ void frt_objq_destroy(frt_objq *q);
 static inline int frt_objq_empty(frt_objq *q)
 {
     return atomic_load_explicit(&q->count, memory_order_seq_cst) == 0;
+}
+
+/* Enough queued for a safepoint poll to merge (FRT_OBJQ_BATCH). */
+static inline int frt_objq_batch_ready(frt_objq *q)
+{
+    return atomic_load_explicit(&q->count, memory_order_relaxed) >= FRT_OBJQ_BATCH;
 }
 
 #endif

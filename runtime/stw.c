@@ -112,9 +112,13 @@ void frt__safepoint_slow(frt_tstate *ts)
         if (w & FRT_TS_STOP) {
             frt__safepoint_park(ts);
         } else if (w & FRT_TS_MERGE) {
-            /* Clear first: a push after this sets it again. */
+            /* Clear first: a push after this sets it again. A short queue
+             * waits (obj_queue.h, FRT_OBJQ_BATCH): merged one object per
+             * poll, as a producer polling in every frt_new would, each
+             * hand-off would cost the pusher and us a round of atomics on
+             * the queue and on this word. */
             atomic_fetch_and(&ts->word, ~(uint32_t)FRT_TS_MERGE);
-            if (frt__rt.hooks.merge_queue)
+            if (frt__rt.hooks.merge_queue && frt_objq_batch_ready(&ts->brc_queue))
                 frt__rt.hooks.merge_queue(ts);
         } else if (w & FRT_TS_TRIM) {
             atomic_fetch_and(&ts->word, ~(uint32_t)FRT_TS_TRIM);
@@ -144,6 +148,9 @@ void frt_safepoint(void)
     frt__arena_purge_poll();
     frt__qsbr_quiescent();
     frt__safepoint_poll(ts);
+    /* An explicit safepoint merges whatever is queued, short or not. */
+    if (frt__rt.hooks.merge_queue && !frt_objq_empty(&ts->brc_queue))
+        frt__rt.hooks.merge_queue(ts);
     /* Too much memory waits for a grace period: wait for one here, where
      * the caller holds nothing (qsbr.h). */
     if (FRT_UNLIKELY(frt__qsbr_over_limit()))

@@ -2,7 +2,8 @@
  * the queue-to-owner path (merge at a safepoint, at detach, on the spot for
  * a thread that has gone), merging when the owner's local count reaches
  * zero, frt_make_shared, threads that exit holding references, objects
- * handed across threads by a queue, and immortal objects through all of it.
+ * handed across threads by a queue, merge queues that wait for a batch at
+ * a safepoint poll, and immortal objects through all of it.
  *
  * Every object carries an id; destroy counts per id, so "freed exactly once"
  * is checked object by object, and destroy also checks that the object it is
@@ -18,6 +19,7 @@
 
 #include <frt/frt.h>
 
+#include "runtime/obj_queue.h" /* FRT_OBJQ_BATCH */
 #include "test_util.h"
 
 /* ------------------------------------------------------------------ */
@@ -1021,6 +1023,117 @@ static void test_thread_pointer_reuse(void)
     CHECK_EQ(frt_shutdown(), 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* 9. Batched merges: a safepoint poll (frt_new's) merges the owner's
+ *    queue only once FRT_OBJQ_BATCH objects wait; frt_safepoint, blocking
+ *    and detach merge whatever waits. First in lockstep, then as a race
+ *    of a producer that only polls through frt_new against a dropper.   */
+
+static tobj *b_objs[FRT_OBJQ_BATCH];
+static _Atomic long b_dropped;
+
+static void *drop_batch(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    frt_decref(&b_objs[0]->ob);
+    atomic_store(&b_dropped, 1);
+    test_wait_at_least(&b_dropped, 2, 0, "the owner's first poll");
+    for (int i = 1; i < FRT_OBJQ_BATCH; i++)
+        frt_decref(&b_objs[i]->ob);
+    atomic_store(&b_dropped, 3);
+    frt_thread_detach();
+    return NULL;
+}
+
+#define BR_ITEMS 4096
+#define BR_RING 64
+
+static struct {
+    _Atomic(tobj *) slot[BR_RING];
+    _Atomic long made, dropped;
+} br;
+
+/* The producer polls only in frt_new; what the dropper queued back waits
+ * for a batch or for the producer's explicit safepoint at the end. */
+static void *batch_producer(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    tobj *kept = NULL;
+    for (long i = 0; i < BR_ITEMS; i++) {
+        tobj *o = make();
+        if (i % 8 == 0) { /* we keep one too and drop it later: it races the dropper */
+            frt_incref(&o->ob);
+            frt_xdecref(kept ? &kept->ob : NULL);
+            kept = o;
+        }
+        _Atomic(tobj *) *slot = &br.slot[i % BR_RING];
+        for (unsigned k = 0; atomic_load_explicit(slot, memory_order_acquire); k++)
+            test_pause(k);
+        atomic_store_explicit(slot, o, memory_order_release);
+        atomic_fetch_add(&br.made, 1);
+    }
+    frt_xdecref(kept ? &kept->ob : NULL);
+    test_wait_at_least(&br.dropped, BR_ITEMS, 0, "the dropper");
+    frt_safepoint(); /* whatever waits, fewer than a batch included */
+    CHECK_EQ(atomic_load(&destroyed), BR_ITEMS);
+    frt_thread_detach();
+    return NULL;
+}
+
+static void *batch_dropper(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    for (long i = 0; i < BR_ITEMS; i++) {
+        _Atomic(tobj *) *slot = &br.slot[i % BR_RING];
+        tobj *o;
+        for (unsigned k = 0; !(o = atomic_load_explicit(slot, memory_order_acquire)); k++)
+            test_pause(k);
+        atomic_store_explicit(slot, NULL, memory_order_release);
+        CHECK(o->magic == MAGIC);
+        frt_decref(&o->ob);
+        atomic_fetch_add(&br.dropped, 1);
+    }
+    frt_thread_detach();
+    return NULL;
+}
+
+static void test_batched_merge(void)
+{
+    CHECK_EQ(frt_init(brc_config()), 0);
+    reset_counts();
+    for (int i = 0; i < FRT_OBJQ_BATCH; i++)
+        b_objs[i] = make();
+    atomic_store(&b_dropped, 0);
+    pthread_t t = test_spawn(drop_batch, NULL);
+    test_wait_at_least(&b_dropped, 1, 0, "the first drop");
+    /* One object queued: frt_new's poll leaves it for later. */
+    tobj *extra = make();
+    CHECK_EQ(atomic_load(&destroyed), 0);
+    CHECK_EQ(FRT_REF_STATE(shared_word(b_objs[0])), FRT_REF_QUEUED);
+    atomic_store(&b_dropped, 2);
+    test_wait_at_least(&b_dropped, 3, 0, "the batch");
+    /* A full batch queued: the next poll merges and frees all of it. */
+    tobj *extra2 = make();
+    CHECK_EQ(atomic_load(&destroyed), FRT_OBJQ_BATCH);
+    join(t);
+    frt_decref(&extra->ob);
+    frt_decref(&extra2->ob);
+    check_destroyed_once(0, FRT_OBJQ_BATCH + 2);
+
+    /* The same as a race; the producer's explicit safepoint at the end
+     * must leave nothing queued. */
+    reset_counts();
+    memset(&br, 0, sizeof br);
+    pthread_t p = test_spawn(batch_producer, NULL), d = test_spawn(batch_dropper, NULL);
+    join(p);
+    join(d);
+    check_destroyed_once(0, BR_ITEMS);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
 int main(void)
 {
     test_watchdog("test_brc", 240);
@@ -1033,6 +1146,7 @@ int main(void)
     test_producer_consumer();
     test_set_immortal_non_owner();
     test_thread_pointer_reuse();
+    test_batched_merge();
     fprintf(stderr, "test_brc: %.2f s\n", (double)(test_now_ns() - t0) / 1e9);
     TEST_PASS("test_brc");
     return 0;

@@ -48,7 +48,7 @@ FRT_API void frt_thread_detach(void);
 FRT_API int frt_thread_is_attached(void);
 
 /* Poll: merge this thread's BRC queue, park if a stop-the-world is pending.
- * frt_new polls too. */
+ * frt_new polls too, merging the queue only once a batch (62) waits. */
 FRT_API void frt_safepoint(void);
 
 /* Around a stretch that touches no frt object (a lock wait, I/O, sleep):

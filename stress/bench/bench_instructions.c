@@ -10,6 +10,8 @@
  * libfrt.so: the owner pair must cost the same through both. The argument
  * "adaptive-off" runs with frt_config.hot_adaptive off: the ordinary paths
  * must cost the same either way. */
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,8 +60,115 @@ __attribute__((noinline)) static void merged_pairs(frt_object *o, long n)
 /* A hot object (frt_make_hot): per-thread counts, inline. */
 __attribute__((noinline)) static void hot_pairs(frt_object *o, long n)
 {
+    __asm__ volatile("nop; nop; nop");
+    pairs(o, n);
+}
+
+/* An object the main thread owns, counted by another thread: the
+ * non-owner path on an owned object (frt-bench-brc section b). */
+__attribute__((noinline)) static void nonowner_pairs(frt_object *o, long n)
+{
     __asm__ volatile("nop; nop");
     pairs(o, n);
+}
+
+/* Hand-offs: objects the main thread made, dropped by another thread
+ * (each queued back to the main thread), then merged and freed by the
+ * main thread at its safepoint (queue_merge). */
+__attribute__((noinline)) static void queue_drops(frt_object **v, long n)
+{
+    for (long i = 0; i < n; i++)
+        frt_decref(v[i]);
+}
+
+__attribute__((noinline)) static void queue_merge(void)
+{
+    frt_safepoint();
+}
+
+/* Hand-offs in lockstep, as a producer and a consumer run: the main
+ * thread makes an object (frt_new polls its safepoint, which merges what
+ * was queued), the other thread drops it (queued to the main thread). */
+#define HANDOFFS 100000L
+
+static struct {
+    frt_object *owned;
+    frt_object **v;
+    long n;
+    _Atomic(frt_object *) slot;
+    _Atomic int done;
+} other;
+
+__attribute__((noinline)) static void handoff_drop(frt_object *o)
+{
+    frt_decref(o);
+}
+
+__attribute__((noinline)) static frt_object *handoff_make(void)
+{
+    return frt_new(&t32);
+}
+
+static void handoff_consumer(void)
+{
+    for (long i = 0; i < HANDOFFS; i++) {
+        frt_object *o;
+        while (!(o = atomic_load(&other.slot)))
+            sched_yield();
+        atomic_store(&other.slot, NULL);
+        handoff_drop(o);
+    }
+}
+
+static void handoff_producer(void)
+{
+    for (long i = 0; i < HANDOFFS; i++) {
+        frt_object *o = handoff_make();
+        if (!o)
+            abort();
+        atomic_store(&other.slot, o);
+        while (atomic_load(&other.slot))
+            sched_yield();
+    }
+}
+
+static void *other_main(void *arg)
+{
+    (void)arg;
+    if (frt_thread_attach() != 0)
+        abort();
+    nonowner_pairs(other.owned, PAIRS);
+    queue_drops(other.v, other.n);
+    /* The main thread stays attached and polls nothing meanwhile, so every
+     * drop above queued; it merges once we say so. */
+    atomic_store(&other.done, 1);
+    handoff_consumer();
+    frt_thread_detach();
+    return NULL;
+}
+
+/* The main thread makes the objects and waits, attached, without a
+ * safepoint (a poll would merge as the drops come). */
+static void cross_thread(frt_object **v, long n)
+{
+    for (long i = 0; i < n; i++)
+        if (!(v[i] = frt_new(&t32)))
+            abort();
+    other.owned = frt_new(&t32);
+    other.v = v;
+    other.n = n;
+    pthread_t t;
+    if (!other.owned || pthread_create(&t, NULL, other_main, NULL))
+        abort();
+    while (!atomic_load(&other.done))
+        sched_yield();
+    queue_merge();
+    handoff_producer();
+    frt_safepoint(); /* the last hand-offs */
+    frt_blocking_begin();
+    pthread_join(t, NULL);
+    frt_blocking_end();
+    frt_decref(other.owned);
 }
 
 __attribute__((noinline)) static void bulk(const frt_type *t, frt_object **v, long n)
@@ -139,9 +248,14 @@ int main(int argc, char **argv)
         bulk256(v, BULK);
     ws32(v, WS_REPLACE);
     ws256(v, WS_REPLACE);
+    cross_thread(v, BULK);
     free(v);
     printf("owner_pairs, merged_pairs, hot_pairs: %ld pairs each; bulk32, bulk256: %ld frt_new + "
-           "frt_decref each; ws32, ws256: %ld replacements in a live set of %d (plus %d setup pairs)\n",
-           PAIRS, (long)ROUNDS * BULK, WS_REPLACE, LIVE_SET, LIVE_SET);
+           "frt_decref each; ws32, ws256: %ld replacements in a live set of %d (plus %d setup pairs); "
+           "nonowner_pairs (another thread, an owned object): %ld pairs; "
+           "queue_drops (decrefs that queue to the owner), queue_merge (the owner's merge "
+           "and free): %ld objects; handoff_make (frt_new, whose poll merges), handoff_drop "
+           "(another thread's last decref), in lockstep: %ld hand-offs\n",
+           PAIRS, (long)ROUNDS * BULK, WS_REPLACE, LIVE_SET, LIVE_SET, PAIRS, BULK, HANDOFFS);
     return frt_shutdown() == 0 ? 0 : 1;
 }

@@ -324,8 +324,9 @@ const stress_workload stress_wl_cycles = {
     .op = "one graph of 2-12 nodes built, linked, kept or dropped",
     .brc_note = "graphs take edges to other threads' nodes, so dropping a graph (or the collector"
                 " clearing one) hands those nodes' references back to their owners through the"
-                " merge queue (a 2-thread profile: 6% in the queue push, 3% in merges), which the"
-                " atomic build does not have",
+                " merge queue (a 2-thread profile: 6% in the queue push, 3% in merges; callgrind"
+                " at 2 threads: 7970 instructions per op against 7229, the queue path about 500"
+                " of them, a third of its pushes finding the owner blocked and merging for it), which the atomic build does not have",
     .kinds = {"node", NULL},
     .thread_state = sizeof(cycles_thread),
     .setup = setup,

