@@ -47,7 +47,7 @@ for b in $only; do
       if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
         for v in frt-bench-instructions frt-bench-instructions-shared; do
           run "$v" bash -c "valgrind -q --tool=callgrind --cache-sim=yes --callgrind-out-file='$out/$v.cg' \
-            '$bin/$v' && callgrind_annotate --inclusive=yes '$out/$v.cg' | grep -E '_pairs|bulk'"
+            '$bin/$v' && callgrind_annotate --inclusive=yes '$out/$v.cg' | grep -E '_pairs|bulk|ws(32|256)|queue_|handoff_'"
         done
       else
         echo "=== instructions: valgrind is not installed, skipped"
