@@ -55,6 +55,9 @@ static __thread int tls_registered;
  * frt_safepoint inside a blocking section must announce nothing. */
 static __thread int tls_online;
 
+/* What batches handed over hold (a thread's own batch is counted when it
+ * hands it over: two threads that each defer a free per map write would
+ * otherwise both write these lines every time). */
 static _Atomic size_t waiting_bytes, waiting_blocks, waiting_peak;
 static _Atomic(frt_qsbr_later *) ready;
 /* Set in a forked child (frt__qsbr_fork): liburcu is never called again
@@ -136,12 +139,21 @@ static void child_queue_push(batch *b)
     }
 }
 
+static void peak_at_least(size_t now)
+{
+    size_t peak = atomic_load_explicit(&waiting_peak, memory_order_relaxed);
+    while (now > peak && !atomic_compare_exchange_weak(&waiting_peak, &peak, now)) {
+    }
+}
+
 static void flush(void)
 {
     batch *b = tls_batch;
     if (!b || b->n == 0)
         return;
     tls_batch = NULL;
+    atomic_fetch_add(&waiting_blocks, (size_t)b->counted);
+    peak_at_least(atomic_fetch_add(&waiting_bytes, b->bytes) + b->bytes);
     if (CHILD()) {
         child_queue_push(b);
         return;
@@ -240,11 +252,6 @@ static void defer(uintptr_t entry, size_t bytes, int counted)
     b->blocks[b->n++] = entry;
     b->bytes += bytes;
     b->counted += (unsigned)counted;
-    atomic_fetch_add(&waiting_blocks, (size_t)counted);
-    size_t now = atomic_fetch_add(&waiting_bytes, bytes) + bytes;
-    size_t peak = atomic_load(&waiting_peak);
-    while (now > peak && !atomic_compare_exchange_weak(&waiting_peak, &peak, now)) {
-    }
     /* A thread that is not registered (a misuse, or detaching) must not
      * keep a batch that no later flush would find. */
     if (b->n == BATCH_BLOCKS || !tls_registered)
@@ -253,7 +260,9 @@ static void defer(uintptr_t entry, size_t bytes, int counted)
 
 int frt__qsbr_over_limit(void)
 {
-    return atomic_load_explicit(&waiting_bytes, memory_order_relaxed) > frt__rt.config.reclaim_limit;
+    size_t mine = tls_batch ? tls_batch->bytes : 0;
+    return atomic_load_explicit(&waiting_bytes, memory_order_relaxed) + mine >
+           frt__rt.config.reclaim_limit;
 }
 
 /* Our own barrier rather than liburcu's rcu_barrier: that one hands a
@@ -399,7 +408,10 @@ void frt__qsbr_drain(void)
 
 void frt__qsbr_stats(size_t *bytes, size_t *blocks, size_t *peak)
 {
-    *bytes = atomic_load(&waiting_bytes);
-    *blocks = atomic_load(&waiting_blocks);
+    /* Other threads' batches count once handed over; the caller's own now. */
+    batch *b = tls_batch;
+    *bytes = atomic_load(&waiting_bytes) + (b ? b->bytes : 0);
+    *blocks = atomic_load(&waiting_blocks) + (b ? b->counted : 0);
+    peak_at_least(*bytes);
     *peak = atomic_load(&waiting_peak);
 }
