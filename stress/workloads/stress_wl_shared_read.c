@@ -100,7 +100,10 @@ static void run(stress_case *c, stress_worker *w)
 {
     shared_state *s = c->shared;
     reader_state *me = w->state;
-    frt_object *hot = &s->hot->ob;
+    /* Read once: s->hot shares a line with the first mailbox slots, which
+     * other threads exchange. */
+    stress_obj *obj = s->hot;
+    frt_object *hot = &obj->ob;
     unsigned held = 0;
     while (stress_continue(c, w)) {
         for (int k = 0; k < BATCH; k++) {
@@ -108,8 +111,8 @@ static void run(stress_case *c, stress_worker *w)
             if (r < 90) {
                 frt_incref(hot);
                 unsigned i = r % WORDS;
-                if (words(s->hot)[i] != word_value(i) || s->hot->tag != stress_tag(1, K_HOT))
-                    stress_corrupt(c, "shared-read/payload", s->hot, K_HOT);
+                if (words(obj)[i] != word_value(i) || obj->tag != stress_tag(1, K_HOT))
+                    stress_corrupt(c, "shared-read/payload", obj, K_HOT);
                 frt_decref(hot);
             } else if (r < 95) {
                 if (held < MAX_HELD && (r & 1 || held == 0)) {
