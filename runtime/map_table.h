@@ -9,9 +9,9 @@
  * and values in two arrays touches two lines and the object.
  *
  * Readers take no lock: they load the array, then probe slots until an
- * empty one. Writers lock the stripe of the key's hash (an frt_mutex), so
- * every write to one key is serialised while writers of other stripes run
- * on; empty slots are claimed by compare-and-swap because two stripes'
+ * empty one. Inserts and deletes lock the stripe of the key's hash (an
+ * frt_mutex), so they are serialised per key while writers of other
+ * stripes run on; empty slots are claimed by compare-and-swap because two stripes'
  * keys may probe the same slot. A slot goes empty -> claimed -> holding a
  * key -> DELETED and stays so until the array is rebuilt: a probe run only
  * grows, a reader that starts where the key's probe starts (frt__map_home)
