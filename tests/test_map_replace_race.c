@@ -12,7 +12,12 @@
  * replacer's last, and the lost value's reference would never be dropped
  * (made and destroyed counts differ at the end). Under TSan, a set that
  * swapped a value without the acquire and release a get relies on is a
- * reported race. */
+ * reported race.
+ *
+ * First, a value set by a thread that is busy (attached, never at a
+ * safepoint) and replaced by another thread must die at once: the map made
+ * it shared as it went in, so the replacing thread frees it instead of
+ * queueing it back to an owner that will not merge for a long time. */
 #include <frt/frt.h>
 
 #include "test_util.h"
@@ -119,12 +124,49 @@ static void *resizer(void *arg)
     return NULL;
 }
 
+#define HANDED_KEY 4242
+static _Atomic int owner_phase;
+
+static void *busy_owner(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    frt_object *v = val_new(HANDED_KEY, 0);
+    set_key(HANDED_KEY, v);
+    frt_decref(v);
+    atomic_store(&owner_phase, 1);
+    while (atomic_load(&owner_phase) != 2) {
+        /* busy: no safepoint, so nothing queued to us would be merged */
+    }
+    frt_thread_detach();
+    return NULL;
+}
+
+static void test_replaced_by_another_thread(void)
+{
+    frt_gc_disable(); /* no stop of the world while the owner is busy */
+    pthread_t t = test_spawn(busy_owner, NULL);
+    while (atomic_load(&owner_phase) != 1) {
+    }
+    long before = atomic_load(&destroyed_n);
+    frt_object *v = val_new(HANDED_KEY, 1);
+    set_key(HANDED_KEY, v);
+    frt_decref(v);
+    CHECK_EQ(atomic_load(&destroyed_n), before + 1); /* freed by this thread, now */
+    atomic_store(&owner_phase, 2);
+    test_join(t);
+    uint64_t key = HANDED_KEY;
+    CHECK_EQ(frt_map_delete(map, &key, sizeof key), 1);
+    frt_gc_enable();
+}
+
 int main(void)
 {
     test_watchdog("test_map_replace_race", 250);
     CHECK_EQ(frt_init(NULL), 0);
     map = frt_map_new(0, NULL);
     CHECK(map);
+    test_replaced_by_another_thread();
     for (long key = 0; key < STABLE; key++) {
         frt_object *v = val_new(key, 0);
         set_key((uint64_t)key, v);
