@@ -22,8 +22,9 @@
  * process-wide); mimalloc is called as mi_malloc/mi_free (no override).
  *
  * In xthread, the consumer's frt_decref of an object it does not own hands
- * the reference back to the owner (BRC merge queue); the producer merges at
- * its next frt_new and frees the block itself. The row "xthread+ms" has the
+ * the reference back to the owner (BRC merge queue, in batches of 62 per
+ * owner, brc/drop_batch.c); the producer merges at its next frt_new once a
+ * batch waits and frees the block itself. The row "xthread+ms" has the
  * producer call frt_make_shared before the hand-off instead, so the
  * consumer's decref frees the block remotely (the pool's cross-thread free
  * list). The timed stretch ends when every object is freed (for frt: after
