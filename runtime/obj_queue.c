@@ -50,20 +50,22 @@ int frt_objq_push_chunk(frt_objq *q, frt_objq_chunk *c, frt_objq_chunk **spare)
         s->next = NULL;
         s->n = 0;
     }
-    uint32_t n = atomic_load_explicit(&q->count, memory_order_relaxed);
+    /* c is the owner's once the lock is released (taken, merged, freed):
+     * nothing of it is read after that. */
+    uint32_t n = atomic_load_explicit(&q->count, memory_order_relaxed), added = c->n;
     /* Only the push onto an empty queue races an owner going BLOCKED
      * (frt_objq_empty): a later one finds the count non-zero already, and
      * only a take (under this lock) clears it. So only the first needs the
      * sequentially consistent store (an xchg on x86). */
     if (n == 0)
-        atomic_store_explicit(&q->count, c->n, memory_order_seq_cst);
+        atomic_store_explicit(&q->count, added, memory_order_seq_cst);
     else
-        atomic_store_explicit(&q->count, n + c->n, memory_order_relaxed);
+        atomic_store_explicit(&q->count, n + added, memory_order_relaxed);
     unlock(q);
     *spare = s;
     if (n == 0)
         return FRT_OBJQ_FIRST;
-    return n < FRT_OBJQ_BATCH && n + c->n >= FRT_OBJQ_BATCH ? FRT_OBJQ_BATCHED : FRT_OBJQ_PUSHED;
+    return n < FRT_OBJQ_BATCH && n + added >= FRT_OBJQ_BATCH ? FRT_OBJQ_BATCHED : FRT_OBJQ_PUSHED;
 }
 
 static frt_objq_chunk *take(frt_objq *q)
