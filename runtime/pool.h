@@ -75,6 +75,17 @@ static inline void *frt__heap_alloc(frt_heap *h, unsigned cls)
     return FRT_LIKELY(b != NULL) ? b : frt__heap_alloc_slow(h, cls);
 }
 
+/* How far ahead of a block being freed its neighbour's header is asked
+ * for. A decref must load the header (owner, count) before it can free,
+ * where free() only stores a link: freeing objects in the order they were
+ * allocated (a list or an array torn down, the collector's garbage, which
+ * it finds in address order) is a stream of load misses that the hardware
+ * prefetchers lose at every 4 KiB page. One prefetch per free, a page
+ * ahead (about 16 frees of 256-byte objects: a memory latency), keeps the
+ * stream in the cache and warms the TLB for the next page; a free in any
+ * other order pays one instruction for it. */
+#define FRT_FREE_PREFETCH 4096
+
 /* Free a small block; h is the calling thread's heap (NULL if none). */
 void frt__block_free_remote(frt_arena *a, frt_page *p, frt_block *b);
 static inline void frt__block_free(frt_heap *h, void *ptr)
@@ -83,6 +94,9 @@ static inline void frt__block_free(frt_heap *h, void *ptr)
     frt_page *p = frt_page_of(ptr);
     frt_block *b = (frt_block *)ptr;
     if (FRT_LIKELY(a->heap == h)) {
+#if defined(__GNUC__)
+        __builtin_prefetch((const char *)ptr + FRT_FREE_PREFETCH);
+#endif
         b->next = p->local_free;
         p->local_free = b;
         /* Tail calls for the rare cases: the common path keeps nothing

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "runtime/arena.h"
 #include "runtime/os.h"
+#include "runtime/pool.h"
 
 /* The bare header: frt_new_var(&blob_type, extra) asks for exactly
  * sizeof(frt_object) + extra bytes, so a test can aim at any total size. */
@@ -306,6 +307,56 @@ static void test_recycle_zeroed(void)
             frt_decref(held[i]);
         free(held);
     }
+    CHECK_EQ(stats().blocks_in_use, 0);
+    CHECK_EQ(frt_shutdown(), 0);
+}
+
+static void count_block(void *block, size_t size, void *arg)
+{
+    (void)block;
+    (void)size;
+    ++*(size_t *)arg;
+}
+
+/* A page carved over memory that held other objects (a page emptied and
+ * formatted again for another class): the blocks carved but not handed
+ * out yet must read as free to a heap walk (ob_type NULL), whatever bytes
+ * the old objects left where the new headers fall; the collector walks
+ * heaps this way. */
+static void test_carve_over_dirty(void)
+{
+    start();
+    /* Fill one page of 256-byte objects with dirty bodies, and step onto
+     * the next, so that the first is no longer current. */
+    frt_object **v = malloc(4096 * sizeof *v);
+    CHECK(v);
+    size_t n = 0;
+    frt_page *dirty = NULL;
+    do {
+        CHECK(n < 4096);
+        v[n] = new_total(256);
+        CHECK(v[n]);
+        fill(v[n], 256, 0xee);
+        if (!dirty)
+            dirty = frt_page_of(v[n]);
+    } while (frt_page_of(v[n++]) == dirty);
+    uint8_t *dirty_start = dirty->start;
+    /* Empty it: it goes back to the heap's free pages, first in line. */
+    for (size_t i = 0; i + 1 < n; i++)
+        frt_decref(v[i]);
+    v[0] = v[n - 1];
+    /* 48-byte blocks: their headers fall inside the old bodies, and seven
+     * of them leave most of the first carved stretch unused. */
+    for (size_t i = 1; i < 8; i++)
+        v[i] = check_fresh(48);
+    CHECK(frt_page_of(v[1]) == dirty && dirty->start == dirty_start);
+    CHECK(dirty->reserved > 7);
+    size_t seen = 0;
+    frt__heaps_walk_objects(count_block, &seen);
+    CHECK_EQ(seen, 8);
+    for (size_t i = 0; i < 8; i++)
+        frt_decref(v[i]);
+    free(v);
     CHECK_EQ(stats().blocks_in_use, 0);
     CHECK_EQ(frt_shutdown(), 0);
 }
@@ -712,6 +763,7 @@ int main(void)
     test_size_classes();
     test_every_class();
     test_recycle_zeroed();
+    test_carve_over_dirty();
     test_new_every_size();
     test_no_growth();
     test_working_set_batches();

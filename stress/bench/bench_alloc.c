@@ -35,6 +35,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <sys/resource.h>
 
 #include <frt/frt.h>
 
@@ -468,12 +469,22 @@ typedef struct params {
     int reps;
 } params;
 
-/* Median ns/op for every allocator of one (pattern, size): one warm-up run
- * each, then reps rounds, each round running every allocator once. */
-static void measure(int pattern, const cfg *c, const params *pp, void **slots, const uint32_t *idx,
-                    double out[A_COUNT])
+/* Minor page faults of the calling thread so far: a pattern that maps
+ * memory back in every run pays the kernel for it, which the ns/op hide. */
+static double thread_minflt(void)
 {
-    double samples[A_COUNT][64];
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? (double)ru.ru_minflt : 0.0;
+}
+
+/* Median ns/op for every allocator of one (pattern, size): one warm-up run
+ * each, then reps rounds, each round running every allocator once. The
+ * single-thread patterns also give the median minor faults per run
+ * (faults, counted outside the timed stretch). */
+static void measure(int pattern, const cfg *c, const params *pp, void **slots, const uint32_t *idx,
+                    double out[A_COUNT], double faults[A_COUNT])
+{
+    double samples[A_COUNT][64], fsamples[A_COUNT][64];
     int reps = pp->reps > 64 ? 64 : pp->reps;
     for (int round = -1; round < reps; round++) {
         for (int a = 0; a < A_COUNT; a++) {
@@ -485,14 +496,20 @@ static void measure(int pattern, const cfg *c, const params *pp, void **slots, c
             } else {
                 st_job j = {.c = c, .slots = slots, .idx = idx,
                             .n = pattern == P_BULK ? pp->bulk_n : pp->ws_n};
+                double f0 = thread_minflt();
                 ns = (pattern == P_BULK ? bulk_fn : ws_fn)[a](&j);
+                if (round >= 0)
+                    fsamples[a][round] = thread_minflt() - f0;
             }
             if (round >= 0)
                 samples[a][round] = ns;
         }
     }
-    for (int a = 0; a < A_COUNT; a++)
-        out[a] = alloc_enabled(a, pattern) ? bench_median(samples[a], (size_t)reps) : -1.0;
+    for (int a = 0; a < A_COUNT; a++) {
+        int on = alloc_enabled(a, pattern);
+        out[a] = on ? bench_median(samples[a], (size_t)reps) : -1.0;
+        faults[a] = on && pattern != P_X ? bench_median(fsamples[a], (size_t)reps) : -1.0;
+    }
 }
 
 static void print_ns(double ns)
@@ -592,16 +609,16 @@ int main(int argc, char **argv)
         idx[i] = (uint32_t)(((rng >> 32) * (uint64_t)LIVE_SET) >> 32);
     }
 
-    double res[P_COUNT][4][A_COUNT];
+    double res[P_COUNT][4][A_COUNT], faults[P_COUNT][4][A_COUNT];
     uint64_t t_start = bench_now_ns();
     for (int p = 0; p < P_COUNT; p++) {
         for (int s = 0; s < 4; s++) {
             cfg c = {.size = sizes[s], .type = &obj_type[s]};
             if (only_p < 0 || only_p == p)
-                measure(p, &c, &pp, slots, idx, res[p][s]);
+                measure(p, &c, &pp, slots, idx, res[p][s], faults[p][s]);
             else
                 for (int a = 0; a < A_COUNT; a++)
-                    res[p][s][a] = -1.0;
+                    res[p][s][a] = faults[p][s][a] = -1.0;
         }
     }
     double elapsed = (double)(bench_now_ns() - t_start) / 1e9;
@@ -643,6 +660,21 @@ int main(int argc, char **argv)
             print_ratio(r[A_FRT], r[A_GLIBC]);
             print_ratio(r[A_FRT], r[A_JE]);
             print_ratio(r[A_FRT], r[A_MI]);
+            printf("\n");
+        }
+    }
+
+    printf("\n## minor page faults per run (median; a run is one timed loop of the pattern)\n");
+    printf("%-10s %5s %9s %9s %9s %9s\n", "pattern", "size", "frt", "glibc0", "jemalloc0", "mimalloc0");
+    for (int p = 0; p < P_X; p++) {
+        for (int s = 0; s < 4; s++) {
+            double *f = faults[p][s];
+            printf("%-10s %5zu", pattern_name[p], sizes[s]);
+            for (int a = A_FRT; a <= A_MI0; a++)
+                if (a != A_FRT_MS && f[a] < 0)
+                    printf(" %9s", "-");
+                else if (a != A_FRT_MS)
+                    printf(" %9.0f", f[a]);
             printf("\n");
         }
     }
