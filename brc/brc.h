@@ -18,9 +18,33 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra);
 /* World stopped: no owner any more (counts merged), unless hot or immortal. */
 void frt__brc_disown_stopped(frt_object *o);
 
-/* The caller's decref was not applied to the shared count: the queue holds
- * that reference until the owner (or someone acting for it) merges. */
-void frt__brc_queue(frt_object *o);
+/* The caller's decref was not applied to the shared count: the caller's
+ * batch, then the owner's queue, holds that reference until the owner (or
+ * someone acting for it) merges (drop_batch.c). maybe_weak: the shared
+ * word was MAYBE_WEAKREF (someone may try-incref o), not 0. */
+void frt__brc_queue(frt_object *o, int maybe_weak);
+/* A queue entry is the object's address, its low bit set for maybe_weak
+ * (objects are 16-byte aligned). */
+static inline frt_object *frt__brc_entry(frt_object *o, int maybe_weak)
+{
+    return (frt_object *)((uintptr_t)o | (uintptr_t)(maybe_weak != 0));
+}
+static inline frt_object *frt__brc_entry_object(frt_object *e)
+{
+    return (frt_object *)((uintptr_t)e & ~(uintptr_t)1);
+}
+static inline int frt__brc_entry_maybe_weak(frt_object *e)
+{
+    return (int)((uintptr_t)e & 1);
+}
+/* ts's batch to its owner's queue; may_run_code: see frt_hooks. */
+void frt__brc_flush_drops(frt_tstate *ts, int may_run_code);
+/* Merge owner's queue for it while it is BLOCKED (or refuse). */
+void frt__brc_help(frt_tstate *owner);
+/* The owner's (or its stand-in's) merge of one queue entry: the count
+ * after the queue's reference is taken off (frt__brc_merge(o, -1)).
+ * Called with the entry's maybe_weak. */
+intptr_t frt__brc_merge_queued(frt_object *o, int maybe_weak);
 
 void frt__brc_merge_queue(frt_tstate *ts);
 /* For the collector, world stopped: merge ts's queue but do not free; the

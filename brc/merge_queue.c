@@ -1,24 +1,27 @@
-/* Merge queues: how a non-owner hands a reference to an object's owner.
+/* Merge queues: the owner's side of a hand-off (brc/drop_batch.c is the
+ * dropper's).
  *
  * A queue is a chunked stack of object pointers on the owner's thread
- * state (runtime/obj_queue.h): a push stores one pointer, allocating
- * nothing per object, and only the push that finds the queue empty, or
- * that fills it to FRT_OBJQ_BATCH, sets MERGE in the owner's state word.
- * The owner merges at its next explicit safepoint (frt_safepoint, a
- * blocking section, detach; a collection merges every queue), and at any
- * safepoint poll (frt_new's) once FRT_OBJQ_BATCH objects wait: a thread
- * that only allocates holds at most that many, and pushes and merges are
- * paid per batch, not per object.
- * Three cases merge elsewhere, each safe because the owner cannot be
- * writing the local count:
+ * state (runtime/obj_queue.h); droppers link whole chunks onto it, and
+ * only the push that finds the queue empty, or that brings it to
+ * FRT_OBJQ_BATCH, sets MERGE in the owner's state word. The owner merges
+ * at its next explicit safepoint (frt_safepoint, a blocking section,
+ * detach; a collection merges every queue), and at any safepoint poll
+ * (frt_new's) once FRT_OBJQ_BATCH objects wait: merges are paid per batch,
+ * not per object. Merging an entry whose object nobody else can reach
+ * needs no atomic read-modify-write (frt__brc_merge_queued), and the
+ * owner frees such an object on the spot when it runs no code.
+ * Elsewhere, each safe because the owner cannot be writing the local
+ * count:
  *   - the owner has detached (its id matches no thread, or its queue is
- *     closed): the pusher merges on the spot;
+ *     closed): its detach merged every object it owned, the queued ones
+ *     included, so the dropper's own queue takes the batch (drop_batch.c);
  *   - the owner is BLOCKED (frt_blocking_begin): the pusher registers as a
  *     helper in the owner's state word, which keeps the owner from
  *     re-attaching, and merges the owner's whole queue for it, so a thread
  *     parked in a long blocking call holds no memory hostage (gh-157838);
- *   - the queue has no room and no chunk can be allocated: the pusher stops
- *     the world and merges with everyone parked. */
+ *   - a batch chunk cannot be allocated: the dropper stops the world and
+ *     merges with everyone parked. */
 #include "brc.h"
 #include "../runtime/debug.h"
 #include "../runtime/object_internal.h"
@@ -26,13 +29,17 @@
 
 /* Merge what was taken from q; objects whose count reached zero are
  * chained through their (dead) ob_tid onto *dead for the caller to free.
- * The chunks go back to q for its next pushes. */
-static void merge_chunks(frt_objq *q, frt_objq_chunk *chunks, frt_object **dead)
+ * With free_now (the owner merging its own queue, world running) a dead
+ * object that runs no code when freed is freed here: nothing of user code
+ * or safepoints can come between two objects of the loop then. The chunks
+ * go back to q as spares. */
+static void merge_chunks(frt_objq *q, frt_objq_chunk *chunks, frt_object **dead, int free_now)
 {
     for (frt_objq_chunk *c = chunks; c; c = c->next) {
         for (uint32_t i = 0; i < c->n; i++) {
-            frt_object *o = c->obj[i];
-            if (frt__brc_merge(o, -1) == 0) {
+            frt_object *o = frt__brc_entry_object(c->obj[i]);
+            if (frt__brc_merge_queued(o, frt__brc_entry_maybe_weak(c->obj[i])) == 0 &&
+                !(free_now && frt__dealloc_trivial(o))) {
                 atomic_store_explicit(&o->ob_tid, (uintptr_t)*dead, memory_order_relaxed);
                 *dead = o;
             }
@@ -49,7 +56,7 @@ static void free_dead(frt_object *dead)
 
 void frt__brc_take_queue(frt_tstate *ts, frt_object **dead)
 {
-    merge_chunks(&ts->brc_queue, frt_objq_take(&ts->brc_queue), dead);
+    merge_chunks(&ts->brc_queue, frt_objq_take(&ts->brc_queue), dead, 0);
 }
 
 void frt__brc_free_dead(frt_object *dead)
@@ -60,7 +67,7 @@ void frt__brc_free_dead(frt_object *dead)
 void frt__brc_merge_queue(frt_tstate *ts)
 {
     frt_object *dead = NULL;
-    merge_chunks(&ts->brc_queue, frt_objq_take(&ts->brc_queue), &dead);
+    merge_chunks(&ts->brc_queue, frt_objq_take(&ts->brc_queue), &dead, ts == frt__tstate());
     free_dead(dead);
 }
 
@@ -86,7 +93,8 @@ static void disown_one(void *block, size_t size, void *arg)
     }
 }
 
-/* Detach. The owner keeps its id throughout: every object queued to it
+/* Detach. Our own batch of drops goes first, each round (the frees below
+ * may drop more). The owner keeps its id throughout: every object queued to it
  * is merged and freed by it as the owner (finalize_once needs that), and
  * it gives up every object it owns, since the next thread given its thread
  * pointer must find none claiming it. An owned object lives in our heap or
@@ -103,11 +111,12 @@ void frt__brc_close_queue(frt_tstate *ts)
 {
     uintptr_t tid = atomic_load_explicit(&ts->tid, memory_order_relaxed);
     for (;;) {
+        frt__brc_flush_drops(ts, 1);
         frt__brc_merge_queue(ts);
         disown_walk d = {tid, NULL};
         frt__heap_walk_blocks(ts->heap, disown_one, &d);
         frt__large_walk(disown_one, &d);
-        if (!d.dead && frt_objq_close_empty(&ts->brc_queue))
+        if (!d.dead && !frt__tstate_has_drops(ts) && frt_objq_close_empty(&ts->brc_queue))
             break;
         free_dead(d.dead);
     }
@@ -118,77 +127,21 @@ void frt__brc_close_queue(frt_tstate *ts)
 /* Merge for a BLOCKED owner. Objects are freed only after we stop being a
  * helper: destroy() runs user code, which may park us at a safepoint, and
  * a parked helper would keep the owner from ever re-attaching. */
-static void help(frt_tstate *owner)
+void frt__brc_help(frt_tstate *owner)
 {
     if (!frt__tstate_help_begin(owner))
         return;
     frt_object *dead = NULL;
-    merge_chunks(&owner->brc_queue, frt_objq_take(&owner->brc_queue), &dead);
+    merge_chunks(&owner->brc_queue, frt_objq_take(&owner->brc_queue), &dead, 0);
     frt__tstate_help_end(owner);
     free_dead(dead);
-}
-
-static void merge_here(frt_object *o)
-{
-    if (frt__brc_merge(o, -1) == 0)
-        frt__dealloc(o);
-}
-
-void frt__brc_queue(frt_object *o)
-{
-    uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_acquire);
-    if (tid == 0) {
-        /* The owner merged meanwhile: our reference is an ordinary shared
-         * one again. */
-        frt_decref(o);
-        return;
-    }
-    frt_tstate *owner = frt__tstate_of_tid(tid);
-    if (!owner) {
-        merge_here(o);
-        return;
-    }
-    if (!frt__tstate()) {
-        /* Misuse: a thread that is not attached cannot queue, nor stop the
-         * world. Keeping the reference (a leak) is the safe failure. */
-        frt__misuse(o, "last shared reference dropped by a thread that is not attached");
-        return;
-    }
-    /* FRT_FAULT_NODE lets a test refuse this queue entry alone; the queue
-     * refuses it too when it needs a chunk and none can be allocated. */
-    int pushed = frt__fault_hit(FRT_FAULT_NODE) ? FRT_OBJQ_NOMEM : frt_objq_push(&owner->brc_queue, o);
-    if (pushed == FRT_OBJQ_NOMEM) {
-        if (frt_stop_the_world() == 0) {
-            intptr_t count = frt__brc_merge(o, -1);
-            frt_start_the_world();
-            if (count == 0)
-                frt__dealloc(o);
-        } else {
-            frt__fatal(o, "cannot queue an object to its owner (no memory, thread not attached)");
-        }
-        return;
-    }
-    if (pushed == FRT_OBJQ_CLOSED) { /* the owner has detached */
-        merge_here(o);
-        return;
-    }
-    /* Only the push onto an empty queue, or the one that fills a batch,
-     * sets MERGE: the owner clears it before it looks at the queue, so a
-     * later push finds the queue empty again (or a batch full) and sets it
-     * anew. Other pushes only look at the owner's state: if the first
-     * one's help was refused (a stop was suspending the owner), a BLOCKED
-     * owner must still not hold them hostage. */
-    uint32_t w = pushed != FRT_OBJQ_PUSHED
-                     ? atomic_fetch_or_explicit(&owner->word, FRT_TS_MERGE, memory_order_seq_cst)
-                     : atomic_load_explicit(&owner->word, memory_order_relaxed);
-    if (frt_ts_state(w) == FRT_TS_BLOCKED || frt_ts_state(w) == FRT_TS_SUSPENDED)
-        help(owner); /* help_begin refuses a thread parked at a safepoint */
 }
 
 void frt__brc_install(frt_hooks *hooks)
 {
     hooks->merge_queue = frt__brc_merge_queue;
     hooks->close_queue = frt__brc_close_queue;
+    hooks->flush_drops = frt__brc_flush_drops;
     hooks->merge = frt__brc_merge;
     hooks->hot_pending = frt__hot_promote_pending;
     hooks->hot_forget = frt__hot_forget;

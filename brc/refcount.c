@@ -52,6 +52,29 @@ intptr_t frt__brc_merge(frt_object *o, intptr_t extra)
     return count;
 }
 
+/* A queue entry whose object the owner alone still counts, by the one
+ * reference that the entry takes away (local 1, shared count 0, QUEUED):
+ * the total is zero and nobody else holds a reference. Nobody can take
+ * one either, unless something that hands references out without holding
+ * one knows the object: a weak reference, a slot or a map (try_incref.h).
+ * Those mark the object before it can be handed on: its shared word was
+ * MAYBE_WEAKREF when it was queued (the entry says so, maybe_weak), or
+ * its flags say so (set before the reference that made them was given
+ * back, which the acquire load below pairs with). Otherwise it is dead
+ * without a CAS; local 0 makes it read as dead (count 0) while it waits
+ * to be freed, as a merged one would. Everything else merges. */
+intptr_t frt__brc_merge_queued(frt_object *o, int maybe_weak)
+{
+    if (!maybe_weak && atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed) == 1 &&
+        atomic_load_explicit(&o->ob_ref_shared, memory_order_acquire) == FRT_REF_QUEUED &&
+        !(atomic_load_explicit(&o->ob_flags, memory_order_relaxed) &
+          (FRT_OF_MAYBE_WEAKREF | FRT_OF_DEFER_FREE))) {
+        atomic_store_explicit(&o->ob_ref_local, 0, memory_order_relaxed);
+        return 0;
+    }
+    return frt__brc_merge(o, -1);
+}
+
 /* Adaptive promotion samples every FRT_HOT_SAMPLE-th non-owner decref
  * (hot_adaptive.c) with a countdown of the thread's own, which the inline
  * decref (frt__decref_nonowner in <frt/object.h>) decrements: one
@@ -94,7 +117,7 @@ void frt__decref_shared(frt_object *o)
     } while (!atomic_compare_exchange_weak_explicit(&o->ob_ref_shared, &shared, next,
                                                     memory_order_acq_rel, memory_order_relaxed));
     if (queue)
-        frt__brc_queue(o);
+        frt__brc_queue(o, shared == FRT_REF_MAYBE_WEAKREF);
     else if (FRT_UNLIKELY(FRT_REF_STATE(next) == FRT_REF_MERGED)) /* merged while we looped */
         frt__decref_merged_last(o, next + FRT_REF_SHARED_ONE);
 }

@@ -34,61 +34,38 @@ void frt_objq_open(frt_objq *q)
     unlock(q);
 }
 
-/* Under the lock: a chunk with room on top, from the spares if any. */
-static frt_objq_chunk *room(frt_objq *q)
+int frt_objq_push_chunk(frt_objq *q, frt_objq_chunk *c, frt_objq_chunk **spare)
 {
-    frt_objq_chunk *c = q->head;
-    if (c && c->n < FRT_OBJQ_CHUNK)
-        return c;
-    c = q->spare;
-    if (!c)
-        return NULL;
-    q->spare = c->next;
-    q->nspare--;
-    c->n = 0;
+    lock(q);
+    if (q->closed) {
+        unlock(q);
+        return FRT_OBJQ_CLOSED;
+    }
     c->next = q->head;
     q->head = c;
-    return c;
-}
-
-int frt_objq_push(frt_objq *q, frt_object *o)
-{
-    frt_objq_chunk *fresh = NULL;
-    for (;;) {
-        lock(q);
-        if (q->closed) {
-            unlock(q);
-            frt__sys_free(fresh);
-            return FRT_OBJQ_CLOSED;
-        }
-        if (fresh) {
-            fresh->next = q->spare;
-            q->spare = fresh;
-            q->nspare++;
-            fresh = NULL;
-        }
-        frt_objq_chunk *c = room(q);
-        if (c) {
-            c->obj[c->n++] = o;
-            uint32_t n = atomic_load_explicit(&q->count, memory_order_relaxed);
-            /* Only the push onto an empty queue races an owner going
-             * BLOCKED (frt_objq_empty): a later one finds the count
-             * non-zero already, and only a take (under this lock) clears
-             * it. So only the first needs the sequentially consistent
-             * store (an xchg on x86). */
-            if (n == 0)
-                atomic_store_explicit(&q->count, 1, memory_order_seq_cst);
-            else
-                atomic_store_explicit(&q->count, n + 1, memory_order_relaxed);
-            unlock(q);
-            return n == 0 ? FRT_OBJQ_FIRST : n + 1 == FRT_OBJQ_BATCH ? FRT_OBJQ_BATCHED : FRT_OBJQ_PUSHED;
-        }
-        /* No chunk to spare: allocate one outside the lock, and go again. */
-        unlock(q);
-        fresh = frt__sys_calloc_as(FRT_FAULT_NODE, 1, sizeof *fresh);
-        if (!fresh)
-            return FRT_OBJQ_NOMEM;
+    frt_objq_chunk *s = q->spare;
+    if (s) {
+        q->spare = s->next;
+        q->nspare--;
+        s->next = NULL;
+        s->n = 0;
     }
+    /* c is the owner's once the lock is released (taken, merged, freed):
+     * nothing of it is read after that. */
+    uint32_t n = atomic_load_explicit(&q->count, memory_order_relaxed), added = c->n;
+    /* Only the push onto an empty queue races an owner going BLOCKED
+     * (frt_objq_empty): a later one finds the count non-zero already, and
+     * only a take (under this lock) clears it. So only the first needs the
+     * sequentially consistent store (an xchg on x86). */
+    if (n == 0)
+        atomic_store_explicit(&q->count, added, memory_order_seq_cst);
+    else
+        atomic_store_explicit(&q->count, n + added, memory_order_relaxed);
+    unlock(q);
+    *spare = s;
+    if (n == 0)
+        return FRT_OBJQ_FIRST;
+    return n < FRT_OBJQ_BATCH && n + added >= FRT_OBJQ_BATCH ? FRT_OBJQ_BATCHED : FRT_OBJQ_PUSHED;
 }
 
 static frt_objq_chunk *take(frt_objq *q)

@@ -1,14 +1,16 @@
-/* A queue of object pointers in chunks, behind a ticket lock: the BRC
- * merge queue on each thread state (brc/merge_queue.c pushes and drains).
+/* A queue of object pointers in chunks, behind a test-and-set lock: the
+ * BRC merge queue on each thread state (brc/merge_queue.c drains it).
  *
- * A push stores one pointer in the current chunk, so handing an object to
- * its owner allocates nothing per object (a 16-byte node each, before); a
- * chunk holds 62 pointers and drained chunks are kept for reuse by the
- * queue's owner. The lock is held for a few stores, so it is a plain
- * test-and-set lock: one atomic exchange to take, a store to give back
- * (a ticket lock's release is a second atomic read-modify-write, on every
- * hand-off); a waiter spins, then yields. `count` is read without
- * the lock (seq_cst, see frt_objq_empty) by a thread deciding to block. */
+ * Pushers hand over whole chunks: a thread fills a chunk of its own with
+ * the objects it drops for one owner (brc/drop_batch.c) and links it onto
+ * the owner's queue in one locked step, so a hand-off allocates nothing
+ * and takes the lock once per chunk, not per object. A chunk holds 62
+ * pointers; the owner keeps drained chunks as spares, and a pusher takes
+ * one back for its next batch in the same locked step. The lock is held
+ * for a few stores, so it is a plain test-and-set lock: one atomic
+ * exchange to take, a store to give back; a waiter spins, then yields.
+ * `count` is read without the lock (seq_cst, see frt_objq_empty) by a
+ * thread deciding to block. */
 #ifndef FRT_RUNTIME_OBJ_QUEUE_H
 #define FRT_RUNTIME_OBJ_QUEUE_H
 
@@ -31,7 +33,7 @@ typedef struct frt_objq {
     _Atomic uint32_t lock;   /* 1 while held (obj_queue.c) */
     _Atomic uint32_t count;  /* objects queued; written under the lock */
     int closed;              /* under the lock */
-    frt_objq_chunk *head;    /* newest chunk first, only head partly filled */
+    frt_objq_chunk *head;    /* newest chunk first; any may be partly filled */
     frt_objq_chunk *spare;   /* drained chunks */
     unsigned nspare;
 } frt_objq;
@@ -45,17 +47,18 @@ enum {
     FRT_OBJQ_PUSHED = 0,
     FRT_OBJQ_FIRST = 1,
     FRT_OBJQ_BATCHED = 2,
-    FRT_OBJQ_CLOSED = -1,
-    FRT_OBJQ_NOMEM = -2
+    FRT_OBJQ_CLOSED = -1
 };
 
 /* Open (again, after a close): the chunks kept for reuse stay. */
 void frt_objq_open(frt_objq *q);
-/* FRT_OBJQ_FIRST when the queue was empty and FRT_OBJQ_BATCHED when it
- * now holds FRT_OBJQ_BATCH objects (either way the owner needs telling),
- * FRT_OBJQ_PUSHED otherwise; FRT_OBJQ_CLOSED or FRT_OBJQ_NOMEM when o was
- * not queued. */
-int frt_objq_push(frt_objq *q, frt_object *o);
+/* Link c (c->n > 0 objects) onto q. FRT_OBJQ_FIRST when the queue was
+ * empty and FRT_OBJQ_BATCHED when it now holds FRT_OBJQ_BATCH objects or
+ * more for the first time (either way the owner needs telling),
+ * FRT_OBJQ_PUSHED otherwise; then *spare is one of q's spare chunks
+ * (emptied) or NULL. FRT_OBJQ_CLOSED when c was not linked: it stays the
+ * caller's. Never allocates. */
+int frt_objq_push_chunk(frt_objq *q, frt_objq_chunk *c, frt_objq_chunk **spare);
 /* Everything queued so far (NULL if none), leaving the queue empty. */
 frt_objq_chunk *frt_objq_take(frt_objq *q);
 /* Close, making every later push fail, but only if empty: 1 when closed

@@ -348,24 +348,38 @@ __attribute__((noinline)) static void dealloc_checked(frt_tstate *ts, frt_object
     dealloc_general(ts, o);
 }
 
-void frt__dealloc(frt_object *o)
+/* A trivial object (no finalize, no destroy, no flags: not large, no
+ * weakref, no finalizer; untracked; not immortal) runs no code when freed:
+ * free its block here, without the loop. Debug builds poison it there.
+ * Every test of dealloc_checked is here too, in one chain, and adaptive
+ * promotions that wait must hear of every free (dealloc_one). */
+static inline int free_trivial(frt_tstate *ts, frt_object *o)
 {
-    frt_tstate *ts = frt__tstate();
 #if !FRT_DEBUG
-    /* A trivial object (no finalize, no destroy, no flags: not large, no
-     * weakref, no finalizer; untracked; not immortal) runs no code when
-     * freed: free its block here, without the loop. Debug builds poison it
-     * there. Every test of dealloc_checked is here too, in one chain, and
-     * adaptive promotions that wait must hear of every free (dealloc_one). */
     const frt_type *t = o->ob_type;
     if (FRT_LIKELY(ts != NULL && t != NULL) && !((uintptr_t)t->finalize | (uintptr_t)t->destroy) &&
         header_trivial(o) && !atomic_load_explicit(&frt__hot_waiting, memory_order_acquire)) {
         o->ob_type = NULL;
         frt__block_free(ts->heap, o);
-        return;
+        return 1;
     }
+#else
+    (void)ts;
+    (void)o;
 #endif
-    dealloc_checked(ts, o);
+    return 0;
+}
+
+int frt__dealloc_trivial(frt_object *o)
+{
+    return free_trivial(frt__tstate(), o);
+}
+
+void frt__dealloc(frt_object *o)
+{
+    frt_tstate *ts = frt__tstate();
+    if (!free_trivial(ts, o))
+        dealloc_checked(ts, o);
 }
 
 /* A chain of dead objects linked through ob_tid (a merge's or a vanished

@@ -10,6 +10,10 @@
 
 /* The count reached zero: finalize (once), destroy, free the block. */
 void frt__dealloc(frt_object *o);
+/* The same, but only if o runs no code when freed (no finalize or destroy,
+ * untracked, no flags): 1 when o was freed, 0 (o untouched) otherwise and
+ * in debug builds, which free every object through frt__dealloc. */
+int frt__dealloc_trivial(frt_object *o);
 /* The same for a chain of such objects linked through their ob_tid. */
 void frt__dealloc_chain(frt_object *chain);
 

@@ -36,10 +36,9 @@ uint64_t frt__now_ns(void);
  *   FRT_FAULT_ALLOC  the runtime's own calloc/realloc (thread states, heaps,
  *                    weakref buckets, the garbage list, gc callbacks, the
  *                    collector's work set and mark stack) and the exit key
- *   FRT_FAULT_NODE   BRC queue memory: one request per queued object
- *                    (brc/merge_queue.c) and one per queue chunk allocated
- *                    (obj_queue.c); a refused one makes the pusher stop the
- *                    world and merge
+ *   FRT_FAULT_NODE   BRC queue memory: one request per queued object and
+ *                    one per batch chunk allocated (brc/drop_batch.c); a
+ *                    refused one makes the dropper stop the world and merge
  * The n-th request from now (1 = the next one) fails, and so does every
  * later one when sticky is set. n = 0 disarms. A fault may be armed before
  * frt_init (its own requests count); a successful frt_shutdown disarms

@@ -17,6 +17,10 @@ typedef struct frt_hooks {
      * helped); close it for good at detach. */
     void (*merge_queue)(frt_tstate *ts);
     void (*close_queue)(frt_tstate *ts);
+    /* brc: push ts's batch of drops (the caller's) to the owners' queues;
+     * may_run_code 0 where no destructor may run and no stop be taken
+     * (parking, going blocked): then nothing is merged or freed here. */
+    void (*flush_drops)(frt_tstate *ts, int may_run_code);
     /* brc: give up the caller's ownership of o, adding extra to its count;
      * returns the count (frt__brc_merge). */
     intptr_t (*merge)(frt_object *o, intptr_t extra);

@@ -77,6 +77,14 @@ static int no_helpers(uint32_t w)
     return (w & FRT_TS_HELPERS) == 0 || frt_ts_state(w) != FRT_TS_BLOCKED;
 }
 
+/* ts's batch of drops to their owners' queues (brc/drop_batch.c): before
+ * ts stops being ATTACHED, so that a stopped world hides none. */
+static void flush_drops(frt_tstate *ts, int may_run_code)
+{
+    if (frt__tstate_has_drops(ts) && frt__rt.hooks.flush_drops)
+        frt__rt.hooks.flush_drops(ts, may_run_code);
+}
+
 /* Park here while a stop is requested. Our critical sections are
  * suspended while we are parked, as in any wait: a thread that waits for
  * one of their locks would otherwise wait for the whole stop. */
@@ -85,6 +93,7 @@ void frt__safepoint_park(frt_tstate *ts)
     uint32_t w = atomic_load(&ts->word);
     if (!(w & FRT_TS_STOP) || frt_ts_state(w) != FRT_TS_ATTACHED)
         return;
+    flush_drops(ts, 0);
     int suspended = frt__cs_suspend_all(ts);
     frt__qsbr_flush();
     for (;;) {
@@ -110,6 +119,7 @@ void frt__safepoint_slow(frt_tstate *ts)
     for (;;) {
         uint32_t w = atomic_load(&ts->word);
         if (w & FRT_TS_STOP) {
+            flush_drops(ts, 1); /* help a BLOCKED owner now, which parking does not */
             frt__safepoint_park(ts);
         } else if (w & FRT_TS_MERGE) {
             /* Clear first: a push after this sets it again. A short queue
@@ -148,6 +158,7 @@ void frt_safepoint(void)
     frt__arena_purge_poll();
     frt__qsbr_quiescent();
     frt__safepoint_poll(ts);
+    flush_drops(ts, 1);
     /* An explicit safepoint merges whatever is queued, short or not. */
     if (frt__rt.hooks.merge_queue && !frt_objq_empty(&ts->brc_queue))
         frt__rt.hooks.merge_queue(ts);
@@ -162,6 +173,7 @@ void frt_safepoint(void)
  * wait for the next pusher to help, or for our next safepoint. */
 static void go_blocked(frt_tstate *ts)
 {
+    flush_drops(ts, 0);
     frt__qsbr_flush();
     uint32_t w = atomic_load(&ts->word);
     while (!atomic_compare_exchange_weak(
@@ -169,9 +181,10 @@ static void go_blocked(frt_tstate *ts)
     }
 }
 
-/* ATTACHED -> BLOCKED, after merging our queue. A thread that pushed while
- * we went blocked either sees BLOCKED and merges for us, or we see its push
- * here and go round again (both operations are sequentially consistent). */
+/* ATTACHED -> BLOCKED, after merging our queue (and pushing our batch of
+ * drops, go_blocked). A thread that pushed while we went blocked either
+ * sees BLOCKED and merges for us, or we see its push here and go round
+ * again (both operations are sequentially consistent). */
 static void enter_blocked(frt_tstate *ts)
 {
     for (;;) {
@@ -240,8 +253,10 @@ void frt_blocking_begin(void)
     }
     /* Pending work first, while this thread may still do all of it: a
      * collection cannot run once the depth says "blocked". */
-    if (ts->blocking_depth == 0)
+    if (ts->blocking_depth == 0) {
         frt__safepoint_poll(ts);
+        flush_drops(ts, 1);
+    }
     if (ts->blocking_depth++ == 0) {
         enter_blocked(ts);
         frt__qsbr_offline();
@@ -392,6 +407,9 @@ int frt_stop_the_world(void)
         FRT_MISUSE(NULL, "frt_stop_the_world inside a blocking section");
         return FRT_ESTATE;
     }
+    /* Our drops first, helping BLOCKED owners as any flush would:
+     * going blocked below only pushes them. */
+    flush_drops(me, 1);
     uint64_t t0 = frt__now_ns();
     /* Wait for other stoppers as a blocked thread, so they need not wait
      * for us: two simultaneous requests never deadlock. */

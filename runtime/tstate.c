@@ -301,6 +301,7 @@ void frt__tstate_fini(void)
     while (ts) {
         frt_tstate *next = ts->next_free;
         frt_objq_destroy(&ts->brc_queue);
+        frt__sys_free(ts->drops);
         frt__sys_free(ts);
         ts = next;
     }

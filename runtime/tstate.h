@@ -84,6 +84,12 @@ typedef struct frt_tstate {
      * and how many samples in a row found it. */
     frt_object *hot_seen;
     uint32_t hot_streak;
+    /* Our last references to objects another thread owns, in a chunk that
+     * goes to that owner's queue whole (brc/drop_batch.c): read and written
+     * by this thread only (by fork's take-over, for a vanished one). */
+    frt_objq_chunk *drops;
+    uintptr_t drops_owner;
+    struct frt_tstate *drops_to; /* drops_owner's state when the batch began; NULL: gone */
 } frt_tstate;
 
 #if defined(__GNUC__)
@@ -100,6 +106,14 @@ static inline frt_tstate *frt__tstate(void)
 static inline uint32_t frt_ts_state(uint32_t w)
 {
     return w & FRT_TS_STATE;
+}
+
+/* Drops waiting in ts's batch (brc/drop_batch.c): they must reach their
+ * owner's queue before ts stops being ATTACHED (parked, blocked, detached),
+ * so that a stopped world hides none. */
+static inline int frt__tstate_has_drops(const frt_tstate *ts)
+{
+    return ts->drops && ts->drops->n;
 }
 
 /* The thread state that owns tid, or NULL if that thread has gone. */

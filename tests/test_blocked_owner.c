@@ -243,6 +243,10 @@ static void *round_dropper(void *arg)
             frt_decref(o);
             frt_decref(o);
         }
+        /* A drop made while the owner was still attached waits in our
+         * batch until our next safepoint (docs/api.md): send it, which
+         * merges it for the owner if it is blocked by now. */
+        frt_safepoint();
         atomic_fetch_add(&r_done, 1);
     }
     frt_thread_detach();

@@ -1094,8 +1094,11 @@ static void *batch_dropper(void *arg)
         atomic_store_explicit(slot, NULL, memory_order_release);
         CHECK(o->magic == MAGIC);
         frt_decref(&o->ob);
-        atomic_fetch_add(&br.dropped, 1);
+        if (i + 1 < BR_ITEMS)
+            atomic_fetch_add(&br.dropped, 1);
     }
+    frt_safepoint(); /* our last drops wait in our batch until here */
+    atomic_fetch_add(&br.dropped, 1);
     frt_thread_detach();
     return NULL;
 }

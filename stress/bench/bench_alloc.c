@@ -22,8 +22,9 @@
  * process-wide); mimalloc is called as mi_malloc/mi_free (no override).
  *
  * In xthread, the consumer's frt_decref of an object it does not own hands
- * the reference back to the owner (BRC merge queue); the producer merges at
- * its next frt_new and frees the block itself. The row "xthread+ms" has the
+ * the reference back to the owner (BRC merge queue, in batches of 62 per
+ * owner, brc/drop_batch.c); the producer merges at its next frt_new once a
+ * batch waits and frees the block itself. The row "xthread+ms" has the
  * producer call frt_make_shared before the hand-off instead, so the
  * consumer's decref frees the block remotely (the pool's cross-thread free
  * list). The timed stretch ends when every object is freed (for frt: after
@@ -528,19 +529,29 @@ static void print_ratio(double frt_ns, double other_ns)
 }
 
 static const char usage[] =
-    "usage: frt-bench-alloc [--quick] [--reps N]\n"
+    "usage: frt-bench-alloc [--quick] [--reps N] [--only bulk|ws10k|xthread]\n"
     "  --quick   short run (< 5 s): fewer objects and 3 repetitions\n"
-    "  default   fuller run (< 60 s on 2 CPUs): 7 repetitions\n";
+    "  default   fuller run (< 60 s on 2 CPUs): 7 repetitions\n"
+    "  --only    one pattern's rows (the others print as -)\n";
 
 int main(int argc, char **argv)
 {
     static const char *const flags[] = {"--quick", "--help", "-h", NULL};
-    static const char *const valued[] = {"--reps", NULL};
+    static const char *const valued[] = {"--reps", "--only", NULL};
     bench_check_args(argc, argv, flags, valued, usage);
     int quick = bench_flag(argc, argv, "--quick");
     params pp = quick ? (params){.bulk_n = 20000, .ws_n = 200000, .x_n = 50000, .reps = 3}
                       : (params){.bulk_n = 200000, .ws_n = 1000000, .x_n = 300000, .reps = 7};
     pp.reps = (int)bench_opt_long(argc, argv, "--reps", pp.reps);
+    const char *only = bench_opt(argc, argv, "--only");
+    int only_p = -1;
+    for (int p = 0; only && p < P_COUNT; p++)
+        if (strcmp(only, pattern_name[p]) == 0)
+            only_p = p;
+    if (only && only_p < 0) {
+        fprintf(stderr, "--only must be bulk, ws10k or xthread\n");
+        return 2;
+    }
     if (pp.reps < 1 || pp.reps > 64) {
         fprintf(stderr, "--reps must be 1..64\n");
         return 2;
@@ -603,7 +614,11 @@ int main(int argc, char **argv)
     for (int p = 0; p < P_COUNT; p++) {
         for (int s = 0; s < 4; s++) {
             cfg c = {.size = sizes[s], .type = &obj_type[s]};
-            measure(p, &c, &pp, slots, idx, res[p][s], faults[p][s]);
+            if (only_p < 0 || only_p == p)
+                measure(p, &c, &pp, slots, idx, res[p][s], faults[p][s]);
+            else
+                for (int a = 0; a < A_COUNT; a++)
+                    res[p][s][a] = faults[p][s][a] = -1.0;
         }
     }
     double elapsed = (double)(bench_now_ns() - t_start) / 1e9;
@@ -669,6 +684,8 @@ int main(int argc, char **argv)
     for (int p = 0; p < P_COUNT && !have_mi; p++)
         printf("%-10s mimalloc not loaded: no comparison\n", pattern_name[p]);
     for (int p = 0; p < P_COUNT && have_mi; p++) {
+        if (only_p >= 0 && only_p != p)
+            continue;
         int met = 0;
         double worst = 1e9;
         for (int s = 0; s < 4; s++) {
