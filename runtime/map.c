@@ -1,11 +1,16 @@
 /* The concurrent map (include/frt/map.h) on frt's own table (map_table.h).
  *
  * A key's value lives in its slot, read like an frt_ref (try-incref, then
- * re-check the slot). get probes the table without a lock. set, delete
- * and get_or_insert lock the stripe of the key's hash, so the writes to one
- * key are serialised: set exchanges the slot's value, or places the key in
- * a new slot; delete exchanges the value for DELETED (the linearization
- * point: from then on readers pass the slot). A deleted key's entry (long
+ * re-check the slot). get probes the table without a lock, and so does a
+ * set of a key that is present: it swaps the slot's value by
+ * compare-and-swap (its linearization point). What changes which slots hold
+ * keys locks the stripe of the key's hash: a set that places the key in a
+ * new slot, get_or_insert, and delete, which exchanges the value for
+ * DELETED (the linearization point: from then on readers pass the slot).
+ * So under a stripe lock a key's slot stays the key's, but its value may
+ * still be swapped: what reads it there takes its reference as a get does
+ * (slot_ref), and what deletes a value it has seen deletes by
+ * compare-and-swap. A deleted key's entry (long
  * and object keys have one) is freed, and its key object dropped, after a
  * grace period (qsbr.h), so a reader that found it can still read it.
  * Inside a probe no reference is dropped and no lock is waited for: a drop
@@ -168,11 +173,17 @@ static frt_object *resolve(frt_map *m, frt_object *v, drops *d)
     return t;
 }
 
-/* Under k's stripe lock, slot at of a holding k: delete it. The map's
+/* Under k's stripe lock, slot at of a holding k: delete it, if it still
+ * holds the value word seen (seen 0: whatever it holds). The map's
  * reference to the value goes to d. */
-static void delete_at(frt_map *m, map_array *a, size_t at, drops *d)
+static void delete_at(frt_map *m, map_array *a, size_t at, uintptr_t seen, drops *d)
 {
-    uintptr_t old = atomic_exchange_explicit(&a->slot[at].v, MAP_DELETED, memory_order_acq_rel);
+    uintptr_t old = seen;
+    if (!seen)
+        old = atomic_exchange_explicit(&a->slot[at].v, MAP_DELETED, memory_order_acq_rel);
+    else if (!atomic_compare_exchange_strong_explicit(&a->slot[at].v, &old, MAP_DELETED,
+                                                      memory_order_acq_rel, memory_order_relaxed))
+        return; /* a set replaced it meanwhile */
     frt__map_table_remove(m->t, a, at);
     drop_later(d, frt__map_value(old));
 }
@@ -188,10 +199,29 @@ static void remove_dead(frt_map *m, const key *k, frt_object *v, int wait, drops
         return;
     map_array *a = current(m);
     size_t i;
-    if (find_locked(a, k, &i) &&
-        frt__map_value(atomic_load_explicit(&a->slot[i].v, memory_order_relaxed)) == v)
-        delete_at(m, a, i, d);
+    if (find_locked(a, k, &i)) {
+        uintptr_t seen = atomic_load_explicit(&a->slot[i].v, memory_order_relaxed);
+        if (frt__map_value(seen) == v)
+            delete_at(m, a, i, seen, d);
+    }
     frt_mutex_unlock(mu);
+}
+
+/* Slot i of a is live and stays so (its stripe is locked, a is current):
+ * a new reference to its value. A lock-free set may swap the value under
+ * us, so this is a get's read: try-incref, then check the slot; a stale
+ * reference goes to d. */
+static frt_object *slot_ref(map_array *a, size_t i, drops *d)
+{
+    for (;;) {
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
+        frt_object *o = frt__map_value(v);
+        if (frt__try_incref(o)) {
+            if (atomic_load_explicit(&a->slot[i].v, memory_order_acquire) == v)
+                return o;
+            drop_later(d, o);
+        }
+    }
 }
 
 static int usable(frt_map *m, int obj_keys, const char *what)
@@ -221,6 +251,22 @@ static __attribute__((noinline)) frt_object *get_weak(frt_map *m, const void *by
     return res;
 }
 
+/* Lock-free: the slot of a that holds k (*vp: its value word, the key
+ * live or DELETED), or NULL when an empty slot ends the probe. */
+static inline __attribute__((always_inline)) _Atomic uintptr_t *probe(const map_array *a,
+                                                                      const key *k, uintptr_t *vp)
+{
+    for (size_t i = frt__map_home(a, k->hash);; i = (i + 1) & a->mask) {
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
+        if (!v)
+            return NULL;
+        if (slot_matches(a, i, v, k)) {
+            *vp = v;
+            return (_Atomic uintptr_t *)&a->slot[i].v;
+        }
+    }
+}
+
 /* Lock-free: probe the current array; try-incref the value, then check
  * that the slot still holds it. A value that changed or died meanwhile
  * (replaced or deleted, or the array was rebuilt and its values replaced
@@ -229,40 +275,79 @@ static __attribute__((noinline)) frt_object *get_weak(frt_map *m, const void *by
 static inline __attribute__((always_inline)) frt_object *map_get(frt_map *m, const key *k)
 {
     for (;;) {
-        map_array *a = current(m);
-        size_t i = frt__map_home(a, k->hash);
         uintptr_t v;
-        for (;; i = (i + 1) & a->mask) {
-            v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
-            if (!v)
-                return NULL;
-            if (slot_matches(a, i, v, k))
-                break;
-        }
+        _Atomic uintptr_t *slot = probe(current(m), k, &v);
+        if (!slot)
+            return NULL;
         frt_object *o = frt__map_value(v);
         if (FRT_LIKELY(frt__try_incref(o))) {
-            if (FRT_LIKELY(atomic_load_explicit(&a->slot[i].v, memory_order_acquire) == v))
+            if (FRT_LIKELY(atomic_load_explicit(slot, memory_order_acquire) == v))
                 return m->flags & FRT_MAP_WEAK_VALUES ? get_weak(m, k->bytes, k->len, k->obj, o) : o;
             frt_decref(o); /* stale; the probe is over */
         }
     }
 }
 
+/* The common get, an 8-byte key in a map of strong values, as a leaf:
+ * it calls nothing, so it saves no register, and anything unusual goes to
+ * map_get. The value (a new reference), NULL when the key is absent, or
+ * GET_SLOW: take map_get, after dropping *stale if it is set (a reference
+ * taken to a value that was replaced before the check). */
+#define GET_SLOW ((frt_object *)1)
+
+static inline __attribute__((always_inline)) frt_object *get8_leaf(frt_map *m, uint64_t word,
+                                                                   frt_object **stale)
+{
+    const map_array *a = current(m);
+    for (size_t i = frt__map_home(a, frt__map_hash8(word));; i = (i + 1) & a->mask) {
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
+        if (!v)
+            return NULL;
+        if ((v & MAP_KEY_MASK) != MAP_KEY_8 || a->slot[i].word != word)
+            continue;
+        frt_object *o = frt__map_value(v);
+        if (FRT_UNLIKELY(frt__try_incref_leaf(o) != 1))
+            return GET_SLOW;
+        if (FRT_UNLIKELY(atomic_load_explicit(&a->slot[i].v, memory_order_acquire) != v))
+            *stale = o;
+        return *stale ? GET_SLOW : o;
+    }
+}
+
+static __attribute__((noinline)) frt_object *get_slow(frt_map *m, const void *kp, size_t len,
+                                                      frt_object *stale)
+{
+    frt_xdecref(stale);
+    key k = bytes_key(kp, len);
+    return map_get(m, &k);
+}
+
 /* What the map stores for value: a published reference to it, or (weak
- * maps) to a new weak reference to it. NULL: out of memory. */
+ * maps) to a new weak reference to it. NULL: out of memory.
+ *
+ * A value the caller owns is made shared (frt_make_shared) as it goes in:
+ * a map's values are there for other threads, which read them and, when a
+ * set replaces one, drop its last reference. An owned value dropped to
+ * zero by another thread is queued back to its owner, who frees it at its
+ * next merge (about 350 instructions and the value's line crossing to the
+ * queue and back: most of a replacement's cost at 2 threads); a shared one
+ * is freed by the thread that drops it. The owner pays atomics on its own
+ * later counts of that value, as every other thread already does. */
 static frt_object *stored_new(frt_map *m, frt_object *value)
 {
+    frt_object *o = value;
     if (m->flags & FRT_MAP_WEAK_VALUES) {
         frt_weakref *wr = frt_weakref_new(value, NULL, NULL);
         if (!wr)
             return NULL;
-        frt_object *o = frt_weakref_object(wr);
-        frt__ref_publish(o);
-        frt_decref(o);
-        return o;
+        o = frt_weakref_object(wr);
     }
-    frt__ref_publish(value);
-    return value;
+    frt__ref_publish(o);
+    if (frt_is_owned(o))
+        frt_make_shared(o);
+    if (o != value)
+        frt_decref(o);
+    return o;
 }
 
 /* What placing k needs beyond its slot: an entry for a long or object
@@ -282,11 +367,33 @@ static int place(frt_map *m, map_array *a, size_t at, const key *k, map_entry *e
     return frt__map_table_place(m->t, a, at, k->word, k->kind, e, stored);
 }
 
+/* A set of a key present in the current array, with no lock: swap its
+ * slot's value for stored and drop the old one. 0 when the key is not
+ * there, was deleted meanwhile, or its array is being resized (frozen):
+ * the caller takes the stripe lock. */
+static int replace_unlocked(frt_map *m, const key *k, frt_object *stored)
+{
+    uintptr_t v;
+    _Atomic uintptr_t *slot = probe(current(m), k, &v);
+    if (!slot)
+        return 0;
+    do {
+        if (!frt__map_is_live(v) || (v & MAP_FROZEN))
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(slot, &v,
+                                                    (uintptr_t)stored | (v & MAP_KEY_MASK),
+                                                    memory_order_acq_rel, memory_order_acquire));
+    frt_decref(frt__map_value(v)); /* the probe is over */
+    return 1;
+}
+
 static int map_set(frt_map *m, key *k, frt_object *value)
 {
     frt_object *stored = stored_new(m, value);
     if (!stored)
         return FRT_ENOMEM;
+    if (replace_unlocked(m, k, stored))
+        return 0;
     frt_mutex *mu = frt__map_stripe(m->t, k->hash);
     map_entry *e = NULL;
     int rc = 0;
@@ -294,10 +401,9 @@ static int map_set(frt_map *m, key *k, frt_object *value)
         frt_mutex_lock(mu);
         map_array *a = current(m);
         size_t at;
-        if (find_locked(a, k, &at)) {
-            uintptr_t old = atomic_load_explicit(&a->slot[at].v, memory_order_relaxed);
-            atomic_store_explicit(&a->slot[at].v, (uintptr_t)stored | (old & MAP_KEY_MASK),
-                                  memory_order_release);
+        if (find_locked(a, k, &at)) { /* inserted meanwhile, or the array was frozen */
+            uintptr_t old = atomic_exchange_explicit(&a->slot[at].v, (uintptr_t)stored | (uintptr_t)k->kind,
+                                                     memory_order_acq_rel);
             frt_mutex_unlock(mu);
             if (e)
                 frt__map_entry_free(e);
@@ -334,7 +440,7 @@ static int map_delete(frt_map *m, key *k)
     size_t at;
     int found = find_locked(a, k, &at);
     if (found)
-        delete_at(m, a, at, &d);
+        delete_at(m, a, at, 0, &d);
     frt_mutex_unlock(mu);
     if (!found)
         return 0;
@@ -347,7 +453,7 @@ static int map_delete(frt_map *m, key *k)
 }
 
 /* Under the stripe lock the present value is found (a new reference to
- * what the slot holds, which the lock keeps alive) or the key placed. */
+ * what the slot holds, slot_ref) or the key placed. */
 static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
 {
     frt_object *stored = NULL, *res = NULL;
@@ -359,13 +465,14 @@ static frt_object *map_get_or_insert(frt_map *m, key *k, frt_object *value)
         size_t at;
         int found = find_locked(a, k, &at), rc = FRT_ENOMEM;
         frt_object *v = NULL;
+        drops d = DROPS_INIT(d);
         if (found)
-            v = frt_newref(frt__map_value(atomic_load_explicit(&a->slot[at].v, memory_order_relaxed)));
+            v = slot_ref(a, at, &d);
         else if (stored && (e || k->kind != MAP_KEY_ENTRY))
             rc = place(m, a, at, k, e, stored);
         frt_mutex_unlock(mu);
+        drop_now(&d);
         if (v) {
-            drops d = DROPS_INIT(d);
             if (!(res = resolve(m, v, &d)))
                 remove_dead(m, k, v, 1, &d); /* then insert */
             drop_now(&d);
@@ -408,6 +515,7 @@ static snap_entry *snapshot(frt_map *m, size_t *count)
 {
     size_t n = 0, cap = 0;
     snap_entry *s = NULL;
+    drops d = DROPS_INIT(d);
     frt__map_lock_all(m->t);
     map_array *a = current(m);
     for (size_t i = 0; i <= a->mask; i++) {
@@ -423,13 +531,14 @@ static snap_entry *snapshot(frt_map *m, size_t *count)
         }
         const map_entry *e = a->entry[i];
         snap_entry *se = &s[n++];
-        se->value = frt_newref(frt__map_value(v));
+        se->value = slot_ref(a, i, &d);
         se->key_obj = e && e->key_obj ? frt_newref(e->key_obj) : NULL;
         se->keycopy = e && !e->key_obj ? frt__map_entry_new(e->hash, e->bytes, e->len, NULL) : NULL;
         se->word = a->slot[i].word;
         se->kind = (int)(v & MAP_KEY_MASK);
     }
     frt__map_unlock_all(m->t);
+    drop_now(&d);
     *count = n;
     return s;
 }
@@ -502,7 +611,7 @@ static void map_clear(frt_object *self)
     map_array *a = current(m);
     for (size_t i = 0; i <= a->mask; i++)
         if (frt__map_is_live(atomic_load_explicit(&a->slot[i].v, memory_order_relaxed)))
-            delete_at(m, a, i, &d);
+            delete_at(m, a, i, 0, &d);
     frt__map_unlock_all(m->t);
     drop_now(&d);
     maybe_resize(m);
@@ -545,8 +654,15 @@ frt_object *frt_map_get(frt_map *m, const void *kp, size_t len)
 {
     if (!usable(m, 0, "frt_map_get from a thread that is not attached") || (!kp && len))
         return NULL;
-    key k = bytes_key(kp, len);
-    return map_get(m, &k);
+    frt_object *stale = NULL;
+    if (FRT_LIKELY(len == 8 && !(m->flags & FRT_MAP_WEAK_VALUES))) {
+        uint64_t w;
+        memcpy(&w, kp, 8);
+        frt_object *o = get8_leaf(m, w, &stale);
+        if (FRT_LIKELY(o != GET_SLOW))
+            return o;
+    }
+    return get_slow(m, kp, len, stale);
 }
 
 int frt_map_set(frt_map *m, const void *kp, size_t len, frt_object *value)

@@ -227,10 +227,16 @@ int frt__map_table_resize(map_table *t, map_array *a)
         rc = FRT_ENOMEM;
         goto out;
     }
-    /* No writer runs: a is final, and its values (the map's references)
-     * move to b. b is private until the release store below publishes it. */
+    /* No insert or delete runs; a set of a present key may still swap a
+     * live slot's value until the slot is frozen, after which a is final,
+     * and its values (the map's references) move to b. b is private until
+     * the release store below publishes it. */
     for (size_t i = 0; i <= a->mask; i++) {
-        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_relaxed);
+        uintptr_t v = atomic_load_explicit(&a->slot[i].v, memory_order_acquire);
+        while (frt__map_is_live(v) &&
+               !atomic_compare_exchange_weak_explicit(&a->slot[i].v, &v, v | MAP_FROZEN,
+                                                      memory_order_acq_rel, memory_order_acquire)) {
+        }
         if (!frt__map_is_live(v))
             continue;
         size_t j = frt__map_home(b, slot_hash(a, i, v));
@@ -238,7 +244,7 @@ int frt__map_table_resize(map_table *t, map_array *a)
             j = (j + 1) & b->mask;
         b->slot[j].word = a->slot[i].word;
         b->entry[j] = a->entry[i];
-        atomic_store_explicit(&b->slot[j].v, v, memory_order_relaxed);
+        atomic_store_explicit(&b->slot[j].v, v, memory_order_relaxed); /* (not frozen) */
     }
     atomic_store_explicit(&b->used, live, memory_order_relaxed);
     atomic_store_explicit(&t->arr, b, memory_order_release);

@@ -9,20 +9,28 @@
  * and values in two arrays touches two lines and the object.
  *
  * Readers take no lock: they load the array, then probe slots until an
- * empty one. Writers lock the stripe of the key's hash (an frt_mutex), so
- * every write to one key is serialised while writers of other stripes run
- * on; empty slots are claimed by compare-and-swap because two stripes'
+ * empty one. Inserts and deletes lock the stripe of the key's hash (an
+ * frt_mutex), so they are serialised per key while writers of other
+ * stripes run on; empty slots are claimed by compare-and-swap because two stripes'
  * keys may probe the same slot. A slot goes empty -> claimed -> holding a
  * key -> DELETED and stays so until the array is rebuilt: a probe run only
  * grows, a reader that starts where the key's probe starts (frt__map_home)
  * passes every slot the key can be in, and a slot's word never changes
  * while readers may see it.
  *
- * A resize locks every stripe (writers wait, readers do not), builds a new
- * array holding the live keys and values, publishes it, and retires the
- * old one through QSBR. The old array is frozen from the moment the resize
- * holds every stripe: a reader still probing it sees the map as it was
- * then, which was during that reader's call. Its values may since have
+ * A set of a key already in the table takes no lock: it swaps the slot's
+ * value by compare-and-swap (one key's slot never changes key, and only
+ * goes from live to DELETED under the stripe lock), so writers of present
+ * keys share no lock line. Everything that changes which slots hold keys
+ * (insert, delete, resize) locks a stripe.
+ *
+ * A resize locks every stripe (inserts and deletes wait, readers do not),
+ * freezes every live slot of the old array (MAP_FROZEN: a lock-free set
+ * that finds it takes the locked path, which waits for the resize), builds
+ * a new array holding the live keys and values, publishes it, and retires
+ * the old one through QSBR. The old array is frozen from then on: a reader
+ * still probing it sees the map as it was then, which was during that
+ * reader's call. Its values may since have
  * been replaced and freed (a try-incref fails): the reader starts over on
  * the current array. Deleted entries are retired through QSBR too. */
 #ifndef FRT_RUNTIME_MAP_TABLE_H
@@ -55,12 +63,17 @@ enum {
 };
 
 /* A slot's value word: 0 (empty), CLAIMED (a writer fills it in), DELETED,
- * or a value object's address | the key kind. The two markers carry kind
- * bits no key has, so a probe's kind comparison also passes over them
- * before it reads the slot's word (which a claimed slot is still being
- * given). */
+ * or a value object's address | the key kind (| FROZEN). The two markers
+ * carry kind bits no key has, so a probe's kind comparison also passes
+ * over them before it reads the slot's word (which a claimed slot is still
+ * being given). FROZEN marks a live slot of an array that a resize is
+ * copying: a set that replaces values without the stripe lock (by
+ * compare-and-swap) fails on it and waits for the new array, so no
+ * replacement lands in an array after its copy. Objects are 16-byte
+ * aligned (every block is), so the bit is free. */
 #define MAP_CLAIMED ((uintptr_t)7)
 #define MAP_DELETED ((uintptr_t)6)
+#define MAP_FROZEN ((uintptr_t)8)
 
 static inline int frt__map_is_live(uintptr_t v)
 {
@@ -69,7 +82,7 @@ static inline int frt__map_is_live(uintptr_t v)
 
 static inline frt_object *frt__map_value(uintptr_t v)
 {
-    return (frt_object *)(v & ~(uintptr_t)MAP_KEY_MASK);
+    return (frt_object *)(v & ~(uintptr_t)(MAP_KEY_MASK | MAP_FROZEN));
 }
 
 typedef struct map_slot {

@@ -26,25 +26,20 @@
 
 #include <frt/object.h>
 
-static inline int frt__try_incref(frt_object *o)
+/* The part of a try-incref that calls nothing, for callers that keep
+ * their fast path a leaf (no register saved): 1 took a reference, 0
+ * refused (the object is dying), -1 not decided here (a hot or immortal
+ * object, an owner's count about to overflow): call frt__try_incref. */
+static inline int frt__try_incref_leaf(frt_object *o)
 {
     uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
-    if (local >= FRT_REF_HOT) {
-        /* Immortal, or hot: a hot object is freed only after a stop found
-         * its counts summing to zero and made it ordinary (count 0, merged):
-         * while it still reads hot it is alive, and no stop can come
-         * between this load and the increment. */
-        if (local != FRT_REF_IMMORTAL)
-            frt__incref_hot(o, local);
-        return 1;
-    }
+    if (local >= FRT_REF_HOT)
+        return -1;
     if (atomic_load_explicit(&o->ob_tid, memory_order_relaxed) == frt__thread_id()) {
         if (local == 0)
             return 0; /* our own last decref is freeing it right now */
-        if (local + 1 == FRT_REF_HOT) {
-            frt__incref_overflow(o);
-            return 1;
-        }
+        if (local + 1 == FRT_REF_HOT)
+            return -1;
         atomic_store_explicit(&o->ob_ref_local, local + 1, memory_order_relaxed);
         return 1;
     }
@@ -57,6 +52,26 @@ static inline int frt__try_incref(frt_object *o)
                                                   memory_order_acquire, memory_order_relaxed))
             return 1;
     }
+}
+
+static inline int frt__try_incref(frt_object *o)
+{
+    int took = frt__try_incref_leaf(o);
+    if (FRT_LIKELY(took >= 0))
+        return took;
+    uint32_t local = atomic_load_explicit(&o->ob_ref_local, memory_order_relaxed);
+    if (local >= FRT_REF_HOT) {
+        /* Immortal, or hot: a hot object is freed only after a stop found
+         * its counts summing to zero and made it ordinary (count 0, merged):
+         * while it still reads hot it is alive, and no stop can come
+         * between this load and the increment. */
+        if (local != FRT_REF_IMMORTAL)
+            frt__incref_hot(o, local);
+        return 1;
+    }
+    /* Ours, one short of FRT_REF_HOT: only we change an owned count. */
+    frt__incref_overflow(o);
+    return 1;
 }
 
 /* Mark o as a possible weakref target: from now on its shared word is never
