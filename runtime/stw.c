@@ -191,6 +191,11 @@ static void enter_blocked(frt_tstate *ts)
         frt__safepoint_poll(ts);
         if (frt__rt.hooks.merge_queue)
             frt__rt.hooks.merge_queue(ts);
+        /* What that merge freed may have dropped objects of other owners:
+         * push them now, helping an owner that is BLOCKED by then. Left to
+         * go_blocked's push, which runs no code, they would wait for that
+         * owner to come back. */
+        flush_drops(ts, 1);
         go_blocked(ts);
         if (frt_objq_empty(&ts->brc_queue))
             return;

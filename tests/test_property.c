@@ -9,8 +9,12 @@
  *
  *   test_property [--seed N] [--sequences N | --duration SECONDS] [--ops N]
  *                 [--threads N] [--mode serial|concurrent|mixed] [--round N]
- *                 [--replay FILE] [--trace] [--no-shrink] [--shrink-time S]
+ *                 [--replay FILE [--repeat N]] [--trace] [--no-shrink] [--shrink-time S]
  *                 [--print-program] [--emit-corpus DIR]
+ *
+ * --repeat N runs a replayed program up to N times, until one fails: the
+ * programs in tests/property_repro/ reproduce timing-dependent failures
+ * that way (each has its ctest).
  *
  * --emit-corpus DIR writes generated programs as fuzzer inputs
  * (tests/fuzz); with --replay FILE it writes that program to the file DIR.
@@ -42,6 +46,7 @@ typedef struct opts {
     int mode;         /* 0 mixed, 1 serial, 2 concurrent */
     size_t round;     /* 0: default */
     const char *replay, *emit_corpus;
+    size_t repeat; /* --replay: runs of the program (a timing-dependent failure) */
     int trace, shrink, print_program;
     double shrink_time;
     unsigned timeout_s;
@@ -57,7 +62,7 @@ static double now_s(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: test_property [--seed N] [--sequences N | --duration S] [--ops N] "
-                    "[--threads N] [--mode serial|concurrent|mixed] [--round N] [--replay FILE] "
+                    "[--threads N] [--mode serial|concurrent|mixed] [--round N] [--replay FILE [--repeat N]] "
                     "[--trace] [--no-shrink] [--shrink-time S] [--print-program] "
                     "[--emit-corpus DIR]\n");
     exit(2);
@@ -177,6 +182,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--replay") && v) {
             o.replay = v;
             i++;
+        } else if (!strcmp(a, "--repeat") && v) {
+            o.repeat = strtoull(v, NULL, 0);
+            i++;
         } else if (!strcmp(a, "--emit-corpus") && v) {
             o.emit_corpus = v;
             i++;
@@ -223,10 +231,15 @@ int main(int argc, char **argv)
         cfg.serial = o.mode != 2 || p.threads == 1;
         cfg.round_max = o.round ? o.round : p.threads == 1 ? 1 : 48;
         prop_child c;
-        run_one(&o, &p, &cfg, &c);
+        size_t runs = o.repeat ? o.repeat : 1, run = 0;
+        do {
+            if (run)
+                free(c.output);
+            run_one(&o, &p, &cfg, &c);
+        } while (!c.failed && ++run < runs);
         if (!c.failed) {
-            fprintf(stderr, "test_property: replay of %s (%zu operations, %u threads, %s): ok\n",
-                    o.replay, p.n, p.threads, mode_name(cfg.serial));
+            fprintf(stderr, "test_property: replay of %s (%zu operations, %u threads, %s), %zu runs: ok\n",
+                    o.replay, p.n, p.threads, mode_name(cfg.serial), runs);
             return 0;
         }
         char hint[512];
