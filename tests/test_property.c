@@ -237,16 +237,19 @@ int main(int argc, char **argv)
                 free(c.output);
             run_one(&o, &p, &cfg, &c);
         } while (!c.failed && ++run < runs);
-        if (!c.failed) {
+        int failed = c.failed;
+        if (!failed) {
             fprintf(stderr, "test_property: replay of %s (%zu operations, %u threads, %s), %zu runs: ok\n",
                     o.replay, p.n, p.threads, mode_name(cfg.serial), runs);
-            return 0;
+        } else {
+            char hint[512];
+            snprintf(hint, sizeof hint, "test_property --replay %s --mode %s", o.replay,
+                     mode_name(cfg.serial));
+            report_failure(&o, &p, &cfg, &c, hint);
         }
-        char hint[512];
-        snprintf(hint, sizeof hint, "test_property --replay %s --mode %s", o.replay,
-                 mode_name(cfg.serial));
-        report_failure(&o, &p, &cfg, &c, hint);
-        return 1;
+        free(c.output);
+        prop_prog_free(&p);
+        return failed;
     }
 
     if (o.emit_corpus) {
