@@ -318,6 +318,7 @@ static struct {
     bench_barrier start;
     _Atomic int consumer_done;
     _Atomic int quit;
+    int cpu[2]; /* producer's, consumer's; -1: not pinned (--xplace) */
     uint64_t t0, t_consumer, t_producer;
 } X;
 
@@ -368,6 +369,48 @@ static const xt_fn produce_fn[A_COUNT] = {produce_FRT, produce_FRT_MS, produce_G
 static const xt_fn consume_fn[A_COUNT] = {consume_FRT, consume_FRT_MS, consume_GLIBC0, consume_JE0,
                                           consume_MI0, consume_GLIBC, consume_JE, consume_MI};
 
+/* Where the two threads run decides what xthread measures: on two CPUs
+ * every object's lines cross between cores (100-300 ns an object on a
+ * 2-vCPU VM); on one CPU the threads take turns, the ring fills and
+ * drains, and no line moves (20-35 ns). Left to the scheduler, a thread
+ * woken for the next job lands on either, so each repetition picked one
+ * regime at random and a median mixed them (mimalloc's 64-byte row read
+ * 25 ns in one run and 155 ns in the next). --xplace fixes it: apart
+ * (default: the first two CPUs the process may use), same (both on the
+ * first), free (the scheduler's choice, as before). */
+enum { XPLACE_APART, XPLACE_SAME, XPLACE_FREE };
+static const char *const xplace_name[] = {"apart", "same", "free"};
+
+static void xplace_choose(int mode)
+{
+    X.cpu[0] = X.cpu[1] = -1;
+    cpu_set_t set;
+    if (mode == XPLACE_FREE || sched_getaffinity(0, sizeof set, &set) != 0)
+        return;
+    int found = 0;
+    for (int c = 0; c < CPU_SETSIZE && found < 2; c++)
+        if (CPU_ISSET(c, &set))
+            X.cpu[found++] = c;
+    if (found < 2) /* one CPU: both threads share it whatever we ask */
+        X.cpu[0] = X.cpu[1] = -1;
+    else if (mode == XPLACE_SAME)
+        X.cpu[1] = X.cpu[0];
+}
+
+static void xplace_pin(int which)
+{
+    if (X.cpu[which] < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(X.cpu[which], &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
+        fprintf(stderr, "cannot pin the xthread %s to CPU %d\n", which ? "consumer" : "producer",
+                X.cpu[which]);
+        exit(1);
+    }
+}
+
 static void attach_or_die(void)
 {
     if (frt_thread_attach() != 0) {
@@ -381,6 +424,7 @@ static void attach_or_die(void)
 static void *producer_main(void *arg)
 {
     (void)arg;
+    xplace_pin(0);
     attach_or_die();
     for (;;) {
         frt_blocking_begin();
@@ -412,6 +456,7 @@ static void *producer_main(void *arg)
 static void *consumer_main(void *arg)
 {
     (void)arg;
+    xplace_pin(1);
     attach_or_die();
     for (;;) {
         frt_blocking_begin();
@@ -529,15 +574,18 @@ static void print_ratio(double frt_ns, double other_ns)
 }
 
 static const char usage[] =
-    "usage: frt-bench-alloc [--quick] [--reps N] [--only bulk|ws10k|xthread]\n"
+    "usage: frt-bench-alloc [--quick] [--reps N] [--only bulk|ws10k|xthread]"
+    " [--xplace apart|same|free]\n"
     "  --quick   short run (< 5 s): fewer objects and 3 repetitions\n"
     "  default   fuller run (< 60 s on 2 CPUs): 7 repetitions\n"
-    "  --only    one pattern's rows (the others print as -)\n";
+    "  --only    one pattern's rows (the others print as -)\n"
+    "  --xplace  xthread's producer and consumer pinned to two CPUs (apart, the\n"
+    "            default), both to one (same), or left to the scheduler (free)\n";
 
 int main(int argc, char **argv)
 {
     static const char *const flags[] = {"--quick", "--help", "-h", NULL};
-    static const char *const valued[] = {"--reps", "--only", NULL};
+    static const char *const valued[] = {"--reps", "--only", "--xplace", NULL};
     bench_check_args(argc, argv, flags, valued, usage);
     int quick = bench_flag(argc, argv, "--quick");
     params pp = quick ? (params){.bulk_n = 20000, .ws_n = 200000, .x_n = 50000, .reps = 3}
@@ -556,6 +604,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "--reps must be 1..64\n");
         return 2;
     }
+    const char *xplace = bench_opt(argc, argv, "--xplace");
+    int xplace_mode = xplace ? -1 : XPLACE_APART;
+    for (int m = 0; xplace && m < 3; m++)
+        if (strcmp(xplace, xplace_name[m]) == 0)
+            xplace_mode = m;
+    if (xplace_mode < 0) {
+        fprintf(stderr, "--xplace must be apart, same or free\n");
+        return 2;
+    }
+    xplace_choose(xplace_mode);
     if (bench_sanitized()) { /* keep sanitizer runs short */
         pp.bulk_n /= 10;
         pp.ws_n /= 10;
@@ -584,6 +642,12 @@ int main(int argc, char **argv)
     printf("# frt_new zeroes the object: it is compared with malloc + memset(0); plain mallocs in"
            " the second table\n");
     printf("# ns/op = ns per allocation+free pair (xthread: wall time / objects, 2 threads)\n");
+    if (X.cpu[0] < 0)
+        printf("# xthread placement: %s (threads not pinned)\n",
+               xplace_mode == XPLACE_FREE ? "free" : "one CPU available");
+    else
+        printf("# xthread placement: %s (producer on CPU %d, consumer on CPU %d)\n",
+               xplace_name[xplace_mode], X.cpu[0], X.cpu[1]);
     fflush(stdout);
 
     sem_init(&X.go_producer, 0, 0);
