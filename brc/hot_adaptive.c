@@ -4,9 +4,10 @@
  * (hot.c, went_cold).
  *
  * The heuristic (docs/design.md, "Hot objects"):
- *   - sampling: every FRT_HOT_SAMPLE-th non-owner decref of an ordinary
- *     object on a thread looks at the object (refcount.c: a thread-local
- *     countdown beside an atomic read-modify-write);
+ *   - sampling: a non-owner decref of an owned object that loses its CAS
+ *     looks at the object, and so does every FRT_HOT_SAMPLE-th non-owner
+ *     decref of a merged object on a thread (refcount.c: a thread-local
+ *     countdown beside the fetch_sub, which cannot lose);
  *   - nomination: a thread whose last FRT_HOT_STREAK samples all found the
  *     same object nominates it: most of its counting goes there. The table
  *     keeps the pointer only, to compare: never followed, no reference;

@@ -75,13 +75,16 @@ intptr_t frt__brc_merge_queued(frt_object *o, int maybe_weak)
     return frt__brc_merge(o, -1);
 }
 
-/* Adaptive promotion samples every FRT_HOT_SAMPLE-th non-owner decref
- * (hot_adaptive.c) with a countdown of the thread's own, which the inline
- * decref (frt__decref_nonowner in <frt/object.h>) decrements: one
- * %fs-relative operand with initial-exec TLS, the whole cost of adaptive
- * promotion to an object nobody contends. The sample must be taken before
- * the decref, while our reference keeps the object alive; the sampled call
- * does the decref itself. */
+/* Adaptive promotion (hot_adaptive.c) samples a non-owner decref of an
+ * owned object when its CAS is lost, which is contention itself and costs
+ * nothing until it happens (a countdown there measured 3% of a non-owner
+ * pair: the decrement's store has to drain before the CAS may run). A
+ * merged object's fetch_sub cannot lose, so every FRT_HOT_SAMPLE-th
+ * non-owner decref of a merged object is sampled, with a countdown of the
+ * thread's own which the inline decref (frt__decref_nonowner in
+ * <frt/object.h>) decrements: one %fs-relative operand with initial-exec
+ * TLS. Either sample is taken before the decref, while our reference
+ * keeps the object alive; the sampling call does the decref itself. */
 #define FRT_HOT_SAMPLE 256
 #if defined(__GNUC__)
 __thread int frt__hot_countdown __attribute__((tls_model("initial-exec")));
@@ -122,13 +125,24 @@ void frt__decref_shared(frt_object *o)
         frt__decref_merged_last(o, next + FRT_REF_SHARED_ONE);
 }
 
-void frt__decref_sampled(frt_object *o)
+static void sample(frt_object *o)
 {
-    frt__hot_countdown = FRT_HOT_SAMPLE; /* the decref below takes it to FRT_HOT_SAMPLE - 1 */
     frt_tstate *ts = frt__tstate();
     if (ts)
         frt__hot_sample(ts, o);
+}
+
+void frt__decref_sampled(frt_object *o)
+{
+    frt__hot_countdown = FRT_HOT_SAMPLE; /* the decref below takes it to FRT_HOT_SAMPLE - 1 */
+    sample(o);
     frt__decref_nonowner(o); /* the countdown just restarted: not sampled again */
+}
+
+void frt__decref_contended(frt_object *o)
+{
+    sample(o);
+    frt__decref_shared(o);
 }
 
 void frt__merge_zero_local(frt_object *o)

@@ -1,9 +1,12 @@
 /* Adaptive hot objects (brc/hot_adaptive.c): promotion without a call when
- * two threads count on one object's shared count, demotion once it has gone
+ * two threads count on one object's shared count (a merged object sampled
+ * every 256th decref; an owned one whose CAS they lose), demotion once it has gone
  * cold, the config knob that turns it off, and both racing stops of the
  * world, collections and frees of objects that wait for promotion. Counts
  * are exact throughout (no reference is held for a nomination) and every
  * object is destroyed exactly once. */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdatomic.h>
 
 #include <frt/frt.h>
@@ -49,6 +52,17 @@ static void reset(void)
     atomic_store(&next_id, 0);
 }
 
+/* An object no thread owns (merged): each hammering thread samples it
+ * every 256th decref, so it is promoted on any machine. An owned one is
+ * sampled when a CAS on it is lost, which takes threads that truly run side
+ * by side (test_promote_owned). */
+static frt_object *make_merged(void)
+{
+    tobj *t = make();
+    frt_make_shared(&t->ob);
+    return &t->ob;
+}
+
 static frt_heap_stats stats(void)
 {
     frt_heap_stats s;
@@ -64,16 +78,16 @@ static frt_heap_stats stats(void)
  * (one thread alone is not contention, and is never promoted). */
 static frt_object *target;
 static _Atomic int hot_seen, hammers_done;
-#define MAX_PAIRS 2000000
+static long max_pairs = 2000000;
 
 static void *hammer(void *arg)
 {
     (void)arg;
     CHECK_EQ(frt_thread_attach(), 0);
     for (long i = 0; !atomic_load(&hot_seen); i++) {
-        if (i == MAX_PAIRS)
+        if (i == max_pairs)
             atomic_fetch_add(&hammers_done, 1);
-        if (i >= MAX_PAIRS && atomic_load(&hammers_done) >= 2)
+        if (i >= max_pairs && atomic_load(&hammers_done) >= 2)
             break;
         frt_incref(target);
         frt_decref(target);
@@ -100,8 +114,7 @@ static void test_promote_demote(void)
 {
     CHECK_EQ(frt_init(NULL), 0);
     reset();
-    tobj *t = make();
-    target = &t->ob;
+    target = make_merged();
     hammer_twice();
     CHECK(frt_is_hot(target));
     CHECK_EQ(frt_refcount(target), 1); /* exact: nothing held for the promotion */
@@ -124,6 +137,37 @@ static void test_promote_demote(void)
     TEST_PASS("promote_demote");
 }
 
+/* An object main owns: the hammering threads' decrefs CAS its shared count
+ * and are not sampled by the countdown, so only the CASes they lose to each
+ * other promote it. On one CPU nothing contends and it stays ordinary, as
+ * it should; the bound on pairs is generous, for a loaded machine on which
+ * the two threads run side by side only now and then. */
+static void test_promote_owned(void)
+{
+    CHECK_EQ(frt_init(NULL), 0);
+    reset();
+    target = &make()->ob;
+    cpu_set_t cpus;
+    CHECK_EQ(sched_getaffinity(0, sizeof cpus, &cpus), 0);
+    if (CPU_COUNT(&cpus) < 2) {
+        fprintf(stderr, "promote_owned: one CPU, no contention to find\n");
+    } else {
+        long saved = max_pairs;
+        max_pairs = 25 * saved;
+        hammer_twice();
+        max_pairs = saved;
+        CHECK(frt_is_hot(target));
+        CHECK_EQ(stats().hot_promoted, 1);
+    }
+    CHECK_EQ(frt_refcount(target), 1);
+    frt_decref(target);
+    CHECK(frt_gc_collect(0) >= 0);
+    CHECK_EQ(atomic_load(&destroyed), 1);
+    CHECK_EQ(frt_shutdown(), 0);
+    CHECK_EQ(atomic_load(&bad), 0);
+    TEST_PASS("promote_owned");
+}
+
 static void test_off(void)
 {
     frt_config cfg;
@@ -131,8 +175,7 @@ static void test_off(void)
     cfg.hot_adaptive = FRT_HOT_ADAPTIVE_OFF;
     CHECK_EQ(frt_init(&cfg), 0);
     reset();
-    tobj *t = make();
-    target = &t->ob;
+    target = make_merged();
     hammer_twice();
     CHECK(!frt_is_hot(target));
     CHECK_EQ(stats().hot_promoted, 0);
@@ -160,7 +203,7 @@ static void test_freed_by_next_collection(void)
     reset();
     CHECK_EQ(frt_gc_set_threshold(50, 10, 10), 0);
     /* Dropped, then an explicit collection of the youngest generation. */
-    target = &make()->ob;
+    target = make_merged();
     hammer_twice();
     CHECK(frt_is_hot(target));
     frt_decref(target);
@@ -169,7 +212,7 @@ static void test_freed_by_next_collection(void)
     CHECK_EQ(atomic_load(&destroyed), 1);
     /* Dropped, then only allocations: the automatic collection they
      * trigger (threshold 50) frees it. */
-    target = &make()->ob;
+    target = make_merged();
     hammer_twice();
     CHECK(frt_is_hot(target));
     frt_decref(target);
@@ -192,7 +235,7 @@ static void test_gc_disabled(void)
 {
     CHECK_EQ(frt_init(NULL), 0);
     reset();
-    target = &make()->ob;
+    target = make_merged();
     hammer_twice();
     CHECK(frt_is_hot(target));
     frt_gc_disable();
@@ -205,7 +248,7 @@ static void test_gc_disabled(void)
     frt_decref(target); /* ordinary: the last decref frees it */
     CHECK_EQ(atomic_load(&destroyed), 1);
     frt_gc_enable();
-    target = &make()->ob;
+    target = make_merged();
     hammer_twice();
     CHECK(frt_is_hot(target));
     frt_decref(target);
@@ -243,7 +286,7 @@ static void test_stale_nominations(void)
     CHECK_EQ(frt_init(NULL), 0);
     reset();
     for (int k = 0; k < STREAK_OBJECTS; k++) /* alive together: distinct addresses */
-        streak_objs[k] = &make()->ob;
+        streak_objs[k] = make_merged();
     test_join(test_spawn(streaker, NULL));
     for (int k = 0; k < STREAK_OBJECTS; k++) {
         CHECK(!frt_is_hot(streak_objs[k])); /* one thread each: never promoted */
@@ -253,7 +296,7 @@ static void test_stale_nominations(void)
     frt_gc_stats gs[3];
     frt_gc_get_stats(gs);
     CHECK_EQ(gs[0].collections + gs[1].collections + gs[2].collections, 0); /* nothing expired them */
-    target = &make()->ob;
+    target = make_merged();
     hammer_twice();
     CHECK(frt_is_hot(target));
     CHECK_EQ(stats().hot_promoted, 1);
@@ -358,6 +401,7 @@ int main(void)
 {
     test_watchdog("test_hot_adaptive", 240);
     test_promote_demote();
+    test_promote_owned();
     test_off();
     test_freed_by_next_collection();
     test_gc_disabled();

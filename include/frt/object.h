@@ -157,6 +157,7 @@ FRT_API extern __thread frt__hot_counts frt__hot_tls __attribute__((tls_model("i
 /* Slow paths of the inline functions below (brc/). */
 FRT_API void frt__decref_shared(frt_object *o);
 FRT_API void frt__decref_sampled(frt_object *o);
+FRT_API void frt__decref_contended(frt_object *o);
 FRT_API void frt__decref_merged_last(frt_object *o, intptr_t prev);
 FRT_API void frt__merge_zero_local(frt_object *o);
 FRT_API void frt__incref_checked(frt_object *o);
@@ -186,7 +187,7 @@ static inline void frt__hot_add(frt_object *o, uint32_t local, int dec)
 }
 
 /* Adaptive promotion (brc/hot_adaptive.c) looks at every 256th non-owner
- * decref of this thread: a countdown of the thread's own, one decrement of
+ * decref of a merged object on this thread: a countdown of the thread's own, one decrement of
  * a %fs-relative word (initial-exec: libfrt is loaded with the program). */
 #if defined(__GNUC__)
 FRT_API extern __thread int frt__hot_countdown __attribute__((tls_model("initial-exec")));
@@ -214,7 +215,9 @@ static inline void frt__prefetch_for_write(const void *p)
  * transition 3): a merged object takes one fetch_sub, an owned one whose
  * shared count is positive one CAS, both inline; the last reference, a
  * count that must queue to the owner, a lost CAS and the sampled decref go
- * out of line.
+ * out of line. Adaptive promotion looks for contention where it is cheap
+ * to see: a lost CAS is one, and a merged object, whose fetch_sub cannot
+ * lose, is sampled every 256th decref instead (the countdown).
  *
  * The header line usually comes from the core of the thread that wrote it
  * last (the owner that made the object, handed it over and went on).
@@ -228,23 +231,24 @@ static inline void frt__prefetch_for_write(const void *p)
 static inline void frt__decref_nonowner(frt_object *o)
 {
     frt__prefetch_for_write(o);
-    if (FRT_UNLIKELY(--frt__hot_countdown < 0)) {
-        frt__decref_sampled(o);
-        return;
-    }
     intptr_t shared = atomic_load_explicit(&o->ob_ref_shared, memory_order_relaxed);
     if (FRT_LIKELY(FRT_REF_STATE(shared) == FRT_REF_MERGED)) {
+        if (FRT_UNLIKELY(--frt__hot_countdown < 0)) {
+            frt__decref_sampled(o);
+            return;
+        }
         /* Merged is final while anyone holds a reference: no state to
          * keep, so no CAS. */
         intptr_t prev = atomic_fetch_sub_explicit(&o->ob_ref_shared, FRT_REF_SHARED_ONE,
                                                   memory_order_acq_rel);
         if (FRT_UNLIKELY(prev <= (FRT_REF_SHARED_ONE | FRT_REF_MERGED)))
             frt__decref_merged_last(o, prev);
-    } else if (FRT_UNLIKELY(shared < FRT_REF_SHARED_ONE ||
-                            !atomic_compare_exchange_strong_explicit(
-                                &o->ob_ref_shared, &shared, shared - FRT_REF_SHARED_ONE,
-                                memory_order_acq_rel, memory_order_relaxed))) {
+    } else if (FRT_UNLIKELY(shared < FRT_REF_SHARED_ONE)) {
         frt__decref_shared(o);
+    } else if (FRT_UNLIKELY(!atomic_compare_exchange_strong_explicit(
+                   &o->ob_ref_shared, &shared, shared - FRT_REF_SHARED_ONE, memory_order_acq_rel,
+                   memory_order_relaxed))) {
+        frt__decref_contended(o);
     }
 }
 
