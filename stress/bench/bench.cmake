@@ -27,6 +27,16 @@ frt_bench_target(frt-bench-alloc)
 target_link_libraries(frt-bench-alloc PRIVATE frt_static)
 target_compile_definitions(frt-bench-alloc PRIVATE
   "BENCH_MIMALLOC_LIB=\"${FRT_BENCH_MIMALLOC_LIB}\"")
+# A short run of the cross-thread rows with the threads pinned apart
+# (--xplace): it checks that the program gets through, not the figures.
+if(FRT_BUILD_TESTS)
+  add_test(NAME frt-bench-alloc-xthread
+    COMMAND frt-bench-alloc --quick --reps 1 --only xthread --xplace apart)
+  set_tests_properties(frt-bench-alloc-xthread PROPERTIES TIMEOUT 300 LABELS bench)
+  if(FRT_SANITIZER STREQUAL "thread")
+    set_target_properties(frt-bench-alloc PROPERTIES CROSSCOMPILING_EMULATOR "setarch;-R")
+  endif()
+endif()
 
 # Biased reference counting against atomic counting. The same source is
 # built twice: against frt_static (BRC) and against frt_rc_atomic, the same

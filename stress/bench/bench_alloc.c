@@ -10,6 +10,9 @@
  *   xthread  a producer thread allocates, a consumer thread frees: objects
  *            go through a lock-free single-producer single-consumer ring;
  *            the figure is wall time / objects, with both threads busy.
+ *            The two threads are pinned to two CPUs (--xplace): what the
+ *            row measures is then every object's cache lines moving
+ *            between two cores, in every repetition (see xplace_choose).
  * Sizes 32, 64, 128 and 256 bytes. An frt object's size includes its
  * 32-byte header (a 32-byte frt object has no payload); the mallocs are
  * asked for the same total size.
