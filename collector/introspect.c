@@ -31,6 +31,28 @@ static int tracked_in(frt_object *o, int gen)
     return gen < 0 ? o->ob_gen <= 2 : o->ob_gen == gen;
 }
 
+/* A walk that hands out or counts objects stops the world and merges every
+ * queue first, as a collection does: frt__gc_refcount is exact only then.
+ * An object whose last reference waits in its owner's queue (a short queue
+ * waits for a batch, and a stop parks its owner before it merges) is dead:
+ * handing it out would bring it back, and freezing it would leave the
+ * freeze count stale once its owner frees it. What the merge finds dead is
+ * freed here once the world runs. */
+static int stop_merged(frt_object **dead)
+{
+    *dead = NULL;
+    if (frt_stop_the_world() != 0)
+        return -1;
+    frt__gc_merge_all_queues(dead);
+    return 0;
+}
+
+static void start_and_free(frt_object *dead)
+{
+    frt_start_the_world();
+    frt__brc_free_dead(dead);
+}
+
 static void objects_visit(void *block, size_t size, void *arg)
 {
     (void)size;
@@ -44,10 +66,11 @@ size_t frt_gc_get_objects(int generation, frt_object **out, size_t cap)
     if (generation < -1 || generation > 2 || (cap && !out) || !frt__tstate())
         return 0;
     walk_ctx c = {out, cap, 0, generation, NULL, 0};
-    if (frt_stop_the_world() != 0)
+    frt_object *dead;
+    if (stop_merged(&dead) != 0)
         return 0;
     frt__heaps_walk_objects(objects_visit, &c);
-    frt_start_the_world();
+    start_and_free(dead);
     return c.total;
 }
 
@@ -77,10 +100,11 @@ size_t frt_gc_get_referrers(frt_object *target, frt_object **out, size_t cap)
     if (!target || (cap && !out) || !frt__tstate())
         return 0;
     walk_ctx c = {out, cap, 0, -1, target, 0};
-    if (frt_stop_the_world() != 0)
+    frt_object *dead;
+    if (stop_merged(&dead) != 0)
         return 0;
     frt__heaps_walk_objects(referrers_visit, &c);
-    frt_start_the_world();
+    start_and_free(dead);
     return c.total;
 }
 
@@ -104,15 +128,24 @@ static void freeze_visit(void *block, size_t size, void *arg)
 {
     (void)size;
     frt_object *o = block;
-    if ((o->ob_gc_bits & FRT_GC_TRACKED) && o->ob_gen <= 2) {
+    if (!(o->ob_gc_bits & FRT_GC_TRACKED) || o->ob_gen > 2)
+        return;
+    if (frt__gc_refcount(o) > 0) {
         o->ob_gen = FRT_GEN_PERMANENT;
         ++*(long *)arg;
+    } else {
+        /* Dying (the merge's dead, or a parked thread's free loop): not
+         * frozen. Its young bit is forgotten below, so should a finalizer
+         * resurrect it, it lives on in the oldest generation, as after a
+         * full collection (enumerate.c). */
+        o->ob_gen = 2;
     }
 }
 
 void frt_gc_freeze(void)
 {
-    if (frt_stop_the_world() != 0)
+    frt_object *dead;
+    if (stop_merged(&dead) != 0)
         return;
     long n = 0;
     frt__heaps_walk_objects(freeze_visit, &n);
@@ -123,7 +156,7 @@ void frt_gc_freeze(void)
     for (int i = 0; i < 3; i++)
         frt__gc.gen_count[i] = frt__gc.gen_size[i] = 0;
     pthread_mutex_unlock(&frt__gc.lock);
-    frt_start_the_world();
+    start_and_free(dead);
 }
 
 static void unfreeze_visit(void *block, size_t size, void *arg)

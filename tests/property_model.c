@@ -600,6 +600,8 @@ static void make_object(prop_model *m, int id, unsigned kind, unsigned ns, unsig
         m->max_alive = alive;
 }
 
+static void compute_nref(const prop_model *m, prop_mobj *obj, const uint8_t *res);
+
 void prop_model_apply(prop_model *m, const prop_rop *rops, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -744,11 +746,14 @@ void prop_model_apply(prop_model *m, const prop_rop *rops, size_t n)
             m->res[r->id] = 0;
             break;
         case P_G_FREEZE:
+            /* A hot object nothing refers to is dead, waiting for the next
+             * collection: not frozen, and in the oldest generation from
+             * here on, as the young ones are forgotten. */
+            compute_nref(m, m->obj, m->res);
             for (size_t j = 0; j < m->nids; j++) {
                 prop_mobj *o = &m->obj[j];
-                if (o->exists && o->alive && tracked_kind(o->kind)) {
-                    o->gen = PROP_GEN_FROZEN;
-                }
+                if (o->exists && o->alive && tracked_kind(o->kind) && o->gen != PROP_GEN_FROZEN)
+                    o->gen = o->hot && o->nref == 0 ? 2 : PROP_GEN_FROZEN;
             }
             m->frozen_any = 1;
             break;

@@ -23,7 +23,12 @@
  *    while the collection clears it (it left a blocking section after the
  *    stop): destroyed before frt_gc_collect returns, not left queued to
  *    that owner (the stress harness's mixed workload saw up to 1,778 such
- *    requests alive after a full collection). */
+ *    requests alive after a full collection).
+ * 8. Objects whose last references wait in their owner's queue (a short
+ *    queue waits for a batch, and a stop parks the owner before it merges)
+ *    are dead: frt_gc_get_objects and frt_gc_get_referrers do not hand
+ *    them out (which would bring them back), frt_gc_freeze does not count
+ *    them; each merges the queues in its stop and frees them. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
@@ -545,6 +550,72 @@ static void test_owner_busy_after_stop(void)
     CHECK_EQ(frt_shutdown(), 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* 8. Dead objects in an attached owner's queue during a stop.        */
+
+#define D_NODES 10 /* fewer than a batch: the owner leaves them queued */
+static node *d_nodes[D_NODES], *d_target;
+static _Atomic long d_phase; /* 1 made; 2 done */
+
+static void *queue_keeper(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(frt_thread_attach(), 0);
+    for (int i = 0; i < D_NODES; i++) {
+        d_nodes[i] = make();
+        link_to(d_nodes[i], 0, d_target);
+    }
+    atomic_store(&d_phase, 1); /* main takes our references over */
+    while (atomic_load(&d_phase) < 2) {
+        frt_safepoint();
+        sched_yield();
+    }
+    frt_thread_detach();
+    return NULL;
+}
+
+/* Drops the keeper's nodes (main's batch goes to the keeper's queue at
+ * main's next stop), then calls what is tested; every node must be
+ * destroyed once that returns. */
+static void drop_then(int what)
+{
+    long before = atomic_load(&destroyed);
+    atomic_store(&d_phase, 0);
+    pthread_t t = test_spawn(queue_keeper, NULL);
+    test_wait_at_least(&d_phase, 1, 1, "the keeper's nodes");
+    for (int i = 0; i < D_NODES; i++)
+        frt_decref(&d_nodes[i]->ob);
+    frt_object *out[D_NODES + 2];
+    if (what == 0) {
+        size_t n = frt_gc_get_objects(-1, out, D_NODES + 2);
+        CHECK_EQ(n, 1); /* d_target */
+        CHECK(out[0] == &d_target->ob);
+        frt_decref(out[0]);
+    } else if (what == 1) {
+        CHECK_EQ(frt_gc_get_referrers(&d_target->ob, out, D_NODES + 2), 0);
+    } else {
+        frt_gc_freeze();
+        CHECK_EQ(frt_gc_get_freeze_count(), 1); /* d_target */
+        frt_gc_unfreeze();
+    }
+    CHECK_EQ(atomic_load(&destroyed), before + D_NODES);
+    CHECK_EQ(frt_refcount(&d_target->ob), 1);
+    atomic_store(&d_phase, 2);
+    test_join(t);
+}
+
+static void test_queued_dead_not_listed(void)
+{
+    gc_setup(0);
+    d_target = make();
+    for (int what = 0; what < 3; what++)
+        drop_then(what);
+    frt_decref(&d_target->ob);
+    CHECK_EQ(atomic_load(&destroyed), 3 * D_NODES + 1);
+    check_destroyed_once(0, 3 * D_NODES + 1);
+    gc_teardown();
+}
+
 int main(void)
 {
     test_watchdog("test_gc_threads", 280);
@@ -560,6 +631,7 @@ int main(void)
     test_track_other_heap();
     test_refused();
     test_owner_busy_after_stop();
+    test_queued_dead_not_listed();
     fprintf(stderr, "test_gc_threads: ring %.2f s, queued %.2f s, allocating %.2f s, 64 threads %.2f s\n",
             (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9, (t4 - t3) / 1e9);
     TEST_PASS("test_gc_threads");

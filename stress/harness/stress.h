@@ -319,6 +319,10 @@ static inline size_t stress_refcount_settled(const frt_object *o, size_t want)
  * means frt_new failed: the case has failed. */
 stress_obj *stress_obj_new(stress_case *c, const frt_type *t, unsigned kind, unsigned nref,
                            size_t extra, uint32_t creator, uint64_t id);
+/* The same, made with frt_new_shared_var: for an object made to be handed
+ * to another thread, as docs/tuning.md advises. */
+stress_obj *stress_obj_new_shared(stress_case *c, const frt_type *t, unsigned kind, unsigned nref,
+                                  size_t extra, uint32_t creator, uint64_t id);
 /* For a type's destroy: check the tag, poison it, count the destroy. */
 void stress_obj_destroyed(stress_obj *o);
 /* Generic type hooks for stress_obj with ref[] slots. */

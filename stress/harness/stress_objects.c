@@ -85,10 +85,9 @@ void stress_fail(stress_case *c, const char *check, const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* Objects.                                                           */
 
-stress_obj *stress_obj_new(stress_case *c, const frt_type *t, unsigned kind, unsigned nref,
-                           size_t extra, uint32_t creator, uint64_t id)
+static stress_obj *obj_init(stress_case *c, stress_obj *o, const frt_type *t, unsigned kind,
+                            unsigned nref, uint32_t creator, uint64_t id)
 {
-    stress_obj *o = (stress_obj *)frt_new_var(t, nref * sizeof(frt_object *) + extra);
     if (!o) {
         stress_fail(c, "alloc", "frt_new_var(%s) returned NULL: %s", t->name, strerror(errno));
         return NULL;
@@ -102,6 +101,20 @@ stress_obj *stress_obj_new(stress_case *c, const frt_type *t, unsigned kind, uns
     if (k)
         stress_count(&k->created[kind], 1);
     return o;
+}
+
+stress_obj *stress_obj_new(stress_case *c, const frt_type *t, unsigned kind, unsigned nref,
+                           size_t extra, uint32_t creator, uint64_t id)
+{
+    return obj_init(c, (stress_obj *)frt_new_var(t, nref * sizeof(frt_object *) + extra), t, kind,
+                    nref, creator, id);
+}
+
+stress_obj *stress_obj_new_shared(stress_case *c, const frt_type *t, unsigned kind, unsigned nref,
+                                  size_t extra, uint32_t creator, uint64_t id)
+{
+    return obj_init(c, (stress_obj *)frt_new_shared_var(t, nref * sizeof(frt_object *) + extra), t,
+                    kind, nref, creator, id);
 }
 
 void stress_obj_destroyed(stress_obj *o)
