@@ -378,7 +378,7 @@ static const xt_fn consume_fn[A_COUNT] = {consume_FRT, consume_FRT_MS, consume_G
  * drains, and no line moves (20-35 ns). Left to the scheduler, a thread
  * woken for the next job lands on either, so each repetition picked one
  * regime at random and a median mixed them (mimalloc's 64-byte row read
- * 25 ns in one run and 155 ns in the next). --xplace fixes it: apart
+ * 25 ns in one run and 155 ns in another). --xplace fixes it: apart
  * (default: the first two CPUs the process may use), same (both on the
  * first), free (the scheduler's choice, as before). */
 enum { XPLACE_APART, XPLACE_SAME, XPLACE_FREE };
