@@ -18,34 +18,8 @@
 #include <frt/frt.h>
 
 #include "test_util.h"
-
-#define MAGIC 0x0b10cced
-
-typedef struct tobj {
-    frt_object ob;
-    int magic;
-} tobj;
-
-static _Atomic long destroyed, bad_destroys;
-
-static void tobj_destroy(frt_object *self)
-{
-    tobj *t = (tobj *)self;
-    if (t->magic != MAGIC || frt_refcount(self) != 0)
-        atomic_fetch_add(&bad_destroys, 1);
-    t->magic = 0;
-    atomic_fetch_add(&destroyed, 1);
-}
-
-static const frt_type tobj_type = {"tobj", sizeof(tobj), NULL, NULL, NULL, tobj_destroy};
-
-static tobj *make(void)
-{
-    tobj *t = (tobj *)frt_new(&tobj_type);
-    CHECK(t != NULL);
-    t->magic = MAGIC;
-    return t;
-}
+#define TOBJ_MAX_IDS (1L << 20)
+#include "tobj.h"
 
 /* ------------------------------------------------------------------ */
 /* 1. One long blocking section (a condition variable wait), many drops. */
@@ -82,7 +56,7 @@ static void *long_blocked_owner(void *arg)
     /* Ours: merged for us while we slept, one reference left each. */
     for (long i = b_n; i < 2 * b_n; i++) {
         tobj *o = b_objs[i];
-        CHECK_EQ(o->magic, MAGIC);
+        CHECK_EQ(o->magic, TOBJ_MAGIC);
         CHECK_EQ(frt_refcount(&o->ob), 1);
         frt_incref(&o->ob);
         CHECK_EQ(frt_refcount(&o->ob), 2);
@@ -122,8 +96,7 @@ static void *long_dropper(void *arg)
 static void test_long_block(void)
 {
     CHECK_EQ(frt_init(NULL), 0);
-    atomic_store(&destroyed, 0);
-    atomic_store(&bad_destroys, 0);
+    reset_counts();
     atomic_store(&b_blocked, 0);
     atomic_store(&b_dropped, 0);
     atomic_store(&b_released, 0);
@@ -215,7 +188,7 @@ static void *round_owner(void *arg)
         frt_blocking_end();
         for (int i = 1; i < R_BATCH; i += 2) {
             tobj *o = r_objs[i];
-            if (frt_refcount(&o->ob) != 1 || o->magic != MAGIC) {
+            if (frt_refcount(&o->ob) != 1 || o->magic != TOBJ_MAGIC) {
                 fprintf(stderr, "test_blocked_owner: round %ld: object %d count %zu\n", r, i,
                         frt_refcount(&o->ob));
                 exit(1);
@@ -271,8 +244,7 @@ static void *round_stopper(void *arg)
 static void run_rounds(int with_stopper)
 {
     CHECK_EQ(frt_init(NULL), 0);
-    atomic_store(&destroyed, 0);
-    atomic_store(&bad_destroys, 0);
+    reset_counts();
     atomic_store(&r_round, 0);
     atomic_store(&r_done, 0);
     atomic_store(&r_finish, 0);

@@ -21,6 +21,8 @@
 
 #include "runtime/obj_queue.h" /* FRT_OBJQ_BATCH */
 #include "test_util.h"
+#define TOBJ_MAX_IDS (1L << 20)
+#include "tobj.h"
 
 /* ------------------------------------------------------------------ */
 /* Scaffolding                                                        */
@@ -41,67 +43,6 @@ static void join(pthread_t t)
     CHECK_EQ(pthread_join(t, NULL), 0);
 }
 
-#define MAGIC 0x7e57b0c5
-
-typedef struct tobj {
-    frt_object ob;
-    long id;
-    int magic;
-} tobj;
-
-#define MAX_IDS (1L << 20)
-static _Atomic int destroy_by_id[MAX_IDS];
-static _Atomic long destroyed;
-static _Atomic long bad_destroys; /* destroyed twice, garbage, or count not zero */
-
-static void tobj_destroy(frt_object *self)
-{
-    tobj *t = (tobj *)self;
-    if (t->magic != MAGIC || frt_refcount(self) != 0 || t->id < 0 || t->id >= MAX_IDS) {
-        atomic_fetch_add(&bad_destroys, 1);
-    } else if (atomic_fetch_add(&destroy_by_id[t->id], 1) != 0) {
-        atomic_fetch_add(&bad_destroys, 1);
-    }
-    t->magic = 0;
-    atomic_fetch_add(&destroyed, 1);
-}
-
-static const frt_type tobj_type = {"tobj", sizeof(tobj), NULL, NULL, NULL, tobj_destroy};
-
-static _Atomic long next_id;
-
-static void reset_counts(void)
-{
-    for (long i = 0; i < MAX_IDS; i++)
-        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
-    atomic_store(&destroyed, 0);
-    atomic_store(&bad_destroys, 0);
-    atomic_store(&next_id, 0);
-}
-
-static tobj *make(void)
-{
-    tobj *t = (tobj *)frt_new(&tobj_type);
-    CHECK(t != NULL);
-    t->id = atomic_fetch_add(&next_id, 1);
-    CHECK(t->id < MAX_IDS);
-    t->magic = MAGIC;
-    return t;
-}
-
-/* Ids first..first+n-1 destroyed exactly once, nothing else destroyed. */
-static void check_destroyed_once(long first, long n)
-{
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
-    CHECK_EQ(atomic_load(&destroyed), n);
-    for (long i = first; i < first + n; i++)
-        if (atomic_load_explicit(&destroy_by_id[i], memory_order_relaxed) != 1) {
-            fprintf(stderr, "test_brc: object %ld destroyed %d times\n", i,
-                    atomic_load(&destroy_by_id[i]));
-            exit(1);
-        }
-}
-
 static intptr_t shared_word(tobj *t)
 {
     return atomic_load_explicit(&t->ob.ob_ref_shared, memory_order_relaxed);
@@ -120,7 +61,7 @@ static void check_immortal_intact(tobj *im)
 {
     CHECK(frt_is_immortal(&im->ob));
     CHECK_EQ(frt_refcount(&im->ob), FRT_REF_IMMORTAL);
-    CHECK_EQ(im->magic, MAGIC);
+    CHECK_EQ(im->magic, TOBJ_MAGIC);
     CHECK_EQ(atomic_load(&destroy_by_id[im->id]), 0);
 }
 
@@ -265,7 +206,7 @@ static void test_pairs(void)
         extra += w + 1;
     for (int k = 0; k < P_OBJS; k++) {
         CHECK_EQ(frt_refcount(&p_obj[k]->ob), 1 + extra);
-        CHECK_EQ(p_obj[k]->magic, MAGIC);
+        CHECK_EQ(p_obj[k]->magic, TOBJ_MAGIC);
     }
     CHECK_EQ(atomic_load(&destroyed), 0);
     check_immortal_intact(p_imm);
@@ -629,7 +570,7 @@ static void test_thread_exit(void)
     for (int w = 0; w < 2; w++)
         for (int i = 0; i < X_PER; i++) {
             tobj *o = x_objs[w][i];
-            CHECK_EQ(o->magic, MAGIC);
+            CHECK_EQ(o->magic, TOBJ_MAGIC);
             CHECK(!frt_is_owned(&o->ob));
             CHECK_EQ(frt_refcount(&o->ob), 2);
         }
@@ -856,7 +797,7 @@ static void test_set_immortal_non_owner(void)
     join(t);
     CHECK(frt_is_immortal(&i_obj->ob));
     CHECK_EQ(frt_refcount(&i_obj->ob), FRT_REF_IMMORTAL);
-    CHECK_EQ(i_obj->magic, MAGIC);
+    CHECK_EQ(i_obj->magic, TOBJ_MAGIC);
     frt_set_immortal(&i_obj->ob); /* again: nothing to do, no stop */
     frt_stw_get_stats(&st0);
     CHECK_EQ(st0.stops, st1.stops);
@@ -872,7 +813,7 @@ static void test_set_immortal_non_owner(void)
     atomic_store(&i_phase, 2);
     join(t);
     CHECK(frt_is_immortal(&i_obj->ob));
-    CHECK_EQ(i_obj->magic, MAGIC);
+    CHECK_EQ(i_obj->magic, TOBJ_MAGIC);
 
     /* A merged object (no owner): made immortal without a stop. */
     tobj *m = make();
@@ -913,7 +854,7 @@ static void *r_creator(void *arg)
     tobj *big = (tobj *)frt_new_var(&tobj_type, FRT_SMALL_MAX); /* mapped alone */
     CHECK(big);
     big->id = atomic_fetch_add(&next_id, 1);
-    big->magic = MAGIC;
+    big->magic = TOBJ_MAGIC;
     r_objs[1] = big;
     r_objs[2] = make();
     for (int i = 0; i < R_OBJS; i++) {
@@ -960,7 +901,7 @@ static void *f_maker(void *arg)
     tobj *t = (tobj *)frt_new(&resurrect_type);
     CHECK(t);
     t->id = atomic_fetch_add(&next_id, 1);
-    t->magic = MAGIC;
+    t->magic = TOBJ_MAGIC;
     CHECK_EQ(frt_make_shared(&t->ob), 0);
     atomic_store(&f_kept, t);
     frt_blocking_begin(); /* stays attached while the main thread finalizes */
@@ -1010,7 +951,7 @@ static void test_thread_pointer_reuse(void)
     tobj *sh = (tobj *)frt_new_shared(&tobj_type);
     CHECK(sh);
     sh->id = atomic_fetch_add(&next_id, 1);
-    sh->magic = MAGIC;
+    sh->magic = TOBJ_MAGIC;
     CHECK(!frt_is_owned(&sh->ob));
     CHECK_EQ(frt_make_shared(&sh->ob), FRT_EALREADY);
     CHECK_EQ(frt_refcount(&sh->ob), 1);
@@ -1092,7 +1033,7 @@ static void *batch_dropper(void *arg)
         for (unsigned k = 0; !(o = atomic_load_explicit(slot, memory_order_acquire)); k++)
             test_pause(k);
         atomic_store_explicit(slot, NULL, memory_order_release);
-        CHECK(o->magic == MAGIC);
+        CHECK(o->magic == TOBJ_MAGIC);
         frt_decref(&o->ob);
         if (i + 1 < BR_ITEMS)
             atomic_fetch_add(&br.dropped, 1);

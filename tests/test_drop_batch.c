@@ -23,57 +23,7 @@
 
 #include "runtime/obj_queue.h" /* FRT_OBJQ_CHUNK */
 #include "test_util.h"
-
-#define MAGIC 0xd0b0ba7c
-
-typedef struct tobj {
-    frt_object ob;
-    long id;
-    unsigned magic;
-} tobj;
-
-#define MAX_IDS (1L << 18)
-static _Atomic int destroy_by_id[MAX_IDS];
-static _Atomic long destroyed, bad_destroys, next_id;
-
-static void tobj_destroy(frt_object *self)
-{
-    tobj *t = (tobj *)self;
-    if (t->magic != MAGIC || frt_refcount(self) != 0 || t->id < 0 || t->id >= MAX_IDS ||
-        atomic_fetch_add(&destroy_by_id[t->id], 1) != 0)
-        atomic_fetch_add(&bad_destroys, 1);
-    t->magic = 0;
-    atomic_fetch_add(&destroyed, 1);
-}
-
-static const frt_type tobj_type = {"tobj", sizeof(tobj), NULL, NULL, NULL, tobj_destroy};
-
-static tobj *make(void)
-{
-    tobj *t = (tobj *)frt_new(&tobj_type);
-    CHECK(t != NULL);
-    t->id = atomic_fetch_add(&next_id, 1);
-    CHECK(t->id < MAX_IDS);
-    t->magic = MAGIC;
-    return t;
-}
-
-static void reset(void)
-{
-    for (long i = 0; i < MAX_IDS; i++)
-        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
-    atomic_store(&destroyed, 0);
-    atomic_store(&bad_destroys, 0);
-    atomic_store(&next_id, 0);
-}
-
-static void check_destroyed_once(long n)
-{
-    CHECK_EQ(atomic_load(&bad_destroys), 0);
-    CHECK_EQ(atomic_load(&destroyed), n);
-    for (long i = 0; i < n; i++)
-        CHECK_EQ(atomic_load_explicit(&destroy_by_id[i], memory_order_relaxed), 1);
-}
+#include "tobj.h"
 
 static const frt_config *config(void)
 {
@@ -149,7 +99,7 @@ static void *blocked_owner(void *arg)
 static void test_latency(void)
 {
     CHECK_EQ(frt_init(config()), 0);
-    reset();
+    reset_counts();
     for (int i = 0; i < FEW + FRT_OBJQ_CHUNK; i++)
         l_objs[i] = make();
     atomic_store(&l_step, 0);
@@ -203,7 +153,7 @@ static void test_latency(void)
     frt_blocking_begin();
     CHECK_EQ(pthread_join(o, NULL), 0);
     frt_blocking_end();
-    check_destroyed_once(FEW + FRT_OBJQ_CHUNK + 3);
+    check_destroyed_once(0, FEW + FRT_OBJQ_CHUNK + 3);
     CHECK_EQ(frt_shutdown(), 0);
 }
 
@@ -231,7 +181,7 @@ static void *c_poller(void *arg)
 static void test_collect(void)
 {
     CHECK_EQ(frt_init(config()), 0);
-    reset();
+    reset_counts();
     for (int i = 0; i < FEW; i++)
         c_objs[i] = make();
     atomic_store(&c_dropped, 0);
@@ -293,7 +243,7 @@ static void *s_worker(void *arg)
             tobj *o = atomic_load_explicit(slot, memory_order_acquire);
             if (o) {
                 atomic_store_explicit(slot, NULL, memory_order_relaxed);
-                CHECK_EQ(o->magic, MAGIC);
+                CHECK_EQ(o->magic, TOBJ_MAGIC);
                 frt_decref(&o->ob);
                 got++;
             }
@@ -339,7 +289,7 @@ static void *s_collector(void *arg)
 static void test_stress(void)
 {
     CHECK_EQ(frt_init(config()), 0);
-    reset();
+    reset_counts();
     memset(s_box, 0, sizeof s_box);
     atomic_store(&s_finished, 0);
     atomic_store(&s_stop, 0);
@@ -353,7 +303,7 @@ static void test_stress(void)
     atomic_store(&s_stop, 1);
     CHECK_EQ(pthread_join(c, NULL), 0);
     frt_blocking_end();
-    check_destroyed_once(S_THREADS * S_PER);
+    check_destroyed_once(0, S_THREADS * S_PER);
     CHECK_EQ(frt_shutdown(), 0);
 }
 

@@ -13,44 +13,7 @@
 
 #include "runtime/os.h"
 #include "test_util.h"
-
-typedef struct tobj {
-    frt_object ob;
-    long id;
-} tobj;
-
-#define MAX_IDS 100000
-static _Atomic int destroy_by_id[MAX_IDS];
-static _Atomic long destroyed, bad;
-
-static void tobj_destroy(frt_object *self)
-{
-    tobj *t = (tobj *)self;
-    if (t->id < 0 || t->id >= MAX_IDS || atomic_fetch_add(&destroy_by_id[t->id], 1) != 0)
-        atomic_fetch_add(&bad, 1);
-    atomic_fetch_add(&destroyed, 1);
-}
-
-static const frt_type tobj_type = {"hot.adaptive", sizeof(tobj), NULL, NULL, NULL, tobj_destroy};
-static _Atomic long next_id;
-
-static tobj *make(void)
-{
-    tobj *t = (tobj *)frt_new(&tobj_type);
-    CHECK(t);
-    t->id = atomic_fetch_add(&next_id, 1);
-    CHECK(t->id < MAX_IDS);
-    return t;
-}
-
-static void reset(void)
-{
-    for (long i = 0; i < MAX_IDS; i++)
-        atomic_store_explicit(&destroy_by_id[i], 0, memory_order_relaxed);
-    atomic_store(&destroyed, 0);
-    atomic_store(&bad, 0);
-    atomic_store(&next_id, 0);
-}
+#include "tobj.h"
 
 /* An object no thread owns (merged): each hammering thread samples it
  * every 256th decref, so it is promoted on any machine. An owned one is
@@ -113,7 +76,7 @@ static void hammer_twice(void)
 static void test_promote_demote(void)
 {
     CHECK_EQ(frt_init(NULL), 0);
-    reset();
+    reset_counts();
     target = make_merged();
     hammer_twice();
     CHECK(frt_is_hot(target));
@@ -132,7 +95,7 @@ static void test_promote_demote(void)
     frt_decref(target); /* ordinary again: the decref frees it */
     CHECK_EQ(atomic_load(&destroyed), 1);
     CHECK_EQ(frt_shutdown(), 0);
-    CHECK_EQ(atomic_load(&bad), 0);
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
     CHECK_EQ(frt_test_sys_live(), 0);
     TEST_PASS("promote_demote");
 }
@@ -145,7 +108,7 @@ static void test_promote_demote(void)
 static void test_promote_owned(void)
 {
     CHECK_EQ(frt_init(NULL), 0);
-    reset();
+    reset_counts();
     target = &make()->ob;
     cpu_set_t cpus;
     CHECK_EQ(sched_getaffinity(0, sizeof cpus, &cpus), 0);
@@ -164,7 +127,7 @@ static void test_promote_owned(void)
     CHECK(frt_gc_collect(0) >= 0);
     CHECK_EQ(atomic_load(&destroyed), 1);
     CHECK_EQ(frt_shutdown(), 0);
-    CHECK_EQ(atomic_load(&bad), 0);
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
     TEST_PASS("promote_owned");
 }
 
@@ -174,7 +137,7 @@ static void test_off(void)
     frt_config_default(&cfg);
     cfg.hot_adaptive = FRT_HOT_ADAPTIVE_OFF;
     CHECK_EQ(frt_init(&cfg), 0);
-    reset();
+    reset_counts();
     target = make_merged();
     hammer_twice();
     CHECK(!frt_is_hot(target));
@@ -200,7 +163,7 @@ static const frt_type tracked_type = {"hot.adaptive.tracked", sizeof(frt_object)
 static void test_freed_by_next_collection(void)
 {
     CHECK_EQ(frt_init(NULL), 0);
-    reset();
+    reset_counts();
     CHECK_EQ(frt_gc_set_threshold(50, 10, 10), 0);
     /* Dropped, then an explicit collection of the youngest generation. */
     target = make_merged();
@@ -224,7 +187,7 @@ static void test_freed_by_next_collection(void)
         frt_decref(keep[i]);
     CHECK_EQ(stats().hot_objects, 0);
     CHECK_EQ(frt_shutdown(), 0);
-    CHECK_EQ(atomic_load(&bad), 0);
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
     TEST_PASS("freed_by_next_collection");
 }
 
@@ -234,7 +197,7 @@ static void test_freed_by_next_collection(void)
 static void test_gc_disabled(void)
 {
     CHECK_EQ(frt_init(NULL), 0);
-    reset();
+    reset_counts();
     target = make_merged();
     hammer_twice();
     CHECK(frt_is_hot(target));
@@ -255,7 +218,7 @@ static void test_gc_disabled(void)
     CHECK(frt_gc_collect(0) >= 0);
     CHECK_EQ(atomic_load(&destroyed), 2);
     CHECK_EQ(frt_shutdown(), 0);
-    CHECK_EQ(atomic_load(&bad), 0);
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
     TEST_PASS("gc_disabled");
 }
 
@@ -284,7 +247,7 @@ static void *streaker(void *arg)
 static void test_stale_nominations(void)
 {
     CHECK_EQ(frt_init(NULL), 0);
-    reset();
+    reset_counts();
     for (int k = 0; k < STREAK_OBJECTS; k++) /* alive together: distinct addresses */
         streak_objs[k] = make_merged();
     test_join(test_spawn(streaker, NULL));
@@ -304,7 +267,7 @@ static void test_stale_nominations(void)
     CHECK(frt_gc_collect(0) >= 0);
     CHECK_EQ(atomic_load(&destroyed), STREAK_OBJECTS + 1);
     CHECK_EQ(frt_shutdown(), 0);
-    CHECK_EQ(atomic_load(&bad), 0);
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
     TEST_PASS("stale_nominations");
 }
 
@@ -374,7 +337,7 @@ static void *racer_stopper(void *p)
 static void test_racing(void)
 {
     CHECK_EQ(frt_init(NULL), 0);
-    reset();
+    reset_counts();
     pthread_barrier_t bar;
     pthread_barrier_init(&bar, NULL, 2);
     atomic_store(&stop_flag, 0);
@@ -387,7 +350,7 @@ static void test_racing(void)
     test_join(stopper);
     frt_gc_collect(2); /* the sweep frees the hot ones */
     CHECK_EQ(atomic_load(&destroyed), ROUNDS);
-    CHECK_EQ(atomic_load(&bad), 0);
+    CHECK_EQ(atomic_load(&bad_destroys), 0);
     CHECK_EQ(stats().hot_objects, 0);
     CHECK(stats().hot_promoted > 0); /* the races above did happen */
     fprintf(stderr, "racing: %d objects, %llu promoted, %llu demoted\n", ROUNDS,
