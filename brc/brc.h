@@ -15,8 +15,9 @@ void frt__brc_install(frt_hooks *hooks);
  * owner must be unable to touch the local count (gone, blocked and helped,
  * suspended). */
 intptr_t frt__brc_merge(frt_object *o, intptr_t extra);
-/* World stopped: no owner any more (counts merged), unless hot or immortal. */
-void frt__brc_disown_stopped(frt_object *o);
+/* World stopped: no owner any more (counts merged), unless hot or immortal,
+ * or (keep_own) owned by the calling thread. */
+void frt__brc_disown_stopped(frt_object *o, int keep_own);
 
 /* The caller's decref was not applied to the shared count: the caller's
  * batch, then the owner's queue, holds that reference until the owner (or

@@ -229,14 +229,17 @@ void frt_set_immortal(frt_object *o)
  * they would otherwise queue it to an owner that may reach no safepoint
  * for a long while (CPython's collector merges unreachable objects' counts
  * for the same reason). Safe with the world stopped: no owner is half-way
- * through a plain store to its local count. The collecting thread keeps
- * its own objects: its decrefs free them on the owner's path, without the
- * merge and the atomics that merged counting would cost (the stop merged
- * every queue, so none of them is waiting on one). */
-void frt__brc_disown_stopped(frt_object *o)
+ * through a plain store to its local count. With keep_own, the collecting
+ * thread keeps its own objects: its decrefs free them on the owner's path,
+ * without the merge and the atomics that merged counting would cost (the
+ * stop merged every queue, so none of them is waiting on one). The
+ * collector asks for that only where no other thread could help with its
+ * sweep: a helper's drop of an object we own would come back to us
+ * through our queue. */
+void frt__brc_disown_stopped(frt_object *o, int keep_own)
 {
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);
-    if (tid != 0 && tid != FRT_TID_HOT && tid != frt__thread_id())
+    if (tid != 0 && tid != FRT_TID_HOT && !(keep_own && tid == frt__thread_id()))
         frt__brc_merge(o, 0);
 }
 

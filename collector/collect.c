@@ -153,14 +153,17 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic, size_t *found)
     }
     if (gen == 2)
         frt__gc_forget_young();
+    /* Alone, we may keep our own garbage owned: no thread can come to help
+     * with the sweep (sweep.c). */
+    int alone = frt__tstate_first() == me && !me->next;
     for (size_t i = 0; i < nu; i++) {
         /* Garbage goes to merged (ownerless) counting, hot garbage too, so
-         * the clearing below frees each object on this thread, before
+         * the sweep frees each object where its hold is dropped, before
          * frt_gc_collect returns, whatever its owner is doing then. */
         if (frt__is_hot(w.obj[i]))
             frt__hot_demote_stopped(w.obj[i]);
         else
-            frt__brc_disown_stopped(w.obj[i]);
+            frt__brc_disown_stopped(w.obj[i], alone);
         frt_incref(w.obj[i]);
         w.obj[i]->ob_gc_bits |= FRT_GC_UNREACHABLE;
     }
@@ -239,39 +242,34 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic, size_t *found)
 
     size_t collected = 0, uncollectable = 0;
     int saveall = (debug & FRT_GC_DEBUG_SAVEALL) != 0;
-    for (size_t i = 0; i < nu; i++) {
+    if (!saveall) {
+        for (size_t i = 0; i < nu; i++) {
+            collected += !resurrected[i];
+            if (!resurrected[i] && debug & FRT_GC_DEBUG_COLLECTABLE)
+                print_object("collectable", u[i]);
+        }
+        frt__gc_sweep(me, u, resurrected, nu);
+    }
+    for (size_t i = 0; saveall && i < nu; i++) {
         if (resurrected[i])
             continue;
         frt_object *o = u[i];
-        if (debug & FRT_GC_DEBUG_COLLECTABLE && !saveall)
-            print_object("collectable", o);
-        if (saveall) {
-            if (debug & FRT_GC_DEBUG_UNCOLLECTABLE)
-                print_object("uncollectable", o);
-            /* Garbage no more once in the list, where any thread can get
-             * it: its bits are final before it is published. */
-            o->ob_gc_bits &= (uint8_t)~FRT_GC_UNREACHABLE;
-            frt_incref(o); /* the list's own reference */
-            /* Without memory for the list the object stays as it is,
-             * unreachable and alive, for the next collection to find (as
-             * CPython keeps it in an older generation): not counted. */
-            if (frt__gc_garbage_append(o) == 0)
-                uncollectable++;
-        } else {
-            if (o->ob_type->clear)
-                o->ob_type->clear(o);
-            collected++;
-        }
+        if (debug & FRT_GC_DEBUG_UNCOLLECTABLE)
+            print_object("uncollectable", o);
+        /* Garbage no more once in the list, where any thread can get it:
+         * its bits are final before it is published. */
+        o->ob_gc_bits &= (uint8_t)~FRT_GC_UNREACHABLE;
+        frt_incref(o); /* the list's own reference */
+        /* Without memory for the list the object stays as it is,
+         * unreachable and alive, for the next collection to find (as
+         * CPython keeps it in an older generation): not counted. */
+        if (frt__gc_garbage_append(o) == 0)
+            uncollectable++;
     }
-    /* Dropping the holds frees the cleared garbage through ordinary decrefs.
-     * What is left of it after clear() is reachable from no other thread
-     * (no weakref, not resurrected, not in the list): its bits are still
-     * ours to write. */
-    for (size_t i = 0; i < nu; i++) {
-        if (!resurrected[i] && !saveall)
-            u[i]->ob_gc_bits &= (uint8_t)~FRT_GC_UNREACHABLE;
+    /* With SAVEALL the list keeps what was garbage: dropping the holds
+     * frees nothing of it but the resurrected that nobody kept. */
+    for (size_t i = 0; saveall && i < nu; i++)
         frt_decref(u[i]);
-    }
     me->in_gc_callback--;
 
     pthread_mutex_lock(&frt__gc.lock);

@@ -35,6 +35,8 @@ typedef struct frt_gc_state {
     size_t long_lived_pending;  /* promoted into generation 2 since */
     _Atomic long freeze_count;
     _Atomic int collecting;
+    struct gc_sweep *_Atomic sweep; /* the sweep helpers may join (sweep.c) */
+    _Atomic int sweep_helpers;
     frt_gc_stats stats[3];
     gc_callback *callbacks;
     size_t ncallbacks, callbacks_cap;
@@ -149,6 +151,18 @@ void frt__gc_weakrefs_clear_rest(frt_object **u, size_t n, const uint8_t *resurr
 /* Returns what frt_gc_collect does (collected + uncollectable); *found,
  * if not NULL, gets every unreachable object found, resurrected included. */
 long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic, size_t *found);
+
+/* The sweep (sweep.c): clear() and drop u[0..n) but the resurrected, on
+ * this thread and on those that assist; returns once every object's hold
+ * is dropped and what that freed is destroyed. */
+typedef struct gc_sweep gc_sweep;
+void frt__gc_sweep(frt_tstate *me, frt_object **u, const uint8_t *resurrected, size_t n);
+/* A thread whose allocations outrun a collection joins its sweep, if one
+ * is under way; at its safepoint, where it may run destructors. */
+void frt__gc_sweep_assist(frt_tstate *ts);
+/* Allocations past this many thresholds while a collection runs make the
+ * allocating thread assist it (tracking.c, sweep.c). */
+#define FRT_GC_BACKLOG 4
 void frt__gc_run_callbacks(int phase, const frt_gc_info *info);
 int frt__gc_garbage_append(frt_object *o); /* steals the reference */
 void frt__gc_install(frt_hooks *hooks, const frt_config *cfg);

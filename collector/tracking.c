@@ -22,8 +22,11 @@ static void count_flush(frt_tstate *ts)
     while (c < 0 && !atomic_compare_exchange_weak(&frt__gc.young_count, &c, 0)) {
     }
     size_t t0 = atomic_load_explicit(&frt__gc.threshold[0], memory_order_relaxed);
-    if (t0 && c > (long)t0 && atomic_load_explicit(&frt__gc.enabled, memory_order_relaxed) &&
-        !atomic_load_explicit(&frt__gc.collecting, memory_order_relaxed))
+    if (!t0 || c <= (long)t0 || !atomic_load_explicit(&frt__gc.enabled, memory_order_relaxed))
+        return;
+    /* While a collection runs, only a backlog asks: to assist it (sweep.c). */
+    if (!atomic_load_explicit(&frt__gc.collecting, memory_order_relaxed) ||
+        c > (long)(FRT_GC_BACKLOG * t0))
         frt__tstate_request(ts, FRT_TS_GC);
 }
 
@@ -79,12 +82,17 @@ static void collect_pending(frt_tstate *ts)
         return;
     if (ts->gc_delta)
         count_flush(ts);
-    if (ts->in_gc_callback || !atomic_load(&frt__gc.enabled) || atomic_load(&frt__gc.collecting))
+    if (ts->in_gc_callback || !atomic_load(&frt__gc.enabled))
         return;
     size_t t[3];
     frt_gc_get_threshold(t);
     if (t[0] == 0)
         return;
+    if (atomic_load(&frt__gc.collecting)) {
+        if (atomic_load(&frt__gc.young_count) > (long)(FRT_GC_BACKLOG * t[0]))
+            frt__gc_sweep_assist(ts);
+        return;
+    }
     int gen = -1;
     pthread_mutex_lock(&frt__gc.lock);
     size_t counts[3] = {(size_t)(atomic_load(&frt__gc.young_count) > 0 ? atomic_load(&frt__gc.young_count) : 0),
