@@ -233,9 +233,10 @@ void frt_set_immortal(frt_object *o)
  * thread keeps its own objects: its decrefs free them on the owner's path,
  * without the merge and the atomics that merged counting would cost (the
  * stop merged every queue, so none of them is waiting on one). The
- * collector asks for that only where no other thread could help with its
- * sweep: a helper's drop of an object we own would come back to us
- * through our queue. */
+ * collector asks for that only where no other thread is running to help
+ * with its sweep: a helper's drop of an object we own comes back to us
+ * through our queue (still freed before the collection returns, but the
+ * help is lost). */
 void frt__brc_disown_stopped(frt_object *o, int keep_own)
 {
     uintptr_t tid = atomic_load_explicit(&o->ob_tid, memory_order_relaxed);

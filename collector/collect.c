@@ -153,9 +153,12 @@ long frt__gc_collect_gen(frt_tstate *me, int gen, int automatic, size_t *found)
     }
     if (gen == 2)
         frt__gc_forget_young();
-    /* Alone, we may keep our own garbage owned: no thread can come to help
-     * with the sweep (sweep.c). */
-    int alone = frt__tstate_first() == me && !me->next;
+    /* With no other thread running (the others, if any, blocked), we may
+     * keep our own garbage owned: a helper's drop of it would go back to us
+     * through our queue (sweep.c), and none is likely to come. */
+    int alone = 1;
+    for (frt_tstate *ts = frt__tstate_first(); ts && alone; ts = ts->next)
+        alone = ts == me || frt_ts_state(atomic_load(&ts->word)) == FRT_TS_BLOCKED;
     for (size_t i = 0; i < nu; i++) {
         /* Garbage goes to merged (ownerless) counting, hot garbage too, so
          * the sweep frees each object where its hold is dropped, before
